@@ -1,0 +1,348 @@
+"""The build: run the plan's jobs, put images in the cache, write outputs and the manifest.
+
+For each job not up to date: a cache hit is restored without calling the provider; a miss
+asks the provider (bounded per provider, retried on transient faults), verifies the image
+with Pillow, stores it in the cache, then writes the output. A failed job never stops the
+others. The manifest is written once, atomically, when the build ends or is interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache, verify_image
+from .campaign import Campaign
+from .errors import LockError, ProviderError
+from .fsutil import atomic_copy, atomic_write
+from .manifest import Manifest, StatCache
+from .plan import BUILD, CACHED, UP_TO_DATE, Assessment, Job, Plan, Selection, assess, plan
+from .providers.base import Provider
+
+log = logging.getLogger(__name__)
+
+GENERATED, FAILED = "generated", "failed"
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: str  # generated | cached | up_to_date | failed
+    reason: str = ""
+    error: str | None = None
+    cost: float | None = None
+
+
+@dataclass
+class BuildReport:
+    campaign: Campaign
+    results: list[JobResult]
+    stale: list[str]
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def cost(self) -> float:
+        return round(sum(r.cost or 0.0 for r in self.results if r.status == GENERATED), 6)
+
+    @property
+    def failed(self) -> list[JobResult]:
+        return [r for r in self.results if r.status == FAILED]
+
+    def to_json(self) -> dict[str, Any]:
+        root = self.campaign.root
+        return {
+            "generated": self.count(GENERATED),
+            "cached": self.count(CACHED),
+            "up_to_date": self.count(UP_TO_DATE),
+            "failed": self.count(FAILED),
+            "cost_usd": self.cost,
+            "stale": self.stale,
+            "interrupted": self.interrupted,
+            "jobs": [
+                {
+                    "asset": r.job.asset,
+                    "aspect": r.job.aspect,
+                    "provider": r.job.provider,
+                    "seed": r.job.seed,
+                    "key": r.job.key,
+                    "status": r.status,
+                    "output": _relative(self.campaign.out / r.job.output, root),
+                    "error": r.error,
+                }
+                for r in self.results
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    force: bool = False
+    #: Cap on jobs in flight across all providers (None: the sum of provider concurrency).
+    jobs: int | None = None
+    #: Called as on_event(result) when a job finishes (progress display).
+    on_event: Callable[[JobResult], None] | None = None
+    #: Called once with the assessments before any job runs.
+    on_plan: Callable[[list[Assessment]], None] | None = None
+
+
+@dataclass
+class _State:
+    campaign: Campaign
+    cache: Cache
+    manifest: Manifest
+    stats: StatCache
+    options: BuildOptions
+    results: dict[str, JobResult] = field(default_factory=dict)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def build(
+    campaign: Campaign,
+    selection: Selection = Selection(),
+    options: BuildOptions = BuildOptions(),
+) -> BuildReport:
+    """Build the selected jobs of a campaign. Raises InputError before writing anything."""
+    the_plan = plan(campaign, selection)
+    return asyncio.run(build_plan(the_plan, options))
+
+
+async def build_plan(the_plan: Plan, options: BuildOptions = BuildOptions()) -> BuildReport:
+    campaign = the_plan.campaign
+    started = time.perf_counter()
+    cache = Cache(campaign.cache_dir)
+    with OutputLock(campaign.cache_dir, campaign.out):
+        manifest = Manifest.load(campaign.out, campaign.name)
+        stats = StatCache(campaign.cache_dir, campaign.out)
+        assessments = assess(the_plan, manifest, cache, stats, force=options.force)
+        if options.on_plan:
+            options.on_plan(assessments)
+        state = _State(campaign, cache, manifest, stats, options)
+        stale = _stale(the_plan, manifest)
+        interrupted = False
+        try:
+            await _run(the_plan, assessments, state)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            interrupted = True
+            raise
+        finally:
+            # Whatever finished is recorded, even when interrupted.
+            manifest.save()
+            stats.save()
+            if interrupted:
+                log.warning("interrupted: %d of %d jobs finished", len(state.results),
+                            len(assessments))
+        results = [state.results[a.job.output] for a in assessments]
+    return BuildReport(campaign, results, stale, interrupted,
+                       round(time.perf_counter() - started, 3))
+
+
+def _stale(the_plan: Plan, manifest: Manifest) -> list[str]:
+    stale = []
+    for rel in sorted(manifest.entries):
+        if rel in the_plan.all_outputs:
+            continue
+        if (the_plan.campaign.out / rel).is_file():
+            manifest.entries[rel]["stale"] = True
+            stale.append(rel)
+        else:
+            del manifest.entries[rel]
+    return stale
+
+
+async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> None:
+    providers = the_plan.providers
+    limits = {name: asyncio.Semaphore(p.spec.concurrency) for name, p in providers.items()}
+    total = state.options.jobs or sum(p.spec.concurrency for p in providers.values()) or 1
+    overall = asyncio.Semaphore(total)
+    missing_keys = {name: p.api_key_env for name, p in providers.items()
+                    if p.api_key_env and not os.environ.get(p.api_key_env)}
+
+    async def one(a: Assessment) -> None:
+        job = a.job
+        if a.status == UP_TO_DATE:
+            _finish(state, JobResult(job, UP_TO_DATE, a.reason))
+            return
+        if a.status == CACHED and _restore(state, job):
+            _finish(state, JobResult(job, CACHED, a.reason))
+            return
+        if job.provider in missing_keys:
+            _finish(state, JobResult(job, FAILED, a.reason, error=(
+                f"{missing_keys[job.provider]} is not set: provider {job.provider} needs an "
+                "API key in the environment")))
+            return
+        async with overall, limits[job.provider]:
+            result = await _generate(state, providers[job.provider], job, a.reason)
+        _finish(state, result)
+
+    async with AsyncExitStack() as stack:
+        for provider in providers.values():
+            stack.push_async_callback(provider.aclose)
+        tasks = [asyncio.create_task(one(a)) for a in assessments]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+
+def _finish(state: _State, result: JobResult) -> None:
+    state.results[result.job.output] = result
+    if state.options.on_event:
+        state.options.on_event(result)
+
+
+def _restore(state: _State, job: Job) -> bool:
+    """Copy a cached image to the job's output. False when the entry turns out damaged."""
+    ext = _ext(job)
+    entry = state.cache.get(job.key, ext)
+    if entry is None:
+        return False
+    target = state.campaign.out / job.output
+    sha = atomic_copy(entry.image, target)
+    if entry.record.get("sha256") not in (None, sha):
+        log.warning("cache entry %s is damaged; generating it again", job.key)
+        target.unlink(missing_ok=True)
+        state.cache.discard(job.key, ext)
+        return False
+    _record_output(state, job, entry.record, sha, target)
+    return True
+
+
+async def _generate(state: _State, provider: Provider, job: Job, reason: str) -> JobResult:
+    spec = provider.spec
+    ext = _ext(job)
+    attempt = 0
+    try:
+        async with asyncio.timeout(spec.timeout):
+            while True:
+                try:
+                    generated = await provider.generate(job.request)
+                    image = verify_image(generated.data, ext)
+                    break
+                except ProviderError as exc:
+                    if not exc.retryable or attempt >= spec.max_retries:
+                        raise
+                    attempt += 1
+                    delay = retry_delay(attempt, exc.retry_after)
+                    log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc, attempt,
+                             spec.max_retries, delay)
+                    await asyncio.sleep(delay)
+    except TimeoutError:
+        return JobResult(job, FAILED, reason, error=f"timed out after {spec.timeout:g}s"
+                         + (f" and {attempt} retries" if attempt else ""))
+    except ProviderError as exc:
+        tries = f" (after {attempt} retries)" if attempt else ""
+        return JobResult(job, FAILED, reason, error=f"{exc}{tries}")
+    record = {
+        "key": job.key,
+        "inputs": _jsonable_inputs(job),
+        "provider": job.provider,
+        "kind": job.kind,
+        "model": job.model,
+        "seed": job.seed,
+        "provider_seed": generated.seed,
+        "cost_usd": generated.cost,
+        "response_ids": dict(generated.response_ids),
+        "width": image.width,
+        "height": image.height,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    entry = state.cache.put(job.key, image, record)
+    target = state.campaign.out / job.output
+    atomic_write(target, image.data)
+    _record_output(state, job, entry.record, entry.record["sha256"], target)
+    return JobResult(job, GENERATED, reason, cost=generated.cost)
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter (1 s, 2 s, 4 s ... capped at 30 s, plus 0-1 s);
+    a server's Retry-After wins when it asks for longer."""
+    delay = min(30.0, 2.0 ** (attempt - 1)) + random.random()
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, 120.0))
+    return delay * _RETRY_SCALE
+
+
+#: Tests shrink every backoff with QWENBUILD_RETRY_SCALE; never set it in production.
+_RETRY_SCALE = float(os.environ.get("QWENBUILD_RETRY_SCALE", "1"))
+
+
+def _jsonable_inputs(job: Job) -> dict[str, Any]:
+    from .keys import _normalise
+
+    return _normalise(job.key_fields)
+
+
+def _record_output(state: _State, job: Job, record: dict[str, Any], sha: str,
+                   target: Path) -> None:
+    state.manifest.entries[job.output] = {
+        "asset": job.asset,
+        "aspect": job.aspect,
+        "provider": job.provider,
+        "kind": job.kind,
+        "model": job.model,
+        "seed": job.seed,
+        "provider_seed": record.get("provider_seed"),
+        "key": job.key,
+        "sha256": sha,
+        "bytes": target.stat().st_size,
+        "width": record.get("width", job.width),
+        "height": record.get("height", job.height),
+        "cost_usd": record.get("cost_usd"),
+    }
+    state.stats.remember(job.output, target, sha)
+
+
+def _ext(job: Job) -> str:
+    return job.output.rsplit(".", 1)[1]
+
+
+class OutputLock:
+    """One build per output folder at a time (a watch and a manual build, say)."""
+
+    def __init__(self, cache_root: Path, out: Path) -> None:
+        import hashlib
+
+        tag = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:20]
+        self.path = cache_root / "locks" / f"{tag}.lock"
+        self.out = out
+        self._fd: int | None = None
+
+    def __enter__(self) -> OutputLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LockError(f"another qwenbuild (pid {holder}) is building into {self.out}; "
+                            "wait for it to finish and run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None

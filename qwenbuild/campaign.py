@@ -1,0 +1,586 @@
+"""The campaign file: pydantic models of its TOML, and `load_campaign(path)`.
+
+Every problem in a file is collected and reported at once, each as
+`file: key.path: what is wrong`, with the likely intended key when one is close.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import CampaignError
+from .providers.base import ProviderSpec
+from .sizes import ASPECTS
+
+#: Names used as file or folder names (asset ids, provider names).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                     *(f"lpt{i}" for i in range(1, 10))}
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+MAX_SEED = 2**63 - 1
+MAX_VARIANTS = 100
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True,
+                              frozen=True)
+
+
+class CampaignSection(_Model):
+    """The `[campaign]` table."""
+
+    name: str = Field(description="Campaign name, shown in reports and the review page.")
+    out: str = Field("out", description="Output root, relative to the campaign file.")
+    templates: list[str] = Field(
+        default_factory=lambda: ["templates"],
+        description="Template folders, relative to the campaign file, searched in order.",
+    )
+    allow_external_references: bool = Field(
+        False,
+        description="Allow reference images outside the repository holding the campaign.",
+    )
+
+
+class AssetFields(_Model):
+    """Fields an asset may set; `[defaults]` may set any of them for every asset."""
+
+    template: str | None = Field(None, description="Prompt template file name (Jinja2).")
+    negative: str | None = Field(
+        None, description="Negative prompt, a template string rendered like the prompt."
+    )
+    aspects: list[str] | None = Field(
+        None, min_length=1, description=f"Aspect ratios to build: {', '.join(ASPECTS)}."
+    )
+    providers: list[str] | None = Field(
+        None, min_length=1,
+        description="Provider names from [providers.*]; `preview` exists without a table.",
+    )
+    seeds: list[int] | None = Field(None, min_length=1, description="Seeds, one output each.")
+    variants: int | None = Field(
+        None, ge=1, le=MAX_VARIANTS,
+        description="Instead of seeds: this many seeds derived from the asset id.",
+    )
+    references: list[str] | None = Field(
+        None, description="Reference image files, relative to the campaign file."
+    )
+    prompt_extend: bool | None = Field(
+        None, description="Let the provider rewrite the prompt (off keeps it as written)."
+    )
+    copy_: dict[str, Any] | None = Field(
+        None, alias="copy", description="Copy for the template, merged over [copy]."
+    )
+
+
+class AssetSpec(AssetFields):
+    """One `[[assets]]` entry."""
+
+    id: Name = Field(description="Asset id: letters, digits, '-' and '_'; unique.")
+
+
+class ProviderTable(BaseModel):
+    """A `[providers.NAME]` table. Keys other than these are options of the provider kind."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    kind: str = Field(description="Provider kind: preview, runware, aimlapi or empiriolabs.")
+    model: str | None = Field(None, description="Model id; the kind's default when absent.")
+    concurrency: int | None = Field(None, ge=1, le=64, description="Requests in flight.")
+    base_url: str | None = Field(None, description="API base URL (else the env variable).")
+    timeout: float | int = Field(300, gt=0, le=3600,
+                                 description="Overall seconds one job may take.")
+    max_retries: int = Field(3, ge=0, le=10, description="Retries of transient faults.")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="Provider options (may also be top-level keys).")
+
+
+class CampaignFile(_Model):
+    """The whole campaign file."""
+
+    campaign: CampaignSection
+    brand: dict[str, Any] = Field(default_factory=dict,
+                                  description="Free-form brand table; templates see `brand`.")
+    copy_: dict[str, Any] = Field(default_factory=dict, alias="copy",
+                                  description="Campaign-wide copy, merged under each asset's.")
+    defaults: AssetFields = Field(default_factory=AssetFields,
+                                  description="Defaults for every asset field.")
+    providers: dict[str, ProviderTable] = Field(default_factory=dict,
+                                                description="Named providers.")
+    assets: list[AssetSpec] = Field(min_length=1, description="The assets to build.")
+
+
+@dataclass(frozen=True)
+class Asset:
+    """An asset with defaults applied and everything resolved."""
+
+    id: str
+    index: int
+    template: str
+    negative: str
+    aspects: tuple[str, ...]
+    providers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    references: tuple[Path, ...]
+    prompt_extend: bool
+    copy: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A loaded, validated campaign."""
+
+    path: Path
+    name: str
+    root: Path
+    out: Path
+    template_dirs: tuple[Path, ...]
+    repo_root: Path
+    brand: dict[str, Any]
+    copy: dict[str, Any]
+    providers: dict[str, ProviderSpec]
+    assets: tuple[Asset, ...]
+
+    @property
+    def cache_dir(self) -> Path:
+        env = os.environ.get("QWENBUILD_CACHE_DIR")
+        if env:
+            return Path(env).expanduser().resolve()
+        return self.repo_root / ".qwenbuild" / "cache"
+
+
+def derive_seed(asset_id: str, index: int) -> int:
+    """The seed of variant `index` (0-based) of an asset: stable across machines."""
+    digest = hashlib.sha256(f"qwenbuild-variant:{asset_id}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def find_repo_root(start: Path) -> Path:
+    """The nearest ancestor holding `.git`, else `start` itself."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def load_campaign(path: str | os.PathLike[str]) -> Campaign:
+    """Read, validate and resolve a campaign file. Raises CampaignError with every problem."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CampaignError(f"{shown}: no such file") from None
+    except IsADirectoryError:
+        raise CampaignError(f"{shown}: is a folder, expected a campaign .toml file") from None
+    except OSError as exc:
+        raise CampaignError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CampaignError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(f"{shown}: {_toml_message(exc)}") from None
+    return campaign_from_data(data, path)
+
+
+def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
+    """Validate parsed TOML. Each part is checked on its own so that every problem in the
+    file, of type or of meaning, is reported at once."""
+    shown = str(path)
+    problems: list[str] = []
+    parts: dict[str, Any] = {}
+    fields = CampaignFile.model_fields
+    for key in data:
+        if key not in fields and key != "copy":
+            problems.append(f"{key}: unknown key{_hint(key, [f.alias or n for n, f in fields.items()])}")
+    if "campaign" not in data:
+        problems.append("campaign: missing required table [campaign] (with at least name)")
+    for key, value in data.items():
+        name = "copy_" if key == "copy" else key
+        if name not in fields:
+            continue
+        if name == "assets":
+            parts[name] = _validate_assets(value, data, problems)
+        elif name == "providers" and isinstance(value, dict):
+            parts[name] = {
+                pname: table for pname, ptable in value.items()
+                if (table := _validate(ProviderTable, ptable, ("providers", pname), data,
+                                       problems)) is not None
+            }
+        else:
+            annotation = fields[name].annotation
+            model = annotation if isinstance(annotation, type) and issubclass(
+                annotation, BaseModel) else None
+            if model is not None:
+                parts[name] = _validate(model, value, (key,), data, problems)
+            elif not isinstance(value, dict):
+                problems.append(f"{key}: expected a table, got {_describe_value(value)}")
+            else:
+                parts[name] = value
+    if "assets" not in data:
+        problems.append("assets: no assets; add at least one [[assets]] table")
+    if parts.get("campaign") is None:
+        raise CampaignError([f"{shown}: {p}" for p in problems])
+    # The parts that are valid are still checked for meaning, so that one run reports all.
+    indexed = parts.get("assets", [])
+    model = CampaignFile.model_construct(
+        campaign=parts["campaign"],
+        brand=parts.get("brand") or {},
+        copy_=parts.get("copy_") or {},
+        defaults=parts.get("defaults") or AssetFields(),
+        providers=parts.get("providers") or {},
+        assets=[spec for _, spec in indexed],
+    )
+    campaign = _resolve(model, path.resolve(), problems, indexed)
+    if problems:
+        raise CampaignError([f"{shown}: {p}" for p in problems])
+    assert campaign is not None
+    return campaign
+
+
+def _validate(model: type[BaseModel], value: Any, loc: tuple[Any, ...], data: dict[str, Any],
+              problems: list[str]) -> Any:
+    try:
+        return model.model_validate(value)
+    except PydanticValidationError as exc:
+        problems.extend(_pydantic_problems(exc, data, loc))
+        bad = {err["loc"][0] for err in exc.errors() if err["loc"]}
+    if not isinstance(value, dict):
+        return None
+    # Without the keys in error the rest may still be checked for meaning (and reported).
+    try:
+        return model.model_validate({k: v for k, v in value.items() if k not in bad})
+    except PydanticValidationError:
+        return None
+
+
+def _validate_assets(value: Any, data: dict[str, Any],
+                     problems: list[str]) -> list[tuple[int, AssetSpec]]:
+    """The assets that are valid on their own, with their index in the file."""
+    if not isinstance(value, list):
+        problems.append(f"assets: expected an array of tables [[assets]], got "
+                        f"{_describe_value(value)}")
+        return []
+    if not value:
+        problems.append("assets: no assets; add at least one [[assets]] table")
+    specs = []
+    for i, item in enumerate(value):
+        spec = _validate(AssetSpec, item, ("assets", i), data, problems)
+        if spec is not None:
+            specs.append((i, spec))
+    return specs
+
+
+# -- resolution and checks beyond types ---------------------------------------------------
+
+
+def _resolve(model: CampaignFile, path: Path, problems: list[str],
+             indexed: list[tuple[int, AssetSpec]]) -> Campaign | None:
+    from .prompts import Prompts
+    from .providers import KINDS, provider_class
+
+    root = path.parent
+    repo_root = find_repo_root(root)
+    template_dirs = tuple((root / t).resolve() for t in model.campaign.templates)
+    for i, folder in enumerate(template_dirs):
+        if not folder.is_dir():
+            problems.append(f"campaign.templates[{i}]: template folder not found: "
+                            f"{model.campaign.templates[i]} (resolved to {folder})")
+    prompts = Prompts(template_dirs)
+
+    providers: dict[str, ProviderSpec] = {}
+    tables = dict(model.providers)
+    if "preview" not in tables:
+        tables["preview"] = ProviderTable(kind="preview")
+    for name, table in tables.items():
+        where = f"providers.{name}"
+        if not re.match(NAME_PATTERN, name) or name.lower() in _WINDOWS_RESERVED:
+            problems.append(f"{where}: invalid provider name {name!r}: use letters, digits, "
+                            "'-' and '_' (it becomes a folder name)")
+            continue
+        if table.kind not in KINDS:
+            hint = _hint(table.kind, list(KINDS))
+            problems.append(f"{where}.kind: unknown provider kind {table.kind!r}{hint}; "
+                            f"known: {', '.join(KINDS)}")
+            continue
+        if name == "preview" and table.kind != "preview":
+            problems.append(f"{where}.kind: the name 'preview' is the built-in preview "
+                            "provider; give this provider another name")
+            continue
+        cls = provider_class(table.kind)
+        options = dict(table.options)
+        for key, value in (table.model_extra or {}).items():
+            if key in options:
+                problems.append(f"{where}.{key}: set both here and in {where}.options")
+            options[key] = value
+        model_id = table.model or cls.default_model()
+        bad = cls.check_config(model_id, options)
+        problems.extend(f"{where}.{key}: {msg}" for key, msg in bad)
+        if bad:
+            continue
+        providers[name] = ProviderSpec(
+            name=name,
+            kind=table.kind,
+            model=model_id,
+            concurrency=table.concurrency or cls.default_concurrency,
+            options=options,
+            base_url=table.base_url,
+            timeout=float(table.timeout),
+            max_retries=table.max_retries,
+        )
+    known_providers = set(tables)
+
+    defaults = model.defaults
+    if defaults.seeds is not None and defaults.variants is not None:
+        problems.append("defaults: set either seeds or variants, not both")
+    assets: list[Asset] = []
+    seen: dict[str, str] = {}
+    for index, spec in indexed:
+        where = f"assets[{index}] ({spec.id})"
+        folded = spec.id.lower()
+        if folded in _WINDOWS_RESERVED:
+            problems.append(f"{where}.id: {spec.id!r} is a reserved file name on Windows")
+        if folded in seen:
+            problems.append(f"{where}.id: duplicate asset id {spec.id!r} (also {seen[folded]}; "
+                            "ids differing only in case collide on some file systems)")
+        else:
+            seen[folded] = f"assets[{index}]"
+        asset = _resolve_asset(spec, index, defaults, model, root, repo_root, prompts,
+                               known_providers, problems)
+        if asset is not None:
+            assets.append(asset)
+    if problems:
+        return None
+    return Campaign(
+        path=path,
+        name=model.campaign.name,
+        root=root,
+        out=(root / model.campaign.out).resolve(),
+        template_dirs=template_dirs,
+        repo_root=repo_root,
+        brand=dict(model.brand),
+        copy=dict(model.copy_),
+        providers=providers,
+        assets=tuple(assets),
+    )
+
+
+def _resolve_asset(
+    spec: AssetSpec,
+    index: int,
+    defaults: AssetFields,
+    model: CampaignFile,
+    root: Path,
+    repo_root: Path,
+    prompts: Any,
+    known_providers: set[str],
+    problems: list[str],
+) -> Asset | None:
+    where = f"assets[{index}] ({spec.id})"
+    before = len(problems)
+
+    def pick(field: str) -> Any:
+        value = getattr(spec, field)
+        return getattr(defaults, field) if value is None else value
+
+    template = pick("template")
+    if template is None:
+        problems.append(f"{where}.template: no template; set it here or in [defaults]")
+    elif not prompts.exists(template):
+        hint = _hint(template, prompts.available())
+        looked = ", ".join(str(f) for f in prompts.folders)
+        problems.append(f"{where}.template: unknown template {template!r}{hint} "
+                        f"(looked in {looked})")
+    aspects = pick("aspects")
+    if aspects is None:
+        problems.append(f"{where}.aspects: no aspect ratios; set them here or in [defaults]")
+        aspects = []
+    for i, aspect in enumerate(aspects):
+        if aspect not in ASPECTS:
+            hint = _hint(aspect, list(ASPECTS))
+            problems.append(f"{where}.aspects[{i}]: unsupported aspect ratio {aspect!r}{hint}; "
+                            f"supported: {', '.join(ASPECTS)}")
+    if len(set(aspects)) != len(aspects):
+        problems.append(f"{where}.aspects: an aspect ratio is listed twice")
+    providers = pick("providers") or ["preview"]
+    for i, name in enumerate(providers):
+        if name not in known_providers:
+            hint = _hint(name, sorted(known_providers))
+            problems.append(f"{where}.providers[{i}]: unknown provider {name!r}{hint}; "
+                            f"declare it as [providers.{name}] (known: "
+                            f"{', '.join(sorted(known_providers))})")
+    if len(set(providers)) != len(providers):
+        problems.append(f"{where}.providers: a provider is listed twice")
+
+    if spec.seeds is not None and spec.variants is not None:
+        problems.append(f"{where}: set either seeds or variants, not both")
+    if spec.seeds is not None or spec.variants is not None:
+        seeds, variants = spec.seeds, spec.variants
+    else:
+        seeds, variants = defaults.seeds, defaults.variants
+    if seeds is None:
+        seeds = [derive_seed(spec.id, i) for i in range(variants or 1)]
+    for i, seed in enumerate(seeds):
+        if not 0 <= seed <= MAX_SEED:
+            problems.append(f"{where}.seeds[{i}]: seed {seed} is out of range 0..{MAX_SEED}")
+    if len(set(seeds)) != len(seeds):
+        problems.append(f"{where}.seeds: a seed is listed twice")
+
+    references: list[Path] = []
+    allow_external = model.campaign.allow_external_references
+    for i, ref in enumerate(pick("references") or []):
+        resolved = (root / ref).resolve()
+        if not resolved.is_file():
+            problems.append(f"{where}.references[{i}]: reference image not found: {ref}")
+        elif not allow_external and not resolved.is_relative_to(repo_root):
+            problems.append(f"{where}.references[{i}]: {ref} is outside the repository "
+                            f"({repo_root}); set campaign.allow_external_references = true "
+                            "to allow it")
+        references.append(resolved)
+
+    copy = {**model.copy_, **(defaults.copy_ or {}), **(spec.copy_ or {})}
+    if len(problems) > before:
+        return None
+    return Asset(
+        id=spec.id,
+        index=index,
+        template=template,
+        negative=pick("negative") or "",
+        aspects=tuple(aspects),
+        providers=tuple(providers),
+        seeds=tuple(seeds),
+        references=tuple(references),
+        prompt_extend=bool(pick("prompt_extend") or False),
+        copy=copy,
+    )
+
+
+# -- messages -----------------------------------------------------------------------------
+
+
+def _hint(value: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
+    # tomllib says "Expected '=' after a key in a key/value pair (at line 3, column 5)".
+    text = str(exc)
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
+    if m:
+        return f"line {m.group(1)}, column {m.group(2)}: TOML syntax error: {text[:m.start()]}"
+    m = re.search(r"\s*\(at end of document\)$", text)
+    if m:
+        return f"at end of file: TOML syntax error: {text[:m.start()]}"
+    return f"TOML syntax error: {text}"
+
+
+def _pydantic_problems(exc: PydanticValidationError, data: dict[str, Any],
+                       prefix: tuple[Any, ...] = ()) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = prefix + tuple(err["loc"])
+        path = _loc_path(loc, data)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            field = str(loc[-1])
+            hint = _hint(field, _fields_at(loc[:-1]))
+            problems.append(f"{path}: unknown key{hint}")
+        elif kind == "missing":
+            problems.append(f"{path}: missing required key")
+        else:
+            problems.append(f"{path}: {_type_message(err)}")
+    return problems
+
+
+def _loc_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(f".{item}" if parts else str(item))
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+        if (len(parts) == 2 and loc[0] == "assets" and isinstance(item, int)
+                and isinstance(node, dict) and isinstance(node.get("id"), str)):
+            parts[-1] += f" ({node['id']})"
+    return "".join(parts) or "(top level)"
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Key names a model at `loc` accepts (for suggestions)."""
+    model: Any = CampaignFile
+    for item in loc:
+        if isinstance(item, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(item) or next(
+            (f for f in model.model_fields.values() if f.alias == item), None)
+        if field is None:
+            # A dict key (e.g. a provider name): step into the dict's value type.
+            continue
+        model = _inner_model(field.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [f.alias or name for name, f in model.model_fields.items()]
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None:
+        for arg in get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "float_type": "a number",
+}
+
+
+def _type_message(err: Any) -> str:
+    kind = err["type"]
+    value = err.get("input")
+    got = _describe_value(value)
+    if kind in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[kind]}, got {got}"
+    if kind == "string_pattern_mismatch":
+        return (f"invalid name {value!r}: use letters, digits, '-' and '_', starting with a "
+                "letter or digit, at most 100 characters (it becomes a file name)")
+    if kind == "model_attributes_type":
+        return f"expected a table, got {got}"
+    return f"{err['msg']} (got {got})"
+
+
+def _describe_value(value: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+             list: "a list", dict: "a table"}
+    kind = names.get(type(value), type(value).__name__)
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{kind} {shown}" if not isinstance(value, dict | list) else kind

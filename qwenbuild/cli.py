@@ -1,0 +1,182 @@
+"""The command line: parse arguments, call the library, map errors to exit codes.
+
+Exit codes: 0 all built, 1 some jobs failed, 2 invalid campaign or usage, 130 interrupted.
+Imports of the library happen inside the commands so `qwenbuild --help` starts quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, NoReturn, TextIO
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INPUT, f"ERROR: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(
+        prog="qwenbuild",
+        description="A declarative build system for design assets made with Qwen-Image models.",
+        epilog="Exit codes: 0 all built, 1 some jobs failed, 2 invalid campaign or usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"qwenbuild {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("campaign", metavar="CAMPAIGN", help="path to a campaign.toml")
+        p.add_argument("--only", action="append", default=[], metavar="GLOB",
+                       help="only assets whose id matches GLOB (repeatable)")
+        p.add_argument("--provider", action="append", default=[], metavar="NAME",
+                       help="only jobs of this provider (repeatable)")
+        p.add_argument("--aspect", action="append", default=[], metavar="RATIO",
+                       help="only jobs of this aspect ratio, e.g. 9:16 (repeatable)")
+        p.add_argument("--json", action="store_true",
+                       help="print one JSON object on stdout when done")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="log details, and show tracebacks of errors")
+
+    p_build = sub.add_parser("build", help="generate what changed, restore what is cached",
+                             description="Build a campaign: generate only what changed.")
+    common(p_build)
+    p_build.add_argument("--force", action="store_true",
+                         help="generate every selected job again, even when cached (pays again)")
+    p_build.add_argument("-j", "--jobs", type=int, metavar="N",
+                         help="at most N jobs in flight across providers")
+
+    p_plan = sub.add_parser("plan", help="show what a build would do, job by job",
+                            description="Show what a build would do and why, without doing it.")
+    common(p_plan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from .errors import QwenbuildError
+
+    try:
+        return {"build": cmd_build, "plan": cmd_plan}[args.command](args)
+    except QwenbuildError as exc:
+        if args.verbose:
+            logging.getLogger("qwenbuild").exception("error")
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug of ours: say so plainly, traceback only with -v
+        if args.verbose:
+            raise
+        _error(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
+        return EXIT_FAILED
+
+
+def _color(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _paint(text: str, code: str, stream: TextIO) -> str:
+    return f"\033[{code}m{text}\033[0m" if _color(stream) else text
+
+
+def _error(message: str) -> None:
+    lines = message.splitlines() or [""]
+    for line in lines:
+        print(_paint("ERROR:", "31;1", sys.stderr), line, file=sys.stderr)
+
+
+def _selection(args: argparse.Namespace) -> Any:
+    from .plan import Selection
+    from .sizes import ASPECTS
+
+    from .errors import UsageError
+
+    bad = [a for a in args.aspect if a not in ASPECTS]
+    if bad:
+        raise UsageError([f"--aspect {a}: unsupported aspect ratio (supported: "
+                          f"{', '.join(ASPECTS)})" for a in bad])
+    return Selection(tuple(args.only), tuple(args.provider), tuple(args.aspect))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .cache import Cache
+    from .campaign import load_campaign
+    from .manifest import Manifest, StatCache
+    from .plan import BUILD, assess, plan
+
+    campaign = load_campaign(args.campaign)
+    the_plan = plan(campaign, _selection(args))
+    manifest = Manifest.load(campaign.out, campaign.name)
+    stats = StatCache(campaign.cache_dir, campaign.out)
+    assessments = assess(the_plan, manifest, Cache(campaign.cache_dir), stats)
+    stale = sorted(p for p in manifest.entries if p not in the_plan.all_outputs)
+    to_build = sum(1 for a in assessments if a.status == BUILD)
+    if args.json:
+        print(json.dumps({
+            "build": to_build,
+            "cached": sum(1 for a in assessments if a.status == "cached"),
+            "up_to_date": sum(1 for a in assessments if a.status == "up_to_date"),
+            "stale": stale,
+            "jobs": [{
+                "asset": a.job.asset, "aspect": a.job.aspect, "provider": a.job.provider,
+                "seed": a.job.seed, "key": a.job.key, "status": a.status, "reason": a.reason,
+                "output": _rel(campaign, a.job.output), "width": a.job.width,
+                "height": a.job.height,
+            } for a in assessments],
+        }, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    out = sys.stdout
+    for a in assessments:
+        mark = {"build": _paint("build", "33", out), "cached": _paint("cached", "36", out),
+                "up_to_date": _paint("ok", "32", out)}[a.status]
+        print(f"{mark:>10}  {_rel(campaign, a.job.output)}  ({a.reason})", file=out)
+    for rel in stale:
+        print(f"{_paint('stale', '35', out):>10}  {_rel(campaign, rel)}  "
+              "(no longer in the campaign; not deleted)", file=out)
+    print(f"{len(assessments)} jobs: {to_build} to generate, "
+          f"{sum(1 for a in assessments if a.status == 'cached')} from cache, "
+          f"{sum(1 for a in assessments if a.status == 'up_to_date')} up to date"
+          + (f", {len(stale)} stale" if stale else ""), file=out)
+    return EXIT_OK
+
+
+def _rel(campaign: Any, output: str) -> str:
+    return os.path.relpath(campaign.out / output, campaign.root).replace(os.sep, "/")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import BuildOptions, build
+    from .campaign import load_campaign
+    from .errors import UsageError
+    from .progress import Progress
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("-j/--jobs must be at least 1")
+    campaign = load_campaign(args.campaign)
+    progress = Progress(campaign, quiet=args.json, stream=sys.stderr if args.json else sys.stdout)
+    report = build(campaign, _selection(args), BuildOptions(
+        force=args.force, jobs=args.jobs, on_event=progress.event, on_plan=progress.start))
+    progress.finish(report)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The one error hierarchy of qwenbuild.
+
+    QwenbuildError                 anything qwenbuild reports to a user
+    ├── InputError                 bad input: exit code 2, nothing generated, nothing written
+    │   ├── CampaignError          the campaign file (syntax, types, unknown keys, references)
+    │   ├── TemplateError          a prompt template (syntax, undefined variable, sandbox)
+    │   ├── ValidationError        a job a provider would refuse (checked before spending)
+    │   └── UsageError             the command line
+    └── ProviderError              one job failed at its provider (the build goes on)
+
+Foreign errors are converted at the boundary (`raise ... from exc`), so callers deal with
+this hierarchy only.
+"""
+
+from __future__ import annotations
+
+
+class QwenbuildError(Exception):
+    """Base of every error qwenbuild reports to a user."""
+
+    exit_code = 1
+
+
+class InputError(QwenbuildError):
+    """Bad input. Carries one message per problem so all of them are reported at once."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class CampaignError(InputError):
+    """The campaign file is invalid."""
+
+
+class TemplateError(InputError):
+    """A prompt template cannot be rendered."""
+
+
+class ValidationError(InputError):
+    """A job breaks a rule of its provider; caught before any request is sent."""
+
+
+class UsageError(InputError):
+    """The command line is invalid."""
+
+
+class ProviderError(QwenbuildError):
+    """One job failed at its provider. `retryable` tells the retry policy what to do."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.code:
+            parts.append(str(self.code))
+        prefix = " ".join(parts)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class LockError(QwenbuildError):
+    """Another qwenbuild process is building the same outputs."""
+
+    exit_code = 2

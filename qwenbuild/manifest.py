@@ -1,0 +1,109 @@
+"""`<out>/manifest.json`: the lockfile of a campaign's outputs, stable and sorted.
+
+It holds no timestamps and no absolute paths, so a no-op build leaves it byte-identical
+and a git diff shows exactly which outputs changed. The size and mtime of each output
+(to skip re-hashing unchanged files) are machine-local and live in the cache folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import CampaignError
+from .fsutil import atomic_write
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+def dumps(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+class Manifest:
+    """Entries by output path (relative to the output root, POSIX separators)."""
+
+    def __init__(self, out: Path, campaign: str, entries: dict[str, dict[str, Any]]) -> None:
+        self.out = out
+        self.campaign = campaign
+        self.entries = entries
+        self._original = dumps(self._data())
+
+    @classmethod
+    def load(cls, out: Path, campaign: str) -> Manifest:
+        path = out / MANIFEST_NAME
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return cls(out, campaign, {})
+        try:
+            data = json.loads(raw)
+            entries = data["outputs"]
+            if not isinstance(entries, dict):
+                raise TypeError("outputs is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CampaignError(
+                f"{path}: not a qwenbuild manifest ({exc}); move it away to rebuild it"
+            ) from None
+        manifest = cls(out, campaign, entries)
+        manifest._original = raw
+        return manifest
+
+    def _data(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign,
+            "format": MANIFEST_FORMAT,
+            "outputs": dict(sorted(self.entries.items())),
+        }
+
+    def save(self) -> bool:
+        """Write the manifest if it changed (atomically). Returns whether it wrote."""
+        data = dumps(self._data())
+        if data == self._original:
+            return False
+        atomic_write(self.out / MANIFEST_NAME, data)
+        self._original = data
+        return True
+
+
+class StatCache:
+    """Size, mtime and sha256 of each output as last written or checked, per machine."""
+
+    def __init__(self, cache_root: Path, out: Path) -> None:
+        tag = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:20]
+        self.path = cache_root / "state" / f"{tag}.json"
+        try:
+            self.entries: dict[str, list[Any]] = json.loads(self.path.read_text("utf-8"))
+        except (OSError, ValueError):
+            self.entries = {}
+        self._dirty = False
+
+    def matches(self, rel: str, file: Path, sha256: str) -> bool | None:
+        """True: file unchanged since it had `sha256`; None: unknown (must hash); False: gone."""
+        try:
+            st = file.stat()
+        except OSError:
+            return False
+        known = self.entries.get(rel)
+        if known and known[0] == st.st_size and known[1] == st.st_mtime_ns and known[2] == sha256:
+            return True
+        return None
+
+    def remember(self, rel: str, file: Path, sha256: str) -> None:
+        st = file.stat()
+        value = [st.st_size, st.st_mtime_ns, sha256]
+        if self.entries.get(rel) != value:
+            self.entries[rel] = value
+            self._dirty = True
+
+    def forget(self, rel: str) -> None:
+        if self.entries.pop(rel, None) is not None:
+            self._dirty = True
+
+    def save(self) -> None:
+        if self._dirty:
+            atomic_write(self.path, json.dumps(self.entries, sort_keys=True).encode())
+            self._dirty = False

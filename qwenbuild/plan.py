@@ -1,0 +1,363 @@
+"""Planning: campaign -> jobs (asset x aspect x provider x seed), each with its key.
+
+`plan()` is pure apart from reading templates and reference images. `assess()` compares
+the jobs with the manifest and the cache to say what a build would do and why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .campaign import Asset, Campaign
+from .errors import InputError, TemplateError, UsageError
+from .keys import job_key
+from .prompts import Prompts
+from .providers import provider_class
+from .providers.base import GenerationRequest, Provider, Reference
+from .sizes import aspect_dir, orientation
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to produce: asset x aspect x provider x seed."""
+
+    asset: str
+    aspect: str
+    provider: str
+    kind: str
+    model: str
+    seed: int
+    variant: int
+    output: str  # relative to the campaign's output root, POSIX separators
+    request: GenerationRequest = field(repr=False)
+    key_fields: dict[str, Any] = field(repr=False)
+    key: str = ""
+
+    @property
+    def width(self) -> int:
+        return self.request.width
+
+    @property
+    def height(self) -> int:
+        return self.request.height
+
+    @property
+    def label(self) -> str:
+        return f"{self.asset} {self.aspect} {self.provider} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which jobs of the campaign to consider (the CLI's --only, --provider, --aspect)."""
+
+    only: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    aspects: tuple[str, ...] = ()
+
+    def check(self, campaign: Campaign) -> None:
+        problems = []
+        for pattern in self.only:
+            if not any(fnmatch.fnmatchcase(a.id, pattern) for a in campaign.assets):
+                problems.append(f"--only {pattern}: matches no asset id of {campaign.path.name}")
+        used = {p for a in campaign.assets for p in a.providers}
+        for name in self.providers:
+            if name not in used:
+                problems.append(f"--provider {name}: no asset of {campaign.path.name} uses it "
+                                f"(used: {', '.join(sorted(used))})")
+        aspects = {x for a in campaign.assets for x in a.aspects}
+        for aspect in self.aspects:
+            if aspect not in aspects:
+                problems.append(f"--aspect {aspect}: no asset of {campaign.path.name} has it "
+                                f"(used: {', '.join(sorted(aspects))})")
+        if problems:
+            raise UsageError(problems)
+
+    def wants(self, asset: str, aspect: str, provider: str) -> bool:
+        return (
+            (not self.only or any(fnmatch.fnmatchcase(asset, p) for p in self.only))
+            and (not self.providers or provider in self.providers)
+            and (not self.aspects or aspect in self.aspects)
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The jobs of a build and every output path the campaign owns."""
+
+    campaign: Campaign
+    jobs: tuple[Job, ...]
+    #: Output paths of the whole campaign, selected or not (for stale detection).
+    all_outputs: frozenset[str]
+    providers: dict[str, Provider]
+
+
+def output_path(asset: Asset, aspect: str, provider: str, ext: str, variant: int) -> str:
+    suffix = f"-v{variant}" if len(asset.seeds) > 1 else ""
+    return f"{aspect_dir(aspect)}/{provider}/{asset.id}{suffix}.{ext}"
+
+
+def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
+    """Expand the campaign into jobs. Raises InputError listing every problem found."""
+    selection.check(campaign)
+    providers = {
+        name: provider_class(spec.kind)(spec) for name, spec in campaign.providers.items()
+    }
+    prompts = Prompts(campaign.template_dirs)
+    references = _References(campaign)
+    problems: list[str] = []
+    seen_problems: set[str] = set()
+    jobs: list[Job] = []
+    all_outputs: set[str] = set()
+
+    def report(message: str) -> None:
+        if message not in seen_problems:
+            seen_problems.add(message)
+            problems.append(message)
+
+    for asset in campaign.assets:
+        refs = references.load(asset, report)
+        for aspect in asset.aspects:
+            for provider_name in asset.providers:
+                provider = providers[provider_name]
+                spec = provider.spec
+                for variant, seed in enumerate(asset.seeds, start=1):
+                    out = output_path(asset, aspect, provider_name, provider.output_ext, variant)
+                    all_outputs.add(out)
+                    if not selection.wants(asset.id, aspect, provider_name):
+                        continue
+                    try:
+                        job = _make_job(campaign, asset, aspect, provider, seed, variant, out,
+                                        refs, prompts)
+                    except TemplateError as exc:
+                        for p in exc.problems:
+                            report(p)
+                        continue
+                    for rule in provider.validate(job.request):
+                        report(f"asset {asset.id}, provider {provider_name} ({spec.kind} "
+                               f"{spec.model}), aspect {aspect}: {rule}")
+                    jobs.append(job)
+    if problems:
+        raise InputError(problems)
+    return Plan(campaign, tuple(jobs), frozenset(all_outputs), providers)
+
+
+def _make_job(
+    campaign: Campaign,
+    asset: Asset,
+    aspect: str,
+    provider: Provider,
+    seed: int,
+    variant: int,
+    out: str,
+    refs: tuple[Reference, ...],
+    prompts: Prompts,
+) -> Job:
+    spec = provider.spec
+    width, height = provider.size_for(aspect)
+    context = {
+        "brand": campaign.brand,
+        "copy": asset.copy,
+        "campaign": {"name": campaign.name},
+        "asset": {
+            "id": asset.id,
+            "aspect": aspect,
+            "width": width,
+            "height": height,
+            "orientation": orientation(width, height),
+            "provider": spec.name,
+            "kind": spec.kind,
+            "model": spec.model,
+            "seed": seed,
+            "variant": variant,
+        },
+    }
+    where = f"asset {asset.id}"
+    prompt = prompts.render(asset.template, context, where)
+    negative = (
+        prompts.render_string(asset.negative, context, f"{where}: negative prompt")
+        if asset.negative else ""
+    )
+    request = GenerationRequest(
+        prompt=prompt,
+        negative=negative,
+        width=width,
+        height=height,
+        seed=seed,
+        prompt_extend=asset.prompt_extend,
+        references=refs,
+        options=dict(spec.options),
+        design={
+            "brand": campaign.brand,
+            "copy": asset.copy,
+            "label": f"{asset.id} · {aspect} · seed {seed}",
+        },
+        asset=asset.id,
+        aspect=aspect,
+    )
+    fields = {
+        "kind": spec.kind,
+        "model": spec.model,
+        "prompt": prompt,
+        "negative": negative,
+        "width": width,
+        "height": height,
+        "seed": seed,
+        "references": [r.sha256 for r in refs],
+        "prompt_extend": asset.prompt_extend,
+        "options": dict(spec.options),
+        **provider.key_fields(request),
+    }
+    return Job(
+        asset=asset.id,
+        aspect=aspect,
+        provider=spec.name,
+        kind=spec.kind,
+        model=spec.model,
+        seed=seed,
+        variant=variant,
+        output=out,
+        request=request,
+        key_fields=fields,
+        key=job_key(fields),
+    )
+
+
+class _References:
+    """Reads each reference image once, hashes it and checks that it is an image."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self._loaded: dict[Path, Reference | None] = {}
+
+    def load(self, asset: Asset, report: Any) -> tuple[Reference, ...]:
+        refs = []
+        for i, path in enumerate(asset.references):
+            if path not in self._loaded:
+                self._loaded[path] = self._read(path, f"assets[{asset.index}] ({asset.id})"
+                                                      f".references[{i}]", report)
+            ref = self._loaded[path]
+            if ref is not None:
+                refs.append(ref)
+        return tuple(refs)
+
+    def _read(self, path: Path, where: str, report: Any) -> Reference | None:
+        import io
+
+        from PIL import Image, UnidentifiedImageError
+
+        shown = _shown(path, self.campaign.root)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            report(f"{self.campaign.path}: {where}: cannot read {shown}: {exc.strerror}")
+            return None
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                fmt = (img.format or "PNG").upper()
+                img.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            report(f"{self.campaign.path}: {where}: {shown} is not a readable image ({exc})")
+            return None
+        media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(fmt)
+        if media is None:
+            report(f"{self.campaign.path}: {where}: {shown} is {fmt}; "
+                   "reference images must be PNG, JPEG or WebP")
+            return None
+        return Reference(path=shown, sha256=hashlib.sha256(data).hexdigest(), data=data,
+                         media_type=media)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+
+# -- what a build would do ------------------------------------------------------------------
+
+BUILD, CACHED, UP_TO_DATE = "build", "cached", "up_to_date"
+
+_FIELD_REASONS = (
+    ("prompt", "prompt changed"),
+    ("negative", "negative prompt changed"),
+    (("width", "height"), "size changed"),
+    ("seed", "seed changed"),
+    (("kind", "model"), "model changed"),
+    ("references", "references changed"),
+    ("prompt_extend", "prompt_extend changed"),
+    ("options", "options changed"),
+    ("design", "copy or brand changed"),
+    ("renderer", "preview renderer changed"),
+)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    job: Job
+    status: str  # build | cached | up_to_date
+    reason: str
+
+
+def assess(
+    the_plan: Plan,
+    manifest: Any,
+    cache: Any,
+    stats: Any,
+    force: bool = False,
+) -> list[Assessment]:
+    """Say, job by job, whether a build would call the provider, restore from the cache,
+    or leave the output alone, and why."""
+    out = the_plan.campaign.out
+    result = []
+    for job in the_plan.jobs:
+        entry = manifest.entries.get(job.output)
+        reason = _why(job, entry, out / job.output, stats, cache)
+        if force:
+            result.append(Assessment(job, BUILD, "forced"))
+        elif reason is None:
+            result.append(Assessment(job, UP_TO_DATE, "up to date"))
+        elif cache.has(job.key, job.output.rsplit(".", 1)[1]):
+            result.append(Assessment(job, CACHED, reason if entry else "restored from cache"))
+        else:
+            result.append(Assessment(job, BUILD, reason))
+    return result
+
+
+def _why(job: Job, entry: dict[str, Any] | None, file: Path, stats: Any, cache: Any) -> str | None:
+    """Why the output is not up to date, or None when it is."""
+    if entry is None:
+        return "new"
+    if entry.get("key") != job.key:
+        return _changed(job, entry, cache)
+    sha = entry.get("sha256", "")
+    known = stats.matches(job.output, file, sha)
+    if known is False:
+        return "output missing"
+    if known is None:
+        from .fsutil import file_sha256
+
+        if file_sha256(file) != sha:
+            return "output modified"
+        stats.remember(job.output, file, sha)
+    return None
+
+
+def _changed(job: Job, entry: dict[str, Any], cache: Any) -> str:
+    ext = job.output.rsplit(".", 1)[1]
+    old = cache.record(entry.get("key", ""), ext) if entry.get("key") else None
+    before = (old or {}).get("inputs")
+    if before is None:
+        # Without the old record, the manifest still knows size, seed and model.
+        before = {k: entry.get(k) for k in ("width", "height", "seed", "kind", "model")}
+    reasons = []
+    for fields, reason in _FIELD_REASONS:
+        names = fields if isinstance(fields, tuple) else (fields,)
+        if any(n in before and before[n] != job.key_fields.get(n) for n in names):
+            reasons.append(reason)
+    return ", ".join(reasons) or "inputs changed"

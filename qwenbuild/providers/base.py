@@ -1,0 +1,231 @@
+"""The provider seam: one small interface, one module per provider.
+
+A provider turns a provider-neutral `GenerationRequest` into an image. It knows its wire
+format, its size rules, what it refuses (checked before spending) and how to get an image
+back. Everything else (cache, retry policy, concurrency, outputs) lives once, outside.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..sizes import ASPECTS, SizeRule
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A local reference image: its path (for messages), content hash and bytes."""
+
+    path: str
+    sha256: str
+    data: bytes = field(repr=False)
+    media_type: str = "image/png"
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate, independent of any provider's wire format."""
+
+    prompt: str
+    negative: str
+    width: int
+    height: int
+    seed: int
+    prompt_extend: bool
+    references: tuple[Reference, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: What the offline preview renderer draws (brand, copy, label); no HTTP provider uses it.
+    design: Mapping[str, Any] = field(default_factory=dict)
+    #: For messages only: which asset and aspect this request is for.
+    asset: str = ""
+    aspect: str = ""
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """An image a provider returned, before verification."""
+
+    data: bytes = field(repr=False)
+    #: The seed the provider reports it used (None when it does not say).
+    seed: int | None = None
+    #: Actual cost in USD when the provider reports it.
+    cost: float | None = None
+    #: Provider-side identifiers (task UUID, image UUID, job id, ...), for the cache record.
+    response_ids: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One provider option a campaign may set in its `[providers.NAME]` table."""
+
+    types: tuple[type, ...]
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    #: Model ids this option applies to (None: all of the kind's models).
+    models: tuple[str, ...] | None = None
+
+    def check(self, value: Any) -> str | None:
+        """Return what is wrong with `value`, or None."""
+        if isinstance(value, bool) and bool not in self.types:
+            return f"expected {self._type_names()}, got a boolean"
+        if not isinstance(value, self.types):
+            return f"expected {self._type_names()}, got {type(value).__name__} {value!r}"
+        if self.choices is not None and value not in self.choices:
+            shown = ", ".join(repr(c) for c in self.choices[:12])
+            more = ", ..." if len(self.choices) > 12 else ""
+            return f"{value!r} is not one of {shown}{more}"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                return "expected a finite number"
+            if self.minimum is not None and value < self.minimum:
+                return f"{value} is below the minimum {self.minimum:g}"
+            if self.maximum is not None and value > self.maximum:
+                return f"{value} is above the maximum {self.maximum:g}"
+        return None
+
+    def _type_names(self) -> str:
+        names = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}
+        return " or ".join(names.get(t, t.__name__) for t in self.types)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What qwenbuild knows about one model of a provider."""
+
+    id: str
+    title: str
+    size_rule: SizeRule
+    #: Price per image in USD from the provider's page (an estimate where it varies).
+    price_usd: float
+    max_prompt: int = 2000
+    max_negative: int = 500
+    min_prompt: int = 1
+    min_negative: int = 1
+    max_references: int = 0
+    seed_range: tuple[int, int] | None = (0, 2147483647)
+    #: Whether the seed is sent at all (some models take none and report the one used).
+    sends_seed: bool = True
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A provider as the campaign declares it, validated."""
+
+    name: str
+    kind: str
+    model: str
+    concurrency: int
+    options: Mapping[str, Any]
+    base_url: str | None = None
+    timeout: float = 300.0
+    max_retries: int = 3
+
+
+class Provider:
+    """Base class of every provider. Subclasses set the class attributes and `generate`."""
+
+    kind: ClassVar[str]
+    #: Models of this kind, by id; the first is the default.
+    models: ClassVar[dict[str, ModelInfo]]
+    options: ClassVar[dict[str, OptionSpec]] = {}
+    #: File extension of the images this provider returns ("png", "jpg", "webp").
+    output_ext: ClassVar[str] = "png"
+    #: Environment variable holding the API key (None: no key needed).
+    api_key_env: ClassVar[str | None] = None
+    base_url_env: ClassVar[str | None] = None
+    default_base_url: ClassVar[str | None] = None
+    default_concurrency: ClassVar[int] = 4
+
+    def __init__(self, spec: ProviderSpec) -> None:
+        self.spec = spec
+        self.model = self.models[spec.model]
+
+    # -- configuration, checked when the campaign loads ------------------------------------
+
+    @classmethod
+    def default_model(cls) -> str:
+        return next(iter(cls.models))
+
+    @classmethod
+    def check_config(cls, model: str, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Problems with a provider table, as (key, message) pairs."""
+        import difflib
+
+        problems: list[tuple[str, str]] = []
+        if model not in cls.models:
+            known = ", ".join(repr(m) for m in cls.models)
+            hint = difflib.get_close_matches(model, list(cls.models), n=1)
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append(("model", f"unknown model {model!r} for kind {cls.kind!r}{tip}; "
+                                      f"known: {known}"))
+            return problems
+        for key, value in options.items():
+            spec = cls.options.get(key)
+            if spec is None or (spec.models is not None and model not in spec.models):
+                allowed = [k for k, s in cls.options.items() if s.models is None or model in s.models]
+                hint = difflib.get_close_matches(
+                    key, allowed + ["kind", "model", "concurrency", "base_url", "timeout",
+                                    "max_retries"], n=1)
+                tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+                listed = ", ".join(allowed) if allowed else "none"
+                problems.append((key, f"unknown key{tip}; options of {cls.kind} model {model}: "
+                                      f"{listed}"))
+                continue
+            wrong = spec.check(value)
+            if wrong:
+                problems.append((key, wrong))
+        return problems
+
+    # -- planning --------------------------------------------------------------------------
+
+    def size_for(self, aspect: str) -> tuple[int, int]:
+        """The pixel size sent for an aspect ratio."""
+        return self.model.size_rule.resolve(aspect)
+
+    def key_fields(self, request: GenerationRequest) -> dict[str, Any]:
+        """Provider-specific inputs that change the image, beyond the common ones."""
+        return {}
+
+    def validate(self, request: GenerationRequest) -> list[str]:
+        """What this provider would refuse in `request`, checked before any spending."""
+        m = self.model
+        problems = []
+        if not m.min_prompt <= len(request.prompt) <= m.max_prompt:
+            problems.append(f"prompt is {len(request.prompt)} characters; {m.title} takes "
+                            f"{m.min_prompt} to {m.max_prompt}")
+        if request.negative and not m.min_negative <= len(request.negative) <= m.max_negative:
+            problems.append(f"negative prompt is {len(request.negative)} characters; "
+                            f"{m.title} takes {m.min_negative} to {m.max_negative}")
+        if len(request.references) > m.max_references:
+            if m.max_references == 0:
+                problems.append(f"{m.title} takes no reference images "
+                                f"({len(request.references)} given)")
+            else:
+                problems.append(f"{len(request.references)} reference images; {m.title} takes "
+                                f"at most {m.max_references}")
+        if m.seed_range is not None:
+            lo, hi = m.seed_range
+            if not lo <= request.seed <= hi:
+                problems.append(f"seed {request.seed} is outside {lo}..{hi} for {m.title}")
+        if not self.model.size_rule.accepts(request.width, request.height):
+            problems.append(f"size {request.width}x{request.height} is not accepted by {m.title}")
+        return problems
+
+    def supports_aspect(self, aspect: str) -> bool:
+        return aspect in ASPECTS
+
+    # -- generation ------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections. Called once when the build ends."""
+
+
+ProviderFactory = Callable[[ProviderSpec], Provider]

@@ -1,0 +1,284 @@
+"""What every HTTP provider shares: the client, auth, error mapping, downloads, payloads.
+
+The retry *policy* (which faults, how often, how long to wait) lives in build.py; this
+module only classifies faults: a `ProviderError` says whether it is worth retrying and
+what the server asked for with Retry-After. Faults that happen *after* the provider has
+accepted (and may have charged for) a generation, such as polling or downloading, are
+retried here, so that a retry never pays for the same image twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.utils
+import json
+import logging
+import os
+import time
+from typing import Any, ClassVar
+
+from ..errors import ProviderError
+from .base import GenerationRequest, Provider, ProviderSpec, Reference
+
+log = logging.getLogger(__name__)
+
+#: Largest image we accept from a provider; anything bigger is refused while streaming.
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+#: Transient statuses: worth retrying with backoff.
+TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Tries of a poll or download before the job fails (without generating again).
+FETCH_TRIES = 4
+
+
+class HttpProvider(Provider):
+    """Base of the HTTP providers: one httpx.AsyncClient per provider per build."""
+
+    api_key_env: ClassVar[str]
+    base_url_env: ClassVar[str]
+    default_base_url: ClassVar[str]
+    #: Poll interval bounds (seconds) for asynchronous deliveries.
+    poll_first: ClassVar[float] = 1.0
+    poll_max: ClassVar[float] = 10.0
+    poll_factor: ClassVar[float] = 1.5
+
+    def __init__(self, spec: ProviderSpec) -> None:
+        super().__init__(spec)
+        self._client: Any = None
+
+    # -- configuration ----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        url = self.spec.base_url or os.environ.get(self.base_url_env) or self.default_base_url
+        return url.rstrip("/")
+
+    def api_key(self) -> str:
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise ProviderError(f"{self.api_key_env} is not set: provider {self.spec.name} "
+                                "needs an API key in the environment")
+        return key
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(180.0, connect=15.0),
+                limits=httpx.Limits(max_connections=max(4, self.spec.concurrency * 2)),
+                follow_redirects=False,
+                headers={"User-Agent": f"qwenbuild/{_version()}"},
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key()}"}
+
+    async def request_json(self, method: str, url: str, body: Any = None) -> Any:
+        """Send one request; return the decoded JSON body of a 2xx answer.
+
+        Raises ProviderError: retryable for timeouts, connection errors, transient statuses
+        and unreadable answers; not retryable for other 4xx (with the provider's message).
+        """
+        import httpx
+
+        headers = {**self.auth_headers(), "Accept": "application/json"}
+        try:
+            if body is None:
+                response = await self.client.request(method, url, headers=headers)
+            else:
+                response = await self.client.request(
+                    method, url, headers={**headers, "Content-Type": "application/json"},
+                    content=json.dumps(body, ensure_ascii=False).encode("utf-8"))
+        except httpx.TimeoutException as exc:
+            raise ProviderError(f"timeout talking to {self.spec.name} ({type(exc).__name__})",
+                                code="timeout", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise ProviderError(f"connection error: {self.redact(str(exc)) or type(exc).__name__}",
+                                code="connection", retryable=True) from None
+        status = response.status_code
+        payload = _json_or_none(response)
+        if 200 <= status < 300:
+            if payload is None:
+                raise ProviderError(f"unreadable answer: {_snippet(response)}",
+                                    code="bad_response", status=status, retryable=True)
+            return payload
+        message, code = self.error_message(status, payload)
+        if payload is None:
+            message = _snippet(response)
+        raise ProviderError(
+            self.redact(message),
+            code=code,
+            status=status,
+            retryable=status in TRANSIENT,
+            retry_after=retry_after(response.headers.get("Retry-After")),
+        )
+
+    def error_message(self, status: int, payload: Any) -> tuple[str, str | None]:
+        """The provider's error envelope as (message, code). Subclasses know the shape."""
+        return f"HTTP {status}", None
+
+    def redact(self, text: str) -> str:
+        """Remove the API key from any text that may reach a log or message."""
+        key = os.environ.get(self.api_key_env, "").strip()
+        return text.replace(key, "[redacted]") if key else text
+
+    async def with_fetch_retries(self, what: str, make: Any) -> Any:
+        """Run `make()` (a poll or a download) up to FETCH_TRIES times on transient faults.
+        Gives up with a non-retryable error: the generation itself must not be repeated."""
+        from ..build import retry_delay
+
+        for attempt in range(1, FETCH_TRIES + 1):
+            try:
+                return await make()
+            except ProviderError as exc:
+                if not exc.retryable or attempt == FETCH_TRIES:
+                    raise ProviderError(f"{what}: {exc}", code=exc.code, status=exc.status,
+                                        retryable=False) from None
+                await asyncio.sleep(retry_delay(attempt, exc.retry_after))
+        raise AssertionError("unreachable")
+
+    async def poll_until(self, what: str, poll: Any, deadline: float) -> Any:
+        """Call `poll()` with backoff until it returns non-None or `deadline` passes."""
+        from ..build import _RETRY_SCALE
+
+        delay = self.poll_first
+        while True:
+            await asyncio.sleep(delay * _RETRY_SCALE)
+            result = await self.with_fetch_retries(what, poll)
+            if result is not None:
+                return result
+            if time.monotonic() >= deadline:
+                raise ProviderError(f"{what}: not finished after {self.spec.timeout:g}s",
+                                    code="timeout")
+            delay = min(self.poll_max, delay * self.poll_factor)
+
+    # -- results ----------------------------------------------------------------------------
+
+    async def download(self, url: str) -> bytes:
+        """Stream an image URL (http/https only, redirects checked) with a size cap."""
+        return await self.with_fetch_retries("download", lambda: self._download_once(url))
+
+    async def _download_once(self, url: str) -> bytes:
+        import httpx
+
+        for _ in range(5):
+            scheme = httpx.URL(url).scheme
+            if scheme not in ("http", "https"):
+                raise ProviderError(f"refusing to download a {scheme or 'schemeless'} URL",
+                                    code="bad_url")
+            try:
+                async with self.client.stream("GET", url) as response:
+                    if response.status_code in (301, 302, 303, 307, 308):
+                        url = str(response.url.join(response.headers.get("Location", "")))
+                        continue
+                    if response.status_code != 200:
+                        raise ProviderError(
+                            f"image URL answered HTTP {response.status_code}",
+                            code="download", status=response.status_code,
+                            retryable=response.status_code in TRANSIENT | {404},
+                            retry_after=retry_after(response.headers.get("Retry-After")))
+                    declared = response.headers.get("Content-Length")
+                    if declared and declared.isdigit() and int(declared) > MAX_IMAGE_BYTES:
+                        raise ProviderError(f"image is {int(declared)} bytes, over the "
+                                            f"{MAX_IMAGE_BYTES} byte cap", code="too_large")
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > MAX_IMAGE_BYTES:
+                            raise ProviderError(f"image is over the {MAX_IMAGE_BYTES} byte cap",
+                                                code="too_large")
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except httpx.TimeoutException:
+                raise ProviderError("timeout downloading the image", code="timeout",
+                                    retryable=True) from None
+            except httpx.TransportError as exc:
+                raise ProviderError(f"connection error downloading the image: {exc}",
+                                    code="connection", retryable=True) from None
+        raise ProviderError("too many redirects downloading the image", code="download")
+
+    async def image_from(self, value: str | None, *, url: bool) -> bytes:
+        """Image bytes from a URL (downloaded) or from base64 / a data URI (decoded)."""
+        if not value:
+            raise ProviderError("the answer holds no image", code="no_image")
+        if url:
+            return await self.download(value)
+        return decode_base64_image(value)
+
+
+def decode_base64_image(value: str) -> bytes:
+    """Decode a data URI or bare base64 string; size-capped."""
+    if value.startswith("data:"):
+        header, _, value = value.partition(",")
+        if ";base64" not in header:
+            raise ProviderError("data URI is not base64", code="bad_image")
+    if len(value) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+        raise ProviderError(f"image is over the {MAX_IMAGE_BYTES} byte cap", code="too_large")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProviderError(f"invalid base64 image data: {exc}", code="bad_image") from None
+
+
+def data_uri(ref: Reference) -> str:
+    return f"data:{ref.media_type};base64,{base64.b64encode(ref.data).decode('ascii')}"
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _json_or_none(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _snippet(response: Any) -> str:
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+    text = response.text.strip().replace("\n", " ")
+    if "html" in kind:
+        import re
+
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+        text = title.group(1).strip() if title else ""
+    text = text[:160] + ("..." if len(text) > 160 else "")
+    return f"HTTP {response.status_code} {kind} answer, not JSON" + (f": {text}" if text else "")
+
+
+def new_task_uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+__all__ = ["HttpProvider", "GenerationRequest", "data_uri", "decode_base64_image",
+           "new_task_uuid", "retry_after"]

@@ -1,0 +1,74 @@
+"""The built-in offline provider: a Pillow layout comp of the copy, deterministic per seed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..sizes import QWEN_NATIVE, SizeRule
+from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, Provider
+
+PREVIEW_RULE = SizeRule(
+    step=16,
+    min_side=128,
+    max_side=2048,
+    native_area=1328 * 1328,
+    native=tuple(QWEN_NATIVE.items()),
+)
+
+
+class PreviewProvider(Provider):
+    """Draws the copy (headline, subtitle, blocks, footer) in the brand palette, offline."""
+
+    kind = "preview"
+    models = {
+        "comp": ModelInfo(
+            id="comp",
+            title="preview comp",
+            size_rule=PREVIEW_RULE,
+            price_usd=0.0,
+            max_prompt=1_000_000,
+            max_negative=1_000_000,
+            min_prompt=0,
+            min_negative=0,
+            max_references=16,
+            seed_range=(0, 2**63 - 1),
+        ),
+    }
+    options = {
+        "scale": OptionSpec(
+            (int, float),
+            "Render at this fraction of the native size (1.0 = the size a real Qwen model "
+            "would get, as width and height in templates show it).",
+            minimum=0.1,
+            maximum=1.0,
+        ),
+    }
+    output_ext = "png"
+    default_concurrency = 2
+
+    def size_for(self, aspect: str) -> tuple[int, int]:
+        width, height = super().size_for(aspect)
+        scale = float(self.spec.options.get("scale", 1.0))
+        if scale == 1.0:
+            return width, height
+        return max(16, round(width * scale / 16) * 16), max(16, round(height * scale / 16) * 16)
+
+    def validate(self, request: GenerationRequest) -> list[str]:
+        # The preview draws whatever it is given; only the seed range can be wrong.
+        lo, hi = self.model.seed_range or (0, 2**63 - 1)
+        return [] if lo <= request.seed <= hi else [f"seed {request.seed} is outside {lo}..{hi}"]
+
+    def key_fields(self, request: GenerationRequest) -> dict[str, Any]:
+        from .preview_render import RENDERER_VERSION
+
+        # The comp draws the copy and palette directly, not the prompt: they are its inputs.
+        return {"design": request.design, "renderer": RENDERER_VERSION}
+
+    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        from .preview_render import render_png
+
+        data = await asyncio.to_thread(
+            render_png, request.width, request.height, request.seed, request.design
+        )
+        return GeneratedImage(data=data, seed=request.seed, cost=0.0)

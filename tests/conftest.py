@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qwenbuild.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+SIMPLE_TEMPLATE = """\
+A {{ asset.orientation }} poster for {{ brand.name }}.
+Headline reading exactly: "{{ copy.headline }}".
+{% if copy.subtitle is defined %}Subtitle: "{{ copy.subtitle }}".{% endif %}
+{% if copy.footer is defined %}Footer: "{{ copy.footer }}".{% endif %}
+"""
+
+SIMPLE_CAMPAIGN = """\
+[campaign]
+name = "test"
+
+[brand]
+name = "Acme"
+palette = ["teal", "cream"]
+
+[copy]
+footer = "Made by Acme"
+
+[defaults]
+template = "poster.j2"
+aspects = ["1:1", "9:16"]
+
+[providers.small]
+kind = "preview"
+scale = 0.1
+
+[[assets]]
+id = "hero"
+providers = ["small"]
+seeds = [1, 2]
+[assets.copy]
+headline = "HELLO WORLD"
+subtitle = "First of many"
+
+[[assets]]
+id = "story"
+providers = ["small"]
+aspects = ["9:16"]
+[assets.copy]
+headline = "SECOND STORY"
+"""
+
+
+def build_file_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory,
+                    monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("QWENBUILD_CACHE_DIR", str(cache))
+    monkeypatch.setenv("QWENBUILD_RETRY_SCALE", "0.01")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for var in ("RUNWARE_API_KEY", "AIMLAPI_API_KEY", "EMPIRIOLABS_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    return cache
+
+
+@pytest.fixture
+def cache_dir(_isolated_cache: Path) -> Path:
+    return _isolated_cache
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run the CLI in-process."""
+
+    def _run(*args: str | Path) -> Result:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _run
+
+
+def run_subprocess(*args: str | Path, cwd: Path | None = None,
+                   env: dict[str, str] | None = None) -> Result:
+    proc = subprocess.run(
+        [sys.executable, "-m", "qwenbuild", *[str(a) for a in args]],
+        capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A small campaign with its own template folder; returns the campaign file."""
+    build_file_tree(tmp_path, {
+        "brand/templates/poster.j2": SIMPLE_TEMPLATE,
+        "brand/campaign.toml": SIMPLE_CAMPAIGN,
+    })
+    return tmp_path / "brand" / "campaign.toml"
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes]:
+    if not root.exists():
+        return {}
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}

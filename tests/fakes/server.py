@@ -1,0 +1,146 @@
+"""A real HTTP server on 127.0.0.1 for provider tests, in a thread.
+
+A fake provider subclasses `FakeApp` and implements `route()`; the server records every
+request (method, path, headers, JSON body) so tests can compare them field by field with
+the provider's documentation. Scripted faults (`app.faults`) make the next answers fail.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from PIL import Image
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # dict/list -> JSON; bytes/str -> raw
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    #: Close the connection without answering (a reset).
+    drop: bool = False
+
+
+def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 40, 40),
+              fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buf, fmt)
+    return buf.getvalue()
+
+
+class FakeApp:
+    """Base of a fake provider: records requests, serves files, replays scripted faults."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.files: dict[str, tuple[bytes, str]] = {}
+        #: Replies used (FIFO) before route() for matching paths: (path prefix, Reply).
+        self.faults: deque[tuple[str, Reply]] = deque()
+        self.base_url = ""
+        self.lock = threading.Lock()
+        self.latency = 0.0
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        with self.lock:
+            self.requests.append(Recorded(method, path, headers, body))
+            for i, (prefix, reply) in enumerate(self.faults):
+                if path.startswith(prefix):
+                    del self.faults[i]
+                    return reply
+        if method == "GET" and path.startswith("/files/"):
+            name = path[len("/files/"):]
+            if name not in self.files:
+                return Reply(404, b"not found", {"Content-Type": "text/plain"})
+            data, ctype = self.files[name]
+            return Reply(200, data, {"Content-Type": ctype})
+        if self.latency:
+            time.sleep(self.latency)
+        return self.route(method, path, headers, body)
+
+    def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        return Reply(404, {"error": "no route"})
+
+    def add_file(self, name: str, data: bytes, ctype: str = "image/png") -> str:
+        self.files[name] = (data, ctype)
+        return f"{self.base_url}/files/{name}"
+
+    def api_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if not r.path.startswith("/files/")]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    app: FakeApp
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = self.app.handle(self.command, self.path, headers, body)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.drop:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if isinstance(reply.body, dict | list):
+            data = json.dumps(reply.body).encode()
+            ctype = "application/json"
+        elif isinstance(reply.body, str):
+            data, ctype = reply.body.encode(), "text/plain"
+        else:
+            data, ctype = reply.body or b"", "application/octet-stream"
+        self.send_response(reply.status)
+        hdrs = {"Content-Type": ctype, **reply.headers}
+        for k, v in hdrs.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+
+class FakeServer:
+    """Run a FakeApp on 127.0.0.1 in a background thread (a context manager)."""
+
+    def __init__(self, app: FakeApp) -> None:
+        handler = type("Handler", (_Handler,), {"app": app})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.app = app
+        host, port = self.httpd.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        app.base_url = self.url
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
