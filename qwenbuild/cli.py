@@ -58,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     p_plan = sub.add_parser("plan", help="show what a build would do, job by job",
                             description="Show what a build would do and why, without doing it.")
     common(p_plan)
+
+    p_prov = sub.add_parser("providers", help="list provider kinds, models, sizes and prices",
+                            description="List provider kinds, their models, the size each "
+                                        "aspect resolves to, price per image, and whether "
+                                        "each API key is set.")
+    p_prov.add_argument("--json", action="store_true", help="print JSON")
+    p_prov.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -71,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import QwenbuildError
 
     try:
-        return {"build": cmd_build, "plan": cmd_plan}[args.command](args)
+        commands = {"build": cmd_build, "plan": cmd_plan, "providers": cmd_providers}
+        return commands[args.command](args)
     except QwenbuildError as exc:
         if args.verbose:
             logging.getLogger("qwenbuild").exception("error")
@@ -176,6 +184,42 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def cmd_providers(args: argparse.Namespace) -> int:
+    from .providers import KINDS, provider_class
+    from .providers.base import ProviderSpec
+    from .sizes import ASPECTS
+
+    rows = []
+    for kind in KINDS:
+        cls = provider_class(kind)
+        for model_id, info in cls.models.items():
+            provider = cls(ProviderSpec(name=kind, kind=kind, model=model_id, concurrency=1,
+                                        options={}))
+            sizes = {a: "x".join(map(str, provider.size_for(a))) for a in ASPECTS
+                     if provider.supports_aspect(a)}
+            key_env = cls.api_key_env
+            rows.append({
+                "kind": kind, "model": model_id, "title": info.title,
+                "price_usd": info.price_usd, "sizes": sizes,
+                "api_key_env": key_env,
+                "api_key_set": bool(os.environ.get(key_env)) if key_env else None,
+                "base_url_env": cls.base_url_env,
+                "options": sorted(k for k, o in cls.options.items()
+                                  if o.models is None or model_id in o.models),
+            })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for row in rows:
+        key = ("no key needed" if row["api_key_env"] is None else
+               f"{row['api_key_env']} {'set' if row['api_key_set'] else 'NOT set'}")
+        print(f"{row['kind']:<12} {row['model']:<28} ${row['price_usd']:<7.4f} {key}")
+        print("    " + "  ".join(f"{a} {s}" for a, s in row["sizes"].items()))
+        if row["options"]:
+            print("    options: " + ", ".join(row["options"]))
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,8 +90,8 @@ def _describe(exc: BaseException, name: str | None) -> str:
     from jinja2.exceptions import SecurityError
 
     if isinstance(exc, TemplateSyntaxError):
-        where = f"{exc.name or name}, line {exc.lineno}" if (exc.name or name) else f"line {exc.lineno}"
-        return f"syntax error at {where}: {exc.message}"
+        inside = f" of {exc.name}" if exc.name and exc.name != name else ""
+        return f"syntax error at line {exc.lineno}{inside}: {exc.message}"
     if isinstance(exc, TemplateNotFound):
         return f"template not found: {exc.name}"
     line = _template_line(exc)

@@ -1,0 +1,147 @@
+"""The job key: stable across processes, changed by every input that can change an image,
+unchanged by anything that cannot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qwenbuild.campaign import load_campaign
+from qwenbuild.keys import KEY_VERSION, canonical_json, job_key
+from qwenbuild.plan import plan
+
+from .conftest import SIMPLE_TEMPLATE, build_file_tree
+
+PINNED = "c1aa8d206368d16659dc53e4dde4133abbf0560b0e67283ab52b70625ef7d9fe"
+
+BASE_FIELDS = {
+    "kind": "runware",
+    "model": "alibaba:qwen-image@2.0",
+    "prompt": "A poster reading exactly: \"HELLO\"",
+    "negative": "blurry text",
+    "width": 1536,
+    "height": 2048,
+    "seed": 7,
+    "references": ["ab" * 32],
+    "prompt_extend": False,
+    "options": {"steps": 28, "CFGScale": 7.5},
+}
+
+
+def test_key_is_sha256_hex() -> None:
+    key = job_key(BASE_FIELDS)
+    assert len(key) == 64 and int(key, 16) >= 0
+
+
+def test_canonical_form_ignores_order_and_whole_floats() -> None:
+    shuffled = dict(reversed(list(BASE_FIELDS.items())))
+    shuffled["options"] = {"CFGScale": 7.5, "steps": 28.0}
+    assert job_key(shuffled) == job_key(BASE_FIELDS)
+    assert canonical_json({"b": 1, "a": [1.0, "é"]}) == '{"a":[1,"é"],"b":1}'
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("kind", "aimlapi"),
+        ("model", "alibaba:qwen-image@2.0-pro"),
+        ("prompt", "A poster reading exactly: \"HELLO!\""),
+        ("negative", "blurry"),
+        ("width", 1440),
+        ("height", 1920),
+        ("seed", 8),
+        ("references", ["cd" * 32]),
+        ("references", []),
+        ("prompt_extend", True),
+        ("options", {"steps": 30, "CFGScale": 7.5}),
+        ("options", {"steps": 28}),
+    ],
+)
+def test_each_input_changes_the_key(field: str, value: object) -> None:
+    assert job_key({**BASE_FIELDS, field: value}) != job_key(BASE_FIELDS)
+
+
+def test_reference_order_matters() -> None:
+    a = {**BASE_FIELDS, "references": ["aa" * 32, "bb" * 32]}
+    b = {**BASE_FIELDS, "references": ["bb" * 32, "aa" * 32]}
+    assert job_key(a) != job_key(b)
+
+
+def test_same_key_in_another_process() -> None:
+    code = (
+        "import json, sys; from qwenbuild.keys import job_key; "
+        "print(job_key(json.loads(sys.stdin.read())))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(BASE_FIELDS),
+                         capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout.strip()
+    assert out == job_key(BASE_FIELDS)
+
+
+def test_key_of_fixed_inputs_is_pinned() -> None:
+    """A change here changes every cache key in every brand repo: bump KEY_VERSION."""
+    assert KEY_VERSION == 1
+    assert job_key(BASE_FIELDS) == PINNED
+
+
+CAMPAIGN = """\
+[campaign]
+name = "k"
+out = "{out}"
+
+[brand]
+name = "Acme"
+
+[providers.tiny]
+kind = "preview"
+scale = 0.1
+concurrency = {concurrency}
+
+[[assets]]
+id = "{asset_id}"
+template = "poster.j2"
+aspects = ["1:1"]
+providers = ["tiny"]
+seeds = [5]
+[assets.copy]
+headline = "HELLO"
+"""
+
+
+def _key(tmp_path: Path, **overrides: object) -> str:
+    values = {"out": "out", "concurrency": 2, "asset_id": "a", **overrides}
+    folder = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
+    build_file_tree(folder, {"templates/poster.j2": SIMPLE_TEMPLATE,
+                             "campaign.toml": CAMPAIGN.format(**values)})
+    (job,) = plan(load_campaign(folder / "campaign.toml")).jobs
+    return job.key
+
+
+def test_what_cannot_change_the_image_does_not_change_the_key(tmp_path: Path) -> None:
+    base = _key(tmp_path)
+    assert _key(tmp_path, out="elsewhere") == base  # output paths
+    assert _key(tmp_path, concurrency=7) == base  # scheduling
+
+
+def test_reference_bytes_are_part_of_the_key(tmp_path: Path) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    def png(color: str) -> bytes:
+        buf = BytesIO()
+        Image.new("RGB", (8, 8), color).save(buf, "PNG")
+        return buf.getvalue()
+
+    body = CAMPAIGN.format(out="out", concurrency=1, asset_id="a").replace(
+        'seeds = [5]', 'seeds = [5]\nreferences = ["ref.png"]')
+    build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE, "campaign.toml": body,
+                               "ref.png": png("red")})
+    first = plan(load_campaign(tmp_path / "campaign.toml")).jobs[0].key
+    (tmp_path / "ref.png").write_bytes(png("blue"))
+    second = plan(load_campaign(tmp_path / "campaign.toml")).jobs[0].key
+    assert first != second
