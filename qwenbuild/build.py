@@ -95,6 +95,9 @@ class BuildOptions:
     on_event: Callable[[JobResult], None] | None = None
     #: Called once with the assessments before any job runs.
     on_plan: Callable[[list[Assessment]], None] | None = None
+    #: Refuse to start when more than this many jobs would call a provider (a spending
+    #: guard for watch mode); None: no limit.
+    max_generate: int | None = None
 
 
 @dataclass
@@ -129,6 +132,8 @@ async def build_plan(the_plan: Plan, options: BuildOptions = BuildOptions()) -> 
         manifest = Manifest.load(campaign.out, campaign.name)
         stats = StatCache(campaign.cache_dir, campaign.out)
         assessments = assess(the_plan, manifest, cache, stats, force=options.force)
+        _check_limit(assessments, options.max_generate)
+        previous = {rel: dict(entry) for rel, entry in manifest.entries.items()}
         if options.on_plan:
             options.on_plan(assessments)
         state = _State(campaign, cache, manifest, stats, options)
@@ -147,8 +152,30 @@ async def build_plan(the_plan: Plan, options: BuildOptions = BuildOptions()) -> 
                 log.warning("interrupted: %d of %d jobs finished", len(state.results),
                             len(assessments))
         results = [state.results[a.job.output] for a in assessments]
-    return BuildReport(campaign, results, stale, interrupted,
-                       round(time.perf_counter() - started, 3))
+        report = BuildReport(campaign, results, stale, interrupted,
+                             round(time.perf_counter() - started, 3))
+        _write_review(the_plan, report, manifest, previous, cache)
+    return report
+
+
+def _check_limit(assessments: list[Assessment], limit: int | None) -> None:
+    if limit is None:
+        return
+    paid = [a for a in assessments if a.status == BUILD and a.job.kind != "preview"]
+    if len(paid) > limit:
+        from .errors import BudgetError
+
+        shown = ", ".join(a.job.label for a in paid[:5]) + (", ..." if len(paid) > 5 else "")
+        raise BudgetError(f"{len(paid)} jobs would call a paid provider, over the limit of "
+                          f"{limit} per build ({shown}); raise --max-jobs or narrow the build")
+
+
+def _write_review(the_plan: Plan, report: BuildReport, manifest: Manifest,
+                  previous: dict[str, dict[str, Any]], cache: Cache) -> None:
+    """Write <out>/index.html, the review page of every output of the campaign."""
+    from .review import write_review
+
+    write_review(the_plan, report, manifest, previous, cache)
 
 
 def _stale(the_plan: Plan, manifest: Manifest) -> list[str]:

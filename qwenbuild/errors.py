@@ -5,8 +5,10 @@
     │   ├── CampaignError          the campaign file (syntax, types, unknown keys, references)
     │   ├── TemplateError          a prompt template (syntax, undefined variable, sandbox)
     │   ├── ValidationError        a job a provider would refuse (checked before spending)
-    │   └── UsageError             the command line
-    └── ProviderError              one job failed at its provider (the build goes on)
+    │   ├── UsageError             the command line
+    │   └── BudgetError            a build would spend more than allowed
+    ├── ProviderError              one job failed at its provider (the build goes on)
+    └── LockError                  another build holds the output folder
 
 Foreign errors are converted at the boundary (`raise ... from exc`), so callers deal with
 this hierarchy only.
@@ -74,6 +76,10 @@ class ProviderError(QwenbuildError):
             parts.append(str(self.code))
         prefix = " ".join(parts)
         return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class BudgetError(InputError):
+    """A build would spend more than it is allowed to; nothing was requested."""
 
 
 class LockError(QwenbuildError):
