@@ -9,6 +9,7 @@ others. The manifest is written once, atomically, when the build ends or is inte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -138,20 +139,21 @@ async def build_plan(the_plan: Plan, options: BuildOptions = BuildOptions()) -> 
             options.on_plan(assessments)
         state = _State(campaign, cache, manifest, stats, options)
         stale = _stale(the_plan, manifest)
+        _sweep_temporary_files(campaign.out)
         interrupted = False
         try:
             await _run(the_plan, assessments, state)
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except asyncio.CancelledError:
+            # Ctrl-C: asyncio cancels the build; what finished is kept and reported.
             interrupted = True
-            raise
         finally:
-            # Whatever finished is recorded, even when interrupted.
             manifest.save()
             stats.save()
-            if interrupted:
-                log.warning("interrupted: %d of %d jobs finished", len(state.results),
-                            len(assessments))
-        results = [state.results[a.job.output] for a in assessments]
+        results = [
+            state.results.get(a.job.output)
+            or JobResult(a.job, FAILED, a.reason, error="interrupted before it finished")
+            for a in assessments
+        ]
         report = BuildReport(campaign, results, stale, interrupted,
                              round(time.perf_counter() - started, 3))
         _write_review(the_plan, report, manifest, previous, cache)
@@ -176,6 +178,17 @@ def _write_review(the_plan: Plan, report: BuildReport, manifest: Manifest,
     from .review import write_review
 
     write_review(the_plan, report, manifest, previous, cache)
+
+
+def _sweep_temporary_files(out: Path) -> None:
+    """Remove temporary files a killed build may have left among the outputs."""
+    if not out.is_dir():
+        return
+    for folder, _, files in os.walk(out):
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
 
 
 def _stale(the_plan: Plan, manifest: Manifest) -> list[str]:

@@ -183,6 +183,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     progress.finish(report)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    if report.interrupted:
+        unfinished = [r for r in report.failed if r.error == "interrupted before it finished"]
+        _error(f"interrupted: {len(report.results) - len(unfinished)} jobs finished and are "
+               f"kept, {len(unfinished)} did not finish; run the build again to resume")
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if report.failed else EXIT_OK
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-RENDERER_VERSION = 1  # bump when the drawing changes (it is part of a cache key)
+RENDERER_VERSION = 2  # bump when the drawing changes (it is part of a cache key)
 
 RGB = tuple[int, int, int]
 Box = tuple[int, int, int, int]
@@ -34,7 +34,16 @@ _MAX_CHARS = 1500  # far more than any box holds; bounds wrap cost for pathologi
 _INK: RGB = (18, 18, 20)
 _PAPER: RGB = (250, 248, 243)
 _CORE_COPY_KEYS = frozenset({"headline", "subtitle", "blocks", "footer"})
+# Copy keys the shipped templates use to describe the artwork; they are never text to draw.
+_DESCRIPTION_KEYS = frozenset({"scene", "diagram"})
+# Pillow's bundled font lacks these glyphs; draw a close stand-in rather than a box.
+_STAND_INS = str.maketrans({
+    "\u2022": "\u00b7", "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u00d7": "x",
+    "\u2192": "->", "\u2190": "<-", "\u20ac": "EUR", "\u00a3": "GBP", "\u00a5": "JPY",
+    "\u00ae": "(R)", "\u2605": "*", "\u2713": "v",
+})
 
+# fmt: off
 _NAMED_COLOURS: dict[str, RGB] = {
     "teal": (0, 128, 128), "saffron": (244, 196, 48), "cream": (246, 238, 218),
     "midnight blue": (28, 36, 74), "midnight": (28, 36, 74), "coral": (255, 127, 80),
@@ -57,6 +66,7 @@ _NAMED_COLOURS: dict[str, RGB] = {
     "copper": (184, 115, 51), "silver": (192, 192, 192), "crimson": (190, 20, 50),
     "maroon": (110, 20, 35), "turquoise": (48, 200, 190), "bone": (227, 218, 201),
 }
+# fmt: on
 # cream, midnight blue, coral, teal, saffron
 _DEFAULT_PALETTE = [(246, 238, 218), (28, 36, 74), (255, 127, 80), (0, 128, 128), (244, 196, 48)]
 
@@ -76,8 +86,8 @@ def _parse_colour(value: Any) -> RGB | None:
         return _NAMED_COLOURS[name]
     for candidate in (name, name.replace(" ", "")):  # "#1a2b3c", "rgb(..)", "midnightblue"
         try:
-            rgb = ImageColor.getrgb(candidate)
-            return (rgb[0], rgb[1], rgb[2])
+            r, g, b = (max(0, min(255, int(c))) for c in ImageColor.getrgb(candidate)[:3])
+            return (r, g, b)  # clamped: getrgb passes "rgb(300,0,0)" through unchecked
         except ValueError:
             pass
     words = name.split()  # "dusty sage green" -> "sage green": the tail carries the hue
@@ -87,11 +97,8 @@ def _parse_colour(value: Any) -> RGB | None:
     # hashlib, not hash(): the colour must not change with PYTHONHASHSEED or across runs.
     digest = hashlib.sha256(name.encode("utf-8", "replace")).digest()
     hue, light, sat = digest[0] / 255, 0.35 + digest[1] / 850, 0.45 + digest[2] / 730
-    return _to_rgb(colorsys.hls_to_rgb(hue, light, sat))
-
-
-def _to_rgb(rgb: Sequence[float]) -> RGB:
-    return (round(rgb[0] * 255), round(rgb[1] * 255), round(rgb[2] * 255))
+    r, g, b = (round(c * 255) for c in colorsys.hls_to_rgb(hue, light, sat))
+    return (r, g, b)
 
 
 def _palette(brand: Mapping[str, Any]) -> list[RGB]:
@@ -154,9 +161,10 @@ def _text(value: Any, sep: str = " ") -> str:
         return ""
     # Control chars and lone surrogates upset FreeType / UTF-8 encoding; whitespace stays.
     return "".join(
-        ch for ch in str(value)[:_MAX_CHARS]
+        ch
+        for ch in str(value)[:_MAX_CHARS]
         if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cs")
-    ).strip()
+    ).translate(_STAND_INS).strip()
 
 
 @dataclass(frozen=True)
@@ -291,10 +299,20 @@ class _Plan:
     shapes: list[tuple[str, Box, RGB]] = field(default_factory=list)
     texts: list[_TextEl] = field(default_factory=list)
 
-    def place(self, text: str | _Fit | None, box: Box, max_size: int = 0, *, right: bool = False,
-              bottom: bool = False, panel: RGB | None = None, display: bool = False) -> None:
+    def place(
+        self,
+        text: str | _Fit | None,
+        box: Box,
+        max_size: int = 0,
+        *,
+        right: bool = False,
+        bottom: bool = False,
+        panel: RGB | None = None,
+        display: bool = False,
+    ) -> None:
         """Fit (unless pre-fitted) and anchor text in box; the fit keeps its ink inside."""
-        fit = _fit(text, box[2] - box[0], box[3] - box[1], max_size) if isinstance(text, str) else text
+        w, h = box[2] - box[0], box[3] - box[1]
+        fit = _fit(text, w, h, max_size) if isinstance(text, str) else text
         if fit is not None:
             e = fit.ext
             ox = box[2] - e[2] if right else box[0] - e[0]
@@ -304,7 +322,8 @@ class _Plan:
 
 def _split(a: int, b: int, weights: Sequence[float], gap: int) -> list[tuple[int, int]]:
     """Cut [a, b) into gapped spans proportional to weights; cumulative rounding, no drift."""
-    avail, total, out, acc = b - a - gap * (len(weights) - 1), sum(weights), [], 0.0
+    avail, total, acc = b - a - gap * (len(weights) - 1), sum(weights), 0.0
+    out: list[tuple[int, int]] = []
     for wgt in weights:
         acc += wgt
         end = a + round(avail * acc / total) + gap * len(out)
@@ -316,7 +335,10 @@ def _grid(box: Box, n: int, cols: int, gap: int) -> tuple[list[Box], int, int]:
     """Row-major cells plus the smallest cell size (rounding makes cells differ by 1px)."""
     xs = _split(box[0], box[2], [1.0] * cols, gap)
     ys = _split(box[1], box[3], [1.0] * math.ceil(n / cols), gap)
-    cells = [(xs[i % cols][0], ys[i // cols][0], xs[i % cols][1], ys[i // cols][1]) for i in range(n)]
+    cells: list[Box] = []
+    for i in range(n):
+        (cx0, cx1), (cy0, cy1) = xs[i % cols], ys[i // cols]
+        cells.append((cx0, cy0, cx1, cy1))
     return cells, min(c[2] - c[0] for c in cells), min(c[3] - c[1] for c in cells)
 
 
@@ -373,8 +395,12 @@ def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Pla
         t *= 0.7  # a softer tint lets one ink read on bg and circle alike, so plates stay rare
     plan.shapes.append(("ellipse", (cx - r, cy - r, cx + r, cy + r), _mix(bg, accent, t)))
     bt = max(2, round(m * 0.45))  # the edge band lives in the margin, never behind text
-    bands = [(0, 0, bt, height), (0, 0, width, bt), (width - bt, 0, width, height),
-             (0, height - bt, width, height)]
+    bands = [
+        (0, 0, bt, height),
+        (0, 0, width, bt),
+        (width - bt, 0, width, height),
+        (0, height - bt, width, height),
+    ]
     plan.shapes.append(("rect", rng.choice(bands), accents[0]))
     rule_c = max(accents, key=lambda c: _contrast(c, bg))
     rule_t = max(1, min(g - 2, round(s * 0.005)))  # rules sit inside gaps, clear of text
@@ -382,22 +408,25 @@ def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Pla
 
     def hrule(zx0: int, zx1: int, zy1: int) -> None:
         yy = zy1 + (g - rule_t) // 2
-        plan.shapes.append(("rect", (zx0, yy, zx0 + round((zx1 - zx0) * rule_frac), yy + rule_t),
-                            rule_c))
+        plan.shapes.append(
+            ("rect", (zx0, yy, zx0 + round((zx1 - zx0) * rule_frac), yy + rule_t), rule_c)
+        )
 
     x0, y0, x1, y1 = m, m, width - m, height - m
     brand_name, label = _text(brand.get("name")), _text(design.get("label"))
     sy1 = y0 + max(12, round(s * 0.03))
     if (brand_name or label) and sy1 <= y1:  # tiny canvases have no room for the meta strip
         size = round(s * 0.016)
-        split = x0 + round((x1 - x0) * 0.42) if brand_name and label else x1 if brand_name else x0 - g
+        split = x1 if brand_name else x0 - g  # a lone brand or label gets the full width
+        if brand_name and label:
+            split = x0 + round((x1 - x0) * 0.42)
         plan.place(brand_name, (x0, y0, split, sy1), size)
         plan.place(label, (split + g, y0, x1, sy1), size, right=True)
         y0 = sy1 + g
 
     headline, subtitle = _text(copy.get("headline")), _text(copy.get("subtitle"))
     footer, blocks = _text(copy.get("footer")), _blocks(copy.get("blocks"))
-    extras = [t for k, v in copy.items() if k not in _CORE_COPY_KEYS and (t := _text(v, " · "))]
+    extras = [x for k, v in copy.items() if k not in _CORE_COPY_KEYS | _DESCRIPTION_KEYS and (x := _text(v, " · "))]
     extras = extras[:6]
     landscape, portrait = aspect >= 1.2, aspect <= 0.8
     zones: dict[str, Box] = {}
@@ -409,9 +438,9 @@ def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Pla
             if key == "headline" and i + 1 < len(keys):
                 hrule(box[0], box[2], b)
 
-    heads = [(k, wt) for k, t, wt in (("headline", headline, 3.0), ("subtitle", subtitle, 1.1)) if t]
-    tail = [(k, wt) for k, t, wt in (("extras", extras, 0.45 * (1 if landscape else len(extras))),
-                                       ("footer", footer, 0.55)) if t]
+    heads = [(k, w) for k, t, w in (("headline", headline, 3.0), ("subtitle", subtitle, 1.1)) if t]
+    extras_w = 0.45 * (1 if landscape else len(extras))
+    tail = [(k, w) for k, t, w in (("extras", extras, extras_w), ("footer", footer, 0.55)) if t]
     if landscape:  # headline column on the left, block columns right, meta strip below
         has_main = bool(heads or blocks)
         spans = _split(y0, y1, [7.0] * has_main + [wt for _, wt in tail], g)
@@ -461,8 +490,9 @@ def _place_blocks(
     pad = max(2, min(round(s * 0.018), cw // 10, ch // 10))
     iw, ih = cw - 2 * pad, ch - 2 * pad
     th = round(ih * 0.3) if any(t for t, _ in blocks) else 0
-    titles = _fit_group([t for t, _ in blocks], iw, th if any(b for _, b in blocks) else ih,
-                        round(s * 0.04))
+    titles = _fit_group(
+        [t for t, _ in blocks], iw, th if any(b for _, b in blocks) else ih, round(s * 0.04)
+    )
     bodies = _fit_group([b for _, b in blocks], iw, ih - th - (pad if th else 0), round(s * 0.028))
     for i, cell in enumerate(cells):
         colour = plan.accents[(i + off) % len(plan.accents)]
@@ -509,9 +539,12 @@ def render_comp(width: int, height: int, seed: int, design: Mapping[str, Any]) -
             (draw.ellipse if kind == "ellipse" else draw.rectangle)((a, b, c - 1, d - 1), colour)
     inks: list[RGB] = []
     for el in plan.texts:
-        behind = [el.panel] if el.panel else [plan.bg, plan.bg2] + [
-            c for kind, box, c in plan.shapes if _touches(kind, box, el.bbox)
-        ]
+        behind = (
+            [el.panel]
+            if el.panel
+            else [plan.bg, plan.bg2]
+            + [c for kind, box, c in plan.shapes if _touches(kind, box, el.bbox)]
+        )
         prefs = [*plan.accents, plan.bg] if el.display else []
         ink = _pick_ink(behind, prefs)
         if ink is None:
@@ -519,8 +552,15 @@ def render_comp(width: int, height: int, seed: int, design: Mapping[str, Any]) -
             # pad stays below the gap so a plate never reaches a neighbouring element.
             pad = max(1, min(el.fit.size // 6, plan.gap - 1))
             bx0, by0, bx1, by1 = el.bbox
-            draw.rectangle((max(0, bx0 - pad), max(0, by0 - pad), min(width, bx1 + pad) - 1,
-                            min(height, by1 + pad) - 1), fill=plan.bg)
+            draw.rectangle(
+                (
+                    max(0, bx0 - pad),
+                    max(0, by0 - pad),
+                    min(width, bx1 + pad) - 1,
+                    min(height, by1 + pad) - 1,
+                ),
+                fill=plan.bg,
+            )
             ink = _pick_ink([plan.bg], prefs) or _INK
         inks.append(ink)
     for el, ink in zip(plan.texts, inks, strict=True):  # text last: plates must not cover it
