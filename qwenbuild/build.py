@@ -317,11 +317,21 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     delay = min(30.0, 2.0 ** (attempt - 1)) + random.random()
     if retry_after is not None:
         delay = max(delay, min(retry_after, 120.0))
-    return delay * _RETRY_SCALE
+    return delay * retry_scale()
 
 
-#: Tests shrink every backoff with QWENBUILD_RETRY_SCALE; never set it in production.
-_RETRY_SCALE = float(os.environ.get("QWENBUILD_RETRY_SCALE", "1"))
+_RETRY_SCALE: float | None = None  # TEMPORARY: tests of two providers still pin this
+
+
+def retry_scale() -> float:
+    """Factor on every backoff and poll wait: QWENBUILD_RETRY_SCALE (tests shrink the waits
+    with it; leave it unset in real use)."""
+    if _RETRY_SCALE is not None:
+        return _RETRY_SCALE
+    try:
+        return max(0.0, float(os.environ.get("QWENBUILD_RETRY_SCALE", "1")))
+    except ValueError:
+        return 1.0
 
 
 def _jsonable_inputs(job: Job) -> dict[str, Any]:

@@ -30,7 +30,7 @@ class Manifest:
         self.out = out
         self.campaign = campaign
         self.entries = entries
-        self._original = dumps(self._data())
+        self._original: bytes | None = None  # bytes on disk; None: no file yet
 
     @classmethod
     def load(cls, out: Path, campaign: str) -> Manifest:
@@ -61,6 +61,8 @@ class Manifest:
 
     def save(self) -> bool:
         """Write the manifest if it changed (atomically). Returns whether it wrote."""
+        if self._original is None and not self.entries:
+            return False  # nothing built and no manifest yet: write nothing
         data = dumps(self._data())
         if data == self._original:
             return False

@@ -54,9 +54,10 @@ def orientation(width: int, height: int) -> str:
 
 
 def ratio_error(width: int, height: int, aspect: str) -> float:
-    """Relative difference between width/height and the aspect's ratio."""
+    """How far width/height is from the aspect's ratio, as a relative difference measured
+    on a log scale, so that a size and its transpose are equally far from 16:9 and 9:16."""
     a, b = ASPECTS[aspect]
-    return abs((width / height) / (a / b) - 1.0)
+    return math.expm1(abs(math.log((width / height) / (a / b))))
 
 
 @dataclass(frozen=True)

@@ -150,11 +150,11 @@ class HttpProvider(Provider):
 
     async def poll_until(self, what: str, poll: Any, deadline: float) -> Any:
         """Call `poll()` with backoff until it returns non-None or `deadline` passes."""
-        from ..build import _RETRY_SCALE
+        from ..build import retry_scale
 
         delay = self.poll_first
         while True:
-            await asyncio.sleep(delay * _RETRY_SCALE)
+            await asyncio.sleep(delay * retry_scale())
             result = await self.with_fetch_retries(what, poll)
             if result is not None:
                 return result

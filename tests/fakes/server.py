@@ -134,7 +134,9 @@ class FakeServer:
         host, port = self.httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
         app.base_url = self.url
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # A short poll interval makes shutdown() quick (the default waits up to 0.5 s).
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     def __enter__(self) -> FakeServer:
         self.thread.start()
