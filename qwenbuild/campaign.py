@@ -140,6 +140,8 @@ class Campaign:
     """A loaded, validated campaign."""
 
     path: Path
+    #: The campaign file as the user named it (for messages).
+    shown: str
     name: str
     root: Path
     out: Path
@@ -199,6 +201,7 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
     shown = str(path)
     problems: list[str] = []
     parts: dict[str, Any] = {}
+    defaults_failed: set[str] = set()
     fields = CampaignFile.model_fields
     for key in data:
         if key not in fields and key != "copy":
@@ -222,7 +225,8 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
             model = annotation if isinstance(annotation, type) and issubclass(
                 annotation, BaseModel) else None
             if model is not None:
-                parts[name] = _validate(model, value, (key,), data, problems)
+                parts[name] = _validate(model, value, (key,), data, problems,
+                                        defaults_failed if name == "defaults" else None)
             elif not isinstance(value, dict):
                 problems.append(f"{key}: expected a table, got {_describe_value(value)}")
             else:
@@ -239,9 +243,10 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
         copy_=parts.get("copy_") or {},
         defaults=parts.get("defaults") or AssetFields(),
         providers=parts.get("providers") or {},
-        assets=[spec for _, spec in indexed],
+        assets=[spec for _, spec, _ in indexed],
     )
-    campaign = _resolve(model, path.resolve(), problems, indexed)
+    indexed = [(i, spec, failed | defaults_failed) for i, spec, failed in indexed]
+    campaign = _resolve(model, path.resolve(), problems, indexed, shown)
     if problems:
         raise CampaignError([f"{shown}: {p}" for p in problems])
     assert campaign is not None
@@ -249,15 +254,18 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
 
 
 def _validate(model: type[BaseModel], value: Any, loc: tuple[Any, ...], data: dict[str, Any],
-              problems: list[str]) -> Any:
+              problems: list[str], failed: set[str] | None = None) -> Any:
+    """Validate one part; on errors, report them and validate the rest without the keys in
+    error (their names go into `failed`), so the rest can still be checked for meaning."""
     try:
         return model.model_validate(value)
     except PydanticValidationError as exc:
         problems.extend(_pydantic_problems(exc, data, loc))
-        bad = {err["loc"][0] for err in exc.errors() if err["loc"]}
+        bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+    if failed is not None:
+        failed.update(bad)
     if not isinstance(value, dict):
         return None
-    # Without the keys in error the rest may still be checked for meaning (and reported).
     try:
         return model.model_validate({k: v for k, v in value.items() if k not in bad})
     except PydanticValidationError:
@@ -265,7 +273,7 @@ def _validate(model: type[BaseModel], value: Any, loc: tuple[Any, ...], data: di
 
 
 def _validate_assets(value: Any, data: dict[str, Any],
-                     problems: list[str]) -> list[tuple[int, AssetSpec]]:
+                     problems: list[str]) -> list[tuple[int, AssetSpec, frozenset[str]]]:
     """The assets that are valid on their own, with their index in the file."""
     if not isinstance(value, list):
         problems.append(f"assets: expected an array of tables [[assets]], got "
@@ -275,9 +283,10 @@ def _validate_assets(value: Any, data: dict[str, Any],
         problems.append("assets: no assets; add at least one [[assets]] table")
     specs = []
     for i, item in enumerate(value):
-        spec = _validate(AssetSpec, item, ("assets", i), data, problems)
+        failed: set[str] = set()
+        spec = _validate(AssetSpec, item, ("assets", i), data, problems, failed)
         if spec is not None:
-            specs.append((i, spec))
+            specs.append((i, spec, frozenset(failed)))
     return specs
 
 
@@ -285,7 +294,7 @@ def _validate_assets(value: Any, data: dict[str, Any],
 
 
 def _resolve(model: CampaignFile, path: Path, problems: list[str],
-             indexed: list[tuple[int, AssetSpec]]) -> Campaign | None:
+             indexed: list[tuple[int, AssetSpec, frozenset[str]]], shown: str) -> Campaign | None:
     from .prompts import Prompts
     from .providers import KINDS, provider_class
 
@@ -345,7 +354,7 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
         problems.append("defaults: set either seeds or variants, not both")
     assets: list[Asset] = []
     seen: dict[str, str] = {}
-    for index, spec in indexed:
+    for index, spec, failed in indexed:
         where = f"assets[{index}] ({spec.id})"
         folded = spec.id.lower()
         if folded in _WINDOWS_RESERVED:
@@ -356,13 +365,14 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
         else:
             seen[folded] = f"assets[{index}]"
         asset = _resolve_asset(spec, index, defaults, model, root, repo_root, prompts,
-                               known_providers, problems)
+                               known_providers, problems, failed)
         if asset is not None:
             assets.append(asset)
     if problems:
         return None
     return Campaign(
         path=path,
+        shown=shown,
         name=model.campaign.name,
         root=root,
         out=(root / model.campaign.out).resolve(),
@@ -385,6 +395,7 @@ def _resolve_asset(
     prompts: Any,
     known_providers: set[str],
     problems: list[str],
+    failed: frozenset[str] = frozenset(),
 ) -> Asset | None:
     where = f"assets[{index}] ({spec.id})"
     before = len(problems)
@@ -394,7 +405,9 @@ def _resolve_asset(
         return getattr(defaults, field) if value is None else value
 
     template = pick("template")
-    if template is None:
+    if "template" in failed:
+        pass  # its type error is reported already
+    elif template is None:
         problems.append(f"{where}.template: no template; set it here or in [defaults]")
     elif not prompts.exists(template):
         hint = _hint(template, prompts.available())
@@ -402,9 +415,9 @@ def _resolve_asset(
         problems.append(f"{where}.template: unknown template {template!r}{hint} "
                         f"(looked in {looked})")
     aspects = pick("aspects")
-    if aspects is None:
+    if aspects is None and "aspects" not in failed:
         problems.append(f"{where}.aspects: no aspect ratios; set them here or in [defaults]")
-        aspects = []
+    aspects = aspects or []
     for i, aspect in enumerate(aspects):
         if aspect not in ASPECTS:
             hint = _hint(aspect, list(ASPECTS))
@@ -573,6 +586,8 @@ def _type_message(err: Any) -> str:
                 "letter or digit, at most 100 characters (it becomes a file name)")
     if kind == "model_attributes_type":
         return f"expected a table, got {got}"
+    if kind == "too_short":
+        return f"expected at least {err.get('ctx', {}).get('min_length', 1)} item, got none"
     return f"{err['msg']} (got {got})"
 
 

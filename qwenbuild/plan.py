@@ -253,18 +253,19 @@ class _References:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            report(f"{self.campaign.path}: {where}: cannot read {shown}: {exc.strerror}")
+            report(f"{self.campaign.shown}: {where}: cannot read {shown}: {exc.strerror}")
             return None
         try:
             with Image.open(io.BytesIO(data)) as img:
                 fmt = (img.format or "PNG").upper()
                 img.verify()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            report(f"{self.campaign.path}: {where}: {shown} is not a readable image ({exc})")
+            reason = "unknown format" if isinstance(exc, UnidentifiedImageError) else str(exc)
+            report(f"{self.campaign.shown}: {where}: {shown} is not a readable image ({reason})")
             return None
         media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(fmt)
         if media is None:
-            report(f"{self.campaign.path}: {where}: {shown} is {fmt}; "
+            report(f"{self.campaign.shown}: {where}: {shown} is {fmt}; "
                    "reference images must be PNG, JPEG or WebP")
             return None
         return Reference(path=shown, sha256=hashlib.sha256(data).hexdigest(), data=data,
