@@ -213,21 +213,27 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
                     if p.api_key_env and not os.environ.get(p.api_key_env)}
 
     async def one(a: Assessment) -> None:
+        try:
+            result = await attempt(a)
+        except (ProviderError, OSError) as exc:
+            # A file that cannot be written fails its job only, with the reason.
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            result = JobResult(a.job, FAILED, a.reason, error=f"cannot write output: {detail}")
+        _finish(state, result)
+
+    async def attempt(a: Assessment) -> JobResult:
         job = a.job
         if a.status == UP_TO_DATE:
-            _finish(state, JobResult(job, UP_TO_DATE, a.reason))
-            return
+            return JobResult(job, UP_TO_DATE, a.reason)
         if a.status == CACHED and _restore(state, job):
-            _finish(state, JobResult(job, CACHED, a.reason))
-            return
+            return JobResult(job, CACHED, a.reason)
         if job.provider in missing_keys:
-            _finish(state, JobResult(job, FAILED, a.reason, error=(
+            return JobResult(job, FAILED, a.reason, error=(
                 f"{missing_keys[job.provider]} is not set: provider {job.provider} needs an "
-                "API key in the environment")))
-            return
+                "API key in the environment"))
+        _target(state, job)  # refuse an unsafe path before paying for the image
         async with overall, limits[job.provider]:
-            result = await _generate(state, providers[job.provider], job, a.reason)
-        _finish(state, result)
+            return await _generate(state, providers[job.provider], job, a.reason)
 
     async with AsyncExitStack() as stack:
         for provider in providers.values():
@@ -254,7 +260,7 @@ def _restore(state: _State, job: Job) -> bool:
     entry = state.cache.get(job.key, ext)
     if entry is None:
         return False
-    target = state.campaign.out / job.output
+    target = _target(state, job)
     sha = atomic_copy(entry.image, target)
     if entry.record.get("sha256") not in (None, sha):
         log.warning("cache entry %s is damaged; generating it again", job.key)
@@ -305,7 +311,7 @@ async def _generate(state: _State, provider: Provider, job: Job, reason: str) ->
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     entry = state.cache.put(job.key, image, record)
-    target = state.campaign.out / job.output
+    target = _target(state, job)
     atomic_write(target, image.data)
     _record_output(state, job, entry.record, entry.record["sha256"], target)
     return JobResult(job, GENERATED, reason, cost=generated.cost)
@@ -358,6 +364,20 @@ def _record_output(state: _State, job: Job, record: dict[str, Any], sha: str,
         "cost_usd": record.get("cost_usd"),
     }
     state.stats.remember(job.output, target, sha)
+
+
+def _target(state: _State, job: Job) -> Path:
+    """The output file of a job, refusing any path that resolves outside the output root
+    (ids and provider names are validated, but a symlinked folder could still point away)."""
+    out = state.campaign.out
+    target = out / job.output
+    resolved_out = out.resolve()
+    if not target.parent.resolve().is_relative_to(resolved_out) or (
+        target.is_symlink() and not target.resolve().is_relative_to(resolved_out)
+    ):
+        raise ProviderError(f"refusing to write {job.output}: it resolves outside {out}",
+                            code="unsafe_path")
+    return target
 
 
 def _ext(job: Job) -> str:

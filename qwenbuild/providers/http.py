@@ -131,7 +131,8 @@ class HttpProvider(Provider):
     def redact(self, text: str) -> str:
         """Remove the API key from any text that may reach a log or message."""
         key = os.environ.get(self.api_key_env, "").strip()
-        return text.replace(key, "[redacted]") if key else text
+        # A key too short to be real would blank out ordinary words instead.
+        return text.replace(key, "[redacted]") if len(key) >= 8 else text
 
     async def with_fetch_retries(self, what: str, make: Any) -> Any:
         """Run `make()` (a poll or a download) up to FETCH_TRIES times on transient faults.
