@@ -98,7 +98,11 @@ def _resolve(rule: SizeRule, aspect: str) -> tuple[int, int]:
     w = _ceil_to(rule.min_side, rule.step)
     while w <= rule.max_side:
         ideal_h = w / ratio
-        for h in {_floor_to(ideal_h, rule.step), _ceil_to(ideal_h, rule.step)}:
+        # The nearest heights on the step, and the bounds when the ideal lies beyond them
+        # (an extreme aspect on a narrow rule still gets its best effort).
+        lo, hi = _ceil_to(rule.min_side, rule.step), _floor_to(rule.max_side, rule.step)
+        near = {_floor_to(ideal_h, rule.step), _ceil_to(ideal_h, rule.step)}
+        for h in near | {min(max(h, lo), hi) for h in near}:
             if h > 0 and rule.accepts(w, h):
                 candidates.append((w, h))
         w += rule.step
