@@ -326,14 +326,9 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     return delay * retry_scale()
 
 
-_RETRY_SCALE: float | None = None  # TEMPORARY: tests of two providers still pin this
-
-
 def retry_scale() -> float:
     """Factor on every backoff and poll wait: QWENBUILD_RETRY_SCALE (tests shrink the waits
     with it; leave it unset in real use)."""
-    if _RETRY_SCALE is not None:
-        return _RETRY_SCALE
     try:
         return max(0.0, float(os.environ.get("QWENBUILD_RETRY_SCALE", "1")))
     except ValueError:

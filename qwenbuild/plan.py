@@ -207,8 +207,8 @@ def _make_job(
         "height": height,
         "seed": seed,
         "references": [r.sha256 for r in refs],
-        "prompt_extend": asset.prompt_extend,
-        "options": dict(spec.options),
+        "prompt_extend": asset.prompt_extend if provider.model.takes_prompt_extend else None,
+        "options": provider.key_options(),
         **provider.key_fields(request),
     }
     return Job(

@@ -93,6 +93,13 @@ def _resolve(rule: SizeRule, aspect: str) -> tuple[int, int]:
     if native and rule.accepts(*native) and ratio_error(*native, aspect) <= RATIO_TOLERANCE:
         return native
     a, b = ASPECTS[aspect]
+    if a < b:
+        # Rules are symmetric in width and height: solve the landscape twin and transpose,
+        # so that 2:3 is exactly 3:2 turned on its side.
+        twin = f"{b}:{a}"
+        if twin in ASPECTS:
+            height, width = _resolve(rule, twin)
+            return width, height
     ratio = a / b
     candidates: list[tuple[int, int]] = []
     w = _ceil_to(rule.min_side, rule.step)

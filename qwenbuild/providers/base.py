@@ -68,6 +68,9 @@ class OptionSpec:
     choices: tuple[Any, ...] | None = None
     #: Model ids this option applies to (None: all of the kind's models).
     models: tuple[str, ...] | None = None
+    #: False for options about transport only (delivery, how the image comes back): they
+    #: stay out of the job key, so changing them never pays for an image again.
+    affects_image: bool = True
 
     def check(self, value: Any) -> str | None:
         """Return what is wrong with `value`, or None."""
@@ -110,6 +113,9 @@ class ModelInfo:
     seed_range: tuple[int, int] | None = (0, 2147483647)
     #: Whether the seed is sent at all (some models take none and report the one used).
     sends_seed: bool = True
+    #: Whether the model can rewrite the prompt; when it cannot, prompt_extend is left out
+    #: of the key (it cannot change the image).
+    takes_prompt_extend: bool = True
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,11 @@ class Provider:
     def key_fields(self, request: GenerationRequest) -> dict[str, Any]:
         """Provider-specific inputs that change the image, beyond the common ones."""
         return {}
+
+    def key_options(self) -> dict[str, Any]:
+        """The options that can change the image (those marked affects_image)."""
+        return {k: v for k, v in self.spec.options.items()
+                if k not in self.options or self.options[k].affects_image}
 
     def validate(self, request: GenerationRequest) -> list[str]:
         """What this provider would refuse in `request`, checked before any spending."""

@@ -33,6 +33,7 @@ class PreviewProvider(Provider):
             min_negative=0,
             max_references=16,
             seed_range=(0, 2**63 - 1),
+            takes_prompt_extend=False,  # it draws the copy, never the prompt
         ),
     }
     options = {

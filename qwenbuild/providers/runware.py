@@ -1,0 +1,391 @@
+"""Runware: Qwen-Image 2.0, 2.0-Pro (Alibaba, hosted) and Qwen-Image 20B (`runware:108@1`).
+
+Wire format (Runware's model pages and the transport notes in PROTOCOLS.md): one
+`POST <base>` whose body is a JSON *array* of task objects, each with a fresh UUID v4
+`taskUUID`; auth is `Authorization: Bearer <key>`. A result comes back as
+`{"data": [{taskUUID, imageUUID, imageURL | imageBase64Data | imageDataURI, seed, cost}]}`
+(some pages show `data` as one object: both are accepted), errors as
+`{"errors": [{code, message, parameter, taskType, taskUUID}]}`, per task.
+
+The models differ in what they take:
+
+* `alibaba:qwen-image@2.0` / `@2.0-pro` take no `seed`, `steps` or `CFGScale`: the seed
+  is reported back (and recorded), while the campaign seed only names the variant in the
+  cache key. Prompt rewriting is on by default at Alibaba, so `promptExtend` is always
+  sent explicitly. Up to 3 reference images go in `inputs.referenceImages`; 2.0-Pro
+  refuses references together with a negative prompt.
+* `runware:108@1` takes `seed`, `steps`, `CFGScale` and `scheduler`, and no
+  `providerSettings` at all.
+
+Delivery is synchronous by default; `delivery = "async"` sends `deliveryMethod: "async"`
+and polls `getResponse` for the same taskUUID (polls never submit the generation again).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ProviderError
+from ..sizes import QWEN_NATIVE, SizeRule
+from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec
+from .http import HttpProvider, data_uri, new_task_uuid
+
+log = logging.getLogger(__name__)
+
+QWEN_2 = "alibaba:qwen-image@2.0"
+QWEN_2_PRO = "alibaba:qwen-image@2.0-pro"
+QWEN_20B = "runware:108@1"
+
+#: Models that take `providerSettings.alibaba` and `inputs.referenceImages`, and no seed.
+ALIBABA_MODELS = frozenset({QWEN_2, QWEN_2_PRO})
+#: Models whose page says: `inputs.referenceImages` cannot be used with `negativePrompt`.
+NO_REFERENCES_WITH_NEGATIVE = frozenset({QWEN_2_PRO})
+
+#: Qwen-Image 2.0 sizes. The page says only "step 1"; PROTOCOLS.md gives the safe bounds
+#: (each side <= 2048, area within [512*512, 2048*2048]). A step of 16 keeps sizes
+#: friendly to any latent grid; the model renders natively near 2K, hence the native area.
+QWEN_2_RULE = SizeRule(
+    step=16,
+    min_side=256,
+    max_side=2048,
+    min_area=512 * 512,
+    max_area=2048 * 2048,
+    native_area=2048 * 2048,
+)
+
+#: Qwen-Image 20B: width and height required, 128..2048, multiples of 16; the README's
+#: native resolutions where they fit.
+QWEN_20B_RULE = SizeRule(
+    step=16,
+    min_side=128,
+    max_side=2048,
+    native_area=1328 * 1328,
+    native=tuple(QWEN_NATIVE.items()),
+)
+
+OUTPUT_EXTS: dict[str, str] = {"PNG": "png", "JPG": "jpg", "WEBP": "webp"}
+
+#: Error codes that name a passing fault (worth another try) rather than a bad request.
+_TRANSIENT_CODE_PARTS = ("timeout", "unavailable", "overloaded", "busy")
+
+
+class RunwareProvider(HttpProvider):
+    """Qwen-Image models on Runware's task API."""
+
+    kind = "runware"
+    api_key_env = "RUNWARE_API_KEY"
+    base_url_env = "RUNWARE_BASE_URL"
+    default_base_url = "https://api.runware.ai/v1"
+    default_concurrency = 4
+
+    models = {
+        QWEN_2: ModelInfo(
+            id=QWEN_2,
+            title="Qwen-Image-2.0 (Runware)",
+            size_rule=QWEN_2_RULE,
+            price_usd=0.035,
+            min_prompt=2,
+            max_prompt=2000,
+            # An empty negative prompt is simply not sent; a present one takes 2..500.
+            min_negative=2,
+            max_negative=500,
+            max_references=3,
+            # No seed is sent: the campaign seed stays the variant identity in the key.
+            seed_range=None,
+            sends_seed=False,
+        ),
+        QWEN_2_PRO: ModelInfo(
+            id=QWEN_2_PRO,
+            title="Qwen-Image-2.0-Pro (Runware)",
+            size_rule=QWEN_2_RULE,
+            price_usd=0.075,
+            min_prompt=2,
+            max_prompt=2000,
+            min_negative=2,
+            max_negative=500,
+            max_references=3,
+            seed_range=None,
+            sends_seed=False,
+        ),
+        QWEN_20B: ModelInfo(
+            id=QWEN_20B,
+            title="Qwen-Image 20B (Runware runware:108@1)",
+            size_rule=QWEN_20B_RULE,
+            # The page shows $0.0058 to $0.0128: the price grows with steps and size.
+            price_usd=0.0058,
+            min_prompt=1,
+            max_prompt=32000,
+            min_negative=1,
+            max_negative=32000,
+            # Its only image input is `inputs.seedImage` (img2img from a starting image),
+            # a different feature from reference images, so references are refused.
+            max_references=0,
+            seed_range=(0, 2**63 - 1),
+            sends_seed=True,
+            takes_prompt_extend=False,  # no promptExtend setting for this model
+        ),
+    }
+
+    options = {
+        "output_format": OptionSpec(
+            (str,), "File format Runware renders (outputFormat); the output extension "
+            "follows it. Default PNG.", choices=tuple(OUTPUT_EXTS)),
+        "output_quality": OptionSpec(
+            (int,), "Compression quality of JPG/WEBP outputs (outputQuality); sent only "
+            "when set.", minimum=20, maximum=99),
+        "delivery": OptionSpec(
+            (str,), "sync: the answer holds the image; async: acknowledged at once, then "
+            "polled with getResponse. Default sync.", choices=("sync", "async"),
+            affects_image=False),
+        "output_type": OptionSpec(
+            (str,), "How the image comes back (outputType): URL (downloaded), base64Data or "
+            "dataURI (inline). Default URL.", choices=("URL", "base64Data", "dataURI"),
+            affects_image=False),
+        "steps": OptionSpec(
+            (int,), "Denoising steps (default 20 at Runware); more steps cost more.",
+            minimum=1, maximum=50, models=(QWEN_20B,)),
+        "CFGScale": OptionSpec(
+            (int, float), "Guidance scale: how closely the image follows the prompt.",
+            minimum=1, maximum=20, models=(QWEN_20B,)),
+        "scheduler": OptionSpec(
+            (str,), "Diffusion scheduler name, e.g. \"DPM++ 2M Karras\" or \"Euler\" (the "
+            "page lists 75 values without naming them, so any name is passed through).",
+            models=(QWEN_20B,)),
+    }
+
+    # -- configuration ----------------------------------------------------------------------
+
+    # The base declares a class-wide default; here the extension follows each spec's options.
+    @property
+    def output_ext(self) -> str:  # type: ignore[misc, override]
+        """The extension of the files this provider returns, from `output_format`."""
+        return OUTPUT_EXTS[str(self.spec.options.get("output_format", "PNG"))]
+
+    @classmethod
+    def check_config(cls, model: str, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+        problems = super().check_config(model, options)
+        scheduler = options.get("scheduler")
+        if (isinstance(scheduler, str) and not scheduler.strip()
+                and not any(key == "scheduler" for key, _ in problems)):
+            # An empty name would be sent as is and refused by Runware after the build began.
+            problems.append(("scheduler", "expected a scheduler name, got an empty string"))
+        return problems
+
+    def validate(self, request: GenerationRequest) -> list[str]:
+        problems = super().validate(request)
+        if (self.model.id in NO_REFERENCES_WITH_NEGATIVE and request.references
+                and request.negative):
+            problems.append(
+                f"{self.model.title} cannot combine reference images with a negative prompt "
+                "(Runware rule: inputs.referenceImages cannot be used with negativePrompt); "
+                "drop the negative prompt or the references for this asset")
+        return problems
+
+    # -- the request ------------------------------------------------------------------------
+
+    def task_body(self, request: GenerationRequest, task_uuid: str) -> dict[str, Any]:
+        """The `imageInference` task for `request`, field by field as the model page has it."""
+        options = self.spec.options
+        task: dict[str, Any] = {
+            "taskType": "imageInference",
+            "taskUUID": task_uuid,
+            "model": self.model.id,
+            "positivePrompt": request.prompt,
+        }
+        if request.negative:
+            # Absent rather than empty: the pages give the negative prompt a minimum length.
+            task["negativePrompt"] = request.negative
+        task["width"] = request.width
+        task["height"] = request.height
+        # Defaults at Runware are URL and JPG; both are sent so the answer never depends on
+        # a default changing.
+        task["outputType"] = options.get("output_type", "URL")
+        task["outputFormat"] = options.get("output_format", "PNG")
+        if "output_quality" in options:
+            task["outputQuality"] = options["output_quality"]
+        task["includeCost"] = True
+        task["numberResults"] = 1
+        if options.get("delivery", "sync") == "async":
+            task["deliveryMethod"] = "async"
+        if self.model.id in ALIBABA_MODELS:
+            # promptExtend defaults to true at Alibaba: always say what the campaign wants.
+            task["providerSettings"] = {"alibaba": {"promptExtend": bool(request.prompt_extend)}}
+            if request.references:
+                task["inputs"] = {"referenceImages": [data_uri(r) for r in request.references]}
+        else:
+            # Qwen-Image 20B takes the seed (and has no prompt rewriting to switch off).
+            task["seed"] = request.seed
+            for name in ("steps", "CFGScale", "scheduler"):
+                if name in options:
+                    task[name] = options[name]
+        return task
+
+    # -- generation -------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+        task_uuid = new_task_uuid()
+        task = self.task_body(request, task_uuid)
+        payload = await self.request_json("POST", self.base_url, [task])
+        failure = self._task_error(payload, task_uuid)
+        if failure is not None:
+            raise failure
+        item = _task_item(payload, task_uuid)
+        if item is None and task.get("deliveryMethod") != "async":
+            raise ProviderError(f"the answer holds no result for task {task_uuid}",
+                                code="no_result")
+        # Async: the acknowledgement holds no result yet (or may already hold it). A sync
+        # answer that says "processing" is waited for the same way rather than paid twice.
+        if item is None or (not _finished(item) and (task.get("deliveryMethod") == "async"
+                                                     or item.get("status") == "processing")):
+            # Only getResponse from here on: a transient fault while polling is retried as
+            # a poll (with_fetch_retries) and never submits (and pays for) a new task.
+            deadline = time.monotonic() + self.spec.timeout
+            outcome = await self.poll_until(
+                f"waiting for Runware task {task_uuid}", lambda: self._poll(task_uuid), deadline)
+            if isinstance(outcome, ProviderError):
+                raise outcome
+            item = outcome
+        return await self._image(item, task_uuid)
+
+    async def _poll(self, task_uuid: str) -> dict[str, Any] | ProviderError | None:
+        """One getResponse: the finished item, the task's own failure, or None (running)."""
+        payload = await self.request_json(
+            "POST", self.base_url, [{"taskType": "getResponse", "taskUUID": task_uuid}])
+        failure = self._task_error(payload, task_uuid)
+        if failure is not None:
+            # Returned, not raised: with_fetch_retries would turn it into a poll failure and
+            # lose whether the task's own fault is worth generating again.
+            return failure
+        item = _task_item(payload, task_uuid)
+        if item is None or not _finished(item):
+            return None
+        return item
+
+    async def _image(self, item: Mapping[str, Any], task_uuid: str) -> GeneratedImage:
+        if isinstance(item.get("imageURL"), str) and item["imageURL"]:
+            data = await self.image_from(item["imageURL"], url=True)
+        elif isinstance(item.get("imageBase64Data"), str) and item["imageBase64Data"]:
+            data = await self.image_from(item["imageBase64Data"], url=False)
+        elif isinstance(item.get("imageDataURI"), str) and item["imageDataURI"]:
+            data = await self.image_from(item["imageDataURI"], url=False)
+        else:
+            raise ProviderError(f"the result of task {task_uuid} holds no image "
+                                "(no imageURL, imageBase64Data or imageDataURI)",
+                                code="no_image")
+        if item.get("NSFWContent") is True:
+            log.warning("Runware flagged the image of task %s as NSFW", task_uuid)
+        seed = item.get("seed")
+        cost = item.get("cost")
+        ids = {name: item[name] for name in ("taskUUID", "imageUUID")
+               if isinstance(item.get(name), str)}
+        return GeneratedImage(
+            data=data,
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            cost=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool)
+            else None,
+            response_ids=ids,
+        )
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def error_message(self, status: int, payload: Any) -> tuple[str, str | None]:
+        """Runware's envelope as one line: `message (parameter X)`, with the first code.
+
+        ProviderError prints `HTTP <status> <code>: <message>`, so the line reads
+        `HTTP 400 invalidPositivePrompt: ... (parameter positivePrompt)`.
+        """
+        errors = _errors(payload)
+        if not errors:
+            return f"HTTP {status}", None
+        code = _text(errors[0].get("code")) or None
+        parts = [_describe(errors[0], with_code=False)]
+        parts += [_describe(e, with_code=True) for e in errors[1:]]
+        message = "; ".join(p for p in parts if p) or f"HTTP {status}"
+        if status == 401:
+            message += f" (check {self.api_key_env})"
+        return message, code
+
+    def _task_error(self, payload: Any, task_uuid: str) -> ProviderError | None:
+        """The failure of our task in a 2xx answer (an `errors` entry, or an item whose
+        status is "error"), or None."""
+        ours = [e for e in _errors(payload) if e.get("taskUUID") in (None, "", task_uuid)]
+        if ours:
+            code = _text(ours[0].get("code")) or "taskError"
+            message = "; ".join([_describe(ours[0], with_code=False)]
+                                + [_describe(e, with_code=True) for e in ours[1:]])
+            return ProviderError(self.redact(message or "task failed"), code=code,
+                                 retryable=_transient_code(code))
+        item = _task_item(payload, task_uuid)
+        if item is not None and item.get("status") == "error":
+            code = _text(item.get("code")) or "taskError"
+            error = item.get("error")
+            message = (_describe(error, with_code=False) if isinstance(error, Mapping)
+                       else _text(error) or _describe(item, with_code=False))
+            return ProviderError(self.redact(message or "task ended with status error"),
+                                 code=code, retryable=_transient_code(code))
+        return None
+
+
+# -- answer parsing (module level: pure functions of the JSON) ------------------------------
+
+
+def _errors(payload: Any) -> list[Mapping[str, Any]]:
+    """The entries of an `errors` envelope (a list, or one object), else []."""
+    if not isinstance(payload, Mapping):
+        return []
+    errors = payload.get("errors", payload.get("error"))
+    if isinstance(errors, Mapping):
+        errors = [errors]
+    if not isinstance(errors, list):
+        return []
+    return [e for e in errors if isinstance(e, Mapping)]
+
+
+def _task_item(payload: Any, task_uuid: str) -> dict[str, Any] | None:
+    """The `data` item of our task (data may be a list or a single object)."""
+    data = payload.get("data") if isinstance(payload, Mapping) else payload
+    if isinstance(data, Mapping):
+        data = [data]
+    if not isinstance(data, list):
+        return None
+    for item in data:
+        if isinstance(item, dict) and item.get("taskUUID") == task_uuid:
+            return item
+    return None
+
+
+def _finished(item: Mapping[str, Any]) -> bool:
+    """Whether an item is a final result (status success, or no status and an image)."""
+    status = item.get("status")
+    if status is not None:
+        return status == "success"
+    return any(item.get(k) for k in ("imageURL", "imageBase64Data", "imageDataURI"))
+
+
+def _describe(error: Mapping[str, Any], *, with_code: bool) -> str:
+    message = _text(error.get("message")) or _text(error.get("error"))
+    parameter = _text(error.get("parameter"))
+    code = _text(error.get("code"))
+    line = f"{code}: {message}" if with_code and code else message or code
+    if parameter:
+        line += f" (parameter {parameter})"
+    return line
+
+
+def _text(value: Any) -> str:
+    """One line of text from a JSON value (error fields are strings, but be lenient)."""
+    if value is None or isinstance(value, Mapping | list):
+        return ""
+    return " ".join(str(value).split())[:500]
+
+
+def _transient_code(code: str) -> bool:
+    lowered = code.lower()
+    return any(part in lowered for part in _TRANSIENT_CODE_PARTS)
+
+
+__all__ = ["RunwareProvider", "QWEN_2", "QWEN_2_PRO", "QWEN_20B", "QWEN_2_RULE",
+           "QWEN_20B_RULE"]

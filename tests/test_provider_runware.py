@@ -1,0 +1,706 @@
+"""The Runware provider, end to end: real builds through the CLI against a strict fake.
+
+The fake (tests/fakes/runware.py) refuses anything the model pages do not allow, so a
+build that passes sends documented bodies; the tests also compare the recorded bodies
+field by field with the pages' examples, and check outputs, manifest, cache and messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from qwenbuild.providers.base import ProviderSpec
+from qwenbuild.providers.runware import QWEN_2, QWEN_2_PRO, QWEN_20B, RunwareProvider
+from qwenbuild.sizes import ratio_error
+
+from .conftest import Result, build_file_tree
+from .fakes.runware import API_PATH, FAKE_KEY, PRICES, FakeRunware, TaskError
+from .fakes.server import FakeServer, Reply, png_bytes
+
+Run = Callable[..., Result]
+
+TEMPLATE = ('A {{ asset.orientation }} poster for {{ brand.name }} (asset-id={{ asset.id }};). '
+            'Headline reading exactly: "{{ copy.headline }}".\n')
+NEGATIVE = "blurry text, misspelled words, watermark"
+
+#: Top-level fields of every task we send, as in the model pages' examples (plus the
+#: output fields we always set explicitly).
+COMMON_FIELDS = {"taskType", "taskUUID", "model", "positivePrompt", "width", "height",
+                 "outputType", "outputFormat", "includeCost", "numberResults"}
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRunware]:
+    app = FakeRunware()
+    with FakeServer(app) as server:
+        monkeypatch.setenv("RUNWARE_BASE_URL", server.url + API_PATH)
+        monkeypatch.setenv("RUNWARE_API_KEY", FAKE_KEY)
+        yield app
+        app.release()
+
+
+def write_campaign(root: Path, providers: str, assets: str,
+                   files: dict[str, str | bytes] | None = None) -> Path:
+    text = f"""\
+[campaign]
+name = "rw-test"
+
+[brand]
+name = "Acme"
+
+[copy]
+headline = "HELLO RUNWARE"
+
+[defaults]
+template = "poster.j2"
+aspects = ["1:1"]
+seeds = [7]
+
+{providers}
+
+{assets}
+"""
+    build_file_tree(root, {"templates/poster.j2": TEMPLATE, "campaign.toml": text,
+                           **(files or {})})
+    return root / "campaign.toml"
+
+
+def provider_for(model: str, **options: Any) -> RunwareProvider:
+    return RunwareProvider(ProviderSpec(name="rw", kind="runware", model=model,
+                                        concurrency=1, options=options))
+
+
+def marker(asset: str) -> str:
+    """The text of an asset's prompt that names it (see TEMPLATE)."""
+    return f"asset-id={asset};"
+
+
+def jobs_by_asset(result: Result) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(j["asset"], j["aspect"]): j for j in result.json()["jobs"]}
+
+
+def failure_lines(result: Result) -> list[str]:
+    return [line for line in result.err.splitlines() if line.startswith("failed: ")]
+
+
+# -- text to image, per model ------------------------------------------------------------------
+
+ASPECTS = ["1:1", "9:16", "16:9", "21:9"]
+
+
+@pytest.mark.parametrize("model", [QWEN_2, QWEN_2_PRO, QWEN_20B])
+def test_multi_aspect_build_sends_documented_bodies(
+        model: str, fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    extra = ('steps = 28\nCFGScale = 7.5\nscheduler = "DPM++ 2M Karras"\n'
+             if model == QWEN_20B else "")
+    path = write_campaign(tmp_path, f'[providers.rw]\nkind = "runware"\nmodel = "{model}"\n'
+                                    f"{extra}", f"""\
+[[assets]]
+id = "hero"
+providers = ["rw"]
+aspects = {json.dumps(ASPECTS)}
+negative = "{NEGATIVE}"
+""")
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    provider = provider_for(model)
+    rule = provider.model.size_rule
+
+    tasks = fake.tasks()
+    assert len(tasks) == len(ASPECTS)
+    expected = COMMON_FIELDS | {"negativePrompt"}
+    expected |= ({"seed", "steps", "CFGScale", "scheduler"} if model == QWEN_20B
+                 else {"providerSettings"})
+    for task in tasks:
+        assert set(task) == expected
+        assert task["taskType"] == "imageInference"
+        assert uuid.UUID(task["taskUUID"]).version == 4
+        assert task["model"] == model
+        assert marker("hero") in task["positivePrompt"]
+        assert task["negativePrompt"] == NEGATIVE
+        assert task["outputType"] == "URL" and task["outputFormat"] == "PNG"
+        assert task["includeCost"] is True and task["numberResults"] == 1
+        assert rule.accepts(task["width"], task["height"])
+        if model == QWEN_20B:
+            assert task["seed"] == 7
+            assert (task["steps"], task["CFGScale"], task["scheduler"]) == (
+                28, 7.5, "DPM++ 2M Karras")
+        else:
+            # Prompt rewriting is on by default at Alibaba: "off" must be said explicitly.
+            assert task["providerSettings"] == {"alibaba": {"promptExtend": False}}
+    assert len({t["taskUUID"] for t in tasks}) == len(tasks)
+    sent = {(t["width"], t["height"]) for t in tasks}
+    for aspect in ASPECTS:
+        size = provider.size_for(aspect)
+        assert size in sent
+        assert ratio_error(*size, aspect) <= 0.01
+    for request in fake.api_posts():
+        assert request.headers["authorization"] == f"Bearer {FAKE_KEY}"
+        assert request.headers["content-type"] == "application/json"
+
+    report = result.json()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
+    assert len(manifest) == len(ASPECTS)
+    seeds_reported = {t["taskUUID"]: t.get("seed") for t in tasks}
+    for job in report["jobs"]:
+        assert job["status"] == "generated"
+        with Image.open(tmp_path / job["output"]) as img:
+            assert img.size == provider.size_for(job["aspect"])
+            assert img.format == "PNG"
+        entry = manifest[job["output"].removeprefix("out/")]
+        assert entry["cost_usd"] == PRICES[model]
+        assert isinstance(entry["provider_seed"], int)
+        if model == QWEN_20B:
+            assert entry["provider_seed"] == 7
+        assert entry["seed"] == 7
+    assert report["cost_usd"] == pytest.approx(
+        sum(e["cost_usd"] for e in manifest.values()))
+    assert report["cost_usd"] == pytest.approx(PRICES[model] * len(ASPECTS))
+    if model != QWEN_20B:
+        assert len(seeds_reported) == len(ASPECTS)
+
+    before = len(fake.requests)
+    again = run("build", path, "--json")
+    assert again.code == 0
+    assert {j["status"] for j in again.json()["jobs"]} == {"up_to_date"}
+    assert len(fake.requests) == before  # no request at all, not even a download
+
+
+@pytest.mark.parametrize(("fmt", "out_type", "pil"), [
+    ("JPG", "base64Data", "JPEG"),
+    ("WEBP", "dataURI", "WEBP"),
+])
+def test_output_format_and_inline_delivery(fmt: str, out_type: str, pil: str,
+                                           fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, f"""\
+[providers.rw]
+kind = "runware"
+output_format = "{fmt}"
+output_type = "{out_type}"
+output_quality = 80
+""", """\
+[[assets]]
+id = "hero"
+providers = ["rw"]
+prompt_extend = true
+""")
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    (task,) = fake.tasks()
+    assert task["model"] == QWEN_2  # the kind's default model
+    assert (task["outputFormat"], task["outputType"], task["outputQuality"]) == (fmt, out_type,
+                                                                                  80)
+    assert task["providerSettings"] == {"alibaba": {"promptExtend": True}}
+    assert "negativePrompt" not in task  # empty: absent, not ""
+    (job,) = result.json()["jobs"]
+    assert job["output"].endswith("." + fmt.lower())
+    with Image.open(tmp_path / job["output"]) as img:
+        assert img.format == pil
+        assert img.size == (2048, 2048)
+    assert not [r for r in fake.requests if r.path.startswith("/files/")]  # nothing to fetch
+
+
+# -- reference images --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [QWEN_2, QWEN_2_PRO])
+def test_references_are_sent_as_data_uris_and_keyed(model: str, fake: FakeRunware, run: Run,
+                                                    tmp_path: Path) -> None:
+    first = png_bytes(32, 32, (10, 20, 30))
+    second = png_bytes(24, 40, (200, 100, 0), fmt="JPEG")
+    path = write_campaign(tmp_path, f'[providers.rw]\nkind = "runware"\nmodel = "{model}"\n',
+                          """\
+[[assets]]
+id = "edit"
+providers = ["rw"]
+references = ["refs/a.png", "refs/b.jpg"]
+""", {"refs/a.png": first, "refs/b.jpg": second})
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    (task,) = fake.tasks()
+    assert "referenceImages" not in task
+    assert task["inputs"] == {"referenceImages": [
+        "data:image/png;base64," + base64.b64encode(first).decode(),
+        "data:image/jpeg;base64," + base64.b64encode(second).decode(),
+    ]}
+    key = result.json()["jobs"][0]["key"]
+
+    (tmp_path / "refs" / "a.png").write_bytes(png_bytes(32, 32, (10, 20, 31)))
+    planned = run("plan", path, "--json")
+    assert planned.code == 0, planned.err
+    (job,) = planned.json()["jobs"]
+    assert job["key"] != key
+    assert job["status"] == "build" and "references changed" in job["reason"]
+
+
+def test_pro_refuses_references_with_a_negative_prompt(fake: FakeRunware, run: Run,
+                                                       tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, f'[providers.pro]\nkind = "runware"\nmodel = "{QWEN_2_PRO}"\n',
+                          f"""\
+[[assets]]
+id = "billboard"
+providers = ["pro"]
+references = ["refs/a.png"]
+negative = "{NEGATIVE}"
+""", {"refs/a.png": png_bytes(16, 16)})
+    result = run("build", path, "--json")
+    assert result.code == 2
+    assert "asset billboard" in result.err
+    assert "provider pro" in result.err
+    assert "cannot combine reference images with a negative prompt" in result.err
+    assert not fake.requests
+    assert not (tmp_path / "out").exists()
+
+
+def test_four_references_are_refused(fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    refs = {f"refs/{i}.png": png_bytes(16, 16, (i * 40, 0, 0)) for i in range(4)}
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', f"""\
+[[assets]]
+id = "collage"
+providers = ["rw"]
+references = {json.dumps(sorted(refs))}
+""", refs)
+    result = run("build", path, "--json")
+    assert result.code == 2
+    assert "asset collage" in result.err and "4 reference images" in result.err
+    assert "at most 3" in result.err
+    assert not fake.requests
+
+
+# -- async delivery ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["errors", "data"])
+def test_async_delivery_polls_get_response(shape: str, fake: FakeRunware, run: Run,
+                                           tmp_path: Path) -> None:
+    fake.async_polls = 2
+    fake.async_error_when = marker("doomed")
+    fake.async_error_shape = shape
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ndelivery = "async"\n',
+                          """\
+[[assets]]
+id = "hero"
+providers = ["rw"]
+
+[[assets]]
+id = "doomed"
+providers = ["rw"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    jobs = jobs_by_asset(result)
+    assert jobs[("hero", "1:1")]["status"] == "generated"
+    assert (tmp_path / jobs[("hero", "1:1")]["output"]).is_file()
+    failed = jobs[("doomed", "1:1")]
+    assert failed["status"] == "failed"
+    assert "inferenceFailed" in failed["error"]
+    assert "The provider could not generate this image" in failed["error"]
+    assert not (tmp_path / failed["output"]).exists()
+
+    (hero,) = fake.tasks_for(marker("hero"))
+    assert hero["deliveryMethod"] == "async"
+    polls = [t for t in fake.tasks("getResponse") if t["taskUUID"] == hero["taskUUID"]]
+    assert len(polls) == 3  # processing, processing, success
+    assert all(set(p) == {"taskType", "taskUUID"} for p in polls)
+    # Each generation was submitted once; only polls were repeated.
+    assert len(fake.tasks_for(marker("doomed"))) == 1
+    line = [x for x in failure_lines(result) if " doomed " in x]
+    assert len(line) == 1 and "inferenceFailed" in line[0]
+
+
+def test_async_task_that_never_finishes_times_out(fake: FakeRunware, run: Run,
+                                                  tmp_path: Path) -> None:
+    fake.async_stuck_when = marker("hero")
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ndelivery = "async"\n'
+                                    "timeout = 1\n", """\
+[[assets]]
+id = "hero"
+providers = ["rw"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    (job,) = result.json()["jobs"]
+    assert job["status"] == "failed"
+    assert "1s" in job["error"] and ("timed out" in job["error"]
+                                     or "not finished" in job["error"])
+    assert len(fake.tasks()) == 1  # polled, never submitted again
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+ENVELOPES = [
+    TaskError(400, "invalidPositivePrompt", "Invalid value for positivePrompt parameter",
+              "positivePrompt"),
+    TaskError(401, "invalidApiKey", "Invalid API key", "apiKey"),
+    TaskError(402, "insufficientCredits", "Insufficient balance to process the task"),
+    TaskError(200, "invalidReferenceImage", "The reference image could not be read",
+              "inputs.referenceImages"),
+]
+
+
+@pytest.mark.parametrize("error", ENVELOPES, ids=[f"{e.status}-{e.code}" for e in ENVELOPES])
+def test_error_envelope_is_one_readable_line(error: TaskError, fake: FakeRunware, run: Run,
+                                             tmp_path: Path) -> None:
+    fake.fail_when(marker("bad"), error)
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
+[[assets]]
+id = "good"
+providers = ["rw"]
+
+[[assets]]
+id = "bad"
+providers = ["rw"]
+aspects = ["9:16"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    jobs = jobs_by_asset(result)
+    assert jobs[("good", "1:1")]["status"] == "generated"
+    assert (tmp_path / jobs[("good", "1:1")]["output"]).is_file()
+    failed = jobs[("bad", "9:16")]
+    assert failed["status"] == "failed"
+    assert "\n" not in failed["error"]
+    assert error.code in failed["error"] and error.message in failed["error"]
+    if error.parameter:
+        assert f"(parameter {error.parameter})" in failed["error"]
+    if error.status != 200:
+        assert f"HTTP {error.status}" in failed["error"]
+    (line,) = failure_lines(result)
+    assert line.startswith("failed: rw bad 9:16 seed 7: ")
+    assert error.code in line and error.message in line
+    assert len(fake.tasks_for(marker("bad"))) == 1  # not retried: not a transient fault
+
+
+def test_wrong_key_fails_runware_jobs_with_401(fake: FakeRunware, run: Run, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNWARE_API_KEY", "rw-wrong-key-000")
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
+[[assets]]
+id = "hero"
+providers = ["rw", "preview"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    jobs = {j["provider"]: j for j in result.json()["jobs"]}
+    assert jobs["preview"]["status"] == "generated"
+    assert jobs["rw"]["status"] == "failed"
+    assert "HTTP 401 invalidApiKey: Invalid API key" in jobs["rw"]["error"]
+    assert "RUNWARE_API_KEY" in jobs["rw"]["error"]
+    assert len(fake.api_posts()) == 1
+
+
+def test_429_with_retry_after_is_retried_once(fake: FakeRunware, run: Run,
+                                              tmp_path: Path) -> None:
+    fake.fail_when(marker("hero"), TaskError(429, "tooManyRequests", "Queue is full",
+                                            headers={"Retry-After": "1"}))
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
+[[assets]]
+id = "hero"
+providers = ["rw"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["jobs"][0]["status"] == "generated"
+    tasks = fake.tasks_for(marker("hero"))
+    assert len(tasks) == 2
+    assert tasks[0]["taskUUID"] != tasks[1]["taskUUID"]  # a retry is a new task
+    assert len(fake.api_posts()) == 2
+
+
+def test_503_until_retries_run_out_then_rerun_retries_only_that_job(
+        fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    fake.fail_when(marker("flaky"), TaskError(503, "serviceUnavailable", "Try again later"),
+                   times=None)
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\nmax_retries = 2\n', """\
+[[assets]]
+id = "steady"
+providers = ["rw"]
+
+[[assets]]
+id = "flaky"
+providers = ["rw"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    jobs = jobs_by_asset(result)
+    assert jobs[("steady", "1:1")]["status"] == "generated"
+    failed = jobs[("flaky", "1:1")]
+    assert failed["status"] == "failed"
+    assert "HTTP 503 serviceUnavailable: Try again later" in failed["error"]
+    assert "after 2 retries" in failed["error"]
+    assert len(fake.tasks_for(marker("flaky"))) == 3  # max_retries + 1 attempts
+
+    fake.prompt_faults.clear()
+    posts = len(fake.api_posts())
+    again = run("build", path, "--json")
+    assert again.code == 0, again.err
+    statuses = {a: j["status"] for (a, _), j in jobs_by_asset(again).items()}
+    assert statuses == {"steady": "up_to_date", "flaky": "generated"}
+    new = fake.api_posts()[posts:]
+    assert len(new) == 1 and marker("flaky") in new[0].json()[0]["positivePrompt"]
+
+
+def test_corrupt_image_is_not_cached(fake: FakeRunware, run: Run, tmp_path: Path,
+                                     cache_dir: Path) -> None:
+    fake.corrupt_when = marker("broken")
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
+[[assets]]
+id = "fine"
+providers = ["rw"]
+
+[[assets]]
+id = "broken"
+providers = ["rw"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    jobs = jobs_by_asset(result)
+    failed = jobs[("broken", "1:1")]
+    assert failed["status"] == "failed" and "not a valid image" in failed["error"]
+    assert not (tmp_path / failed["output"]).exists()
+    cached = [p.name for p in (cache_dir / "objects").rglob("*") if p.is_file()]
+    assert not [name for name in cached if name.startswith(failed["key"])]
+    good = jobs[("fine", "1:1")]["key"]
+    assert sorted(cached) == [f"{good}.json", f"{good}.png"]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
+    assert list(manifest) == ["1x1/rw/fine.png"]
+
+
+def test_timeout(fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    fake.slow = 3.0
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ntimeout = 1\n', """\
+[[assets]]
+id = "hero"
+providers = ["rw"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    (job,) = result.json()["jobs"]
+    assert job["status"] == "failed"
+    assert "timed out after 1s" in job["error"]
+    assert not (tmp_path / job["output"]).exists()
+
+
+def test_missing_key_fails_only_runware_jobs(fake: FakeRunware, run: Run, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RUNWARE_API_KEY")
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
+[[assets]]
+id = "hero"
+providers = ["rw", "preview"]
+aspects = ["1:1", "16:9"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    for job in result.json()["jobs"]:
+        if job["provider"] == "preview":
+            assert job["status"] == "generated"
+            assert (tmp_path / job["output"]).is_file()
+        else:
+            assert job["status"] == "failed"
+            assert "RUNWARE_API_KEY is not set" in job["error"]
+    assert not fake.requests
+
+
+def test_the_key_is_never_written_or_shown(fake: FakeRunware, run: Run, tmp_path: Path,
+                                           cache_dir: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="qwenbuild")
+    # A server that echoes the key in its messages must not get it into ours.
+    fake.fail_when(marker("echo400"), TaskError(400, "invalidApiKey",
+                                                f"key {FAKE_KEY} is not allowed here"))
+    fake.fail_when(marker("echo200"), TaskError(200, "invalidPositivePrompt",
+                                                f"rejected for {FAKE_KEY}"))
+    fake.fail_when(marker("retried"), TaskError(503, "serviceUnavailable",
+                                                f"busy ({FAKE_KEY})"))
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
+[[assets]]
+id = "fine"
+providers = ["rw"]
+
+[[assets]]
+id = "echo400"
+providers = ["rw"]
+
+[[assets]]
+id = "echo200"
+providers = ["rw"]
+
+[[assets]]
+id = "retried"
+providers = ["rw"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 1
+    statuses = {a: j["status"] for (a, _), j in jobs_by_asset(result).items()}
+    assert statuses == {"fine": "generated", "echo400": "failed", "echo200": "failed",
+                        "retried": "generated"}
+    assert "[redacted]" in result.err
+    secret = FAKE_KEY.encode()
+    written = [p for root in (tmp_path, cache_dir) for p in root.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".png" for p in written)
+    assert not [p for p in written if secret in p.read_bytes()]
+    assert FAKE_KEY not in result.out and FAKE_KEY not in result.err
+    assert FAKE_KEY not in caplog.text
+    # The key travels in the header only, never in a body.
+    assert not [r for r in fake.api_posts() if secret in r.body]
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    (f'model = "{QWEN_2}"\nsteps = 20\n', "providers.rw.steps: unknown key"),
+    (f'model = "{QWEN_2_PRO}"\nCFGScale = 4\n', "providers.rw.CFGScale: unknown key"),
+    (f'model = "{QWEN_20B}"\nsteps = 51\n', "above the maximum 50"),
+    (f'model = "{QWEN_20B}"\nscheduler = ""\n', "expected a scheduler name"),
+    ('output_format = "TIFF"\n', "'TIFF' is not one of"),
+    ("output_quality = 10\n", "below the minimum 20"),
+    ('delivery = "webhook"\n', "'webhook' is not one of"),
+    ('model = "alibaba:qwen-image@2"\n', "unknown model"),
+])
+def test_bad_provider_tables_are_refused(table: str, expected: str, run: Run,
+                                         tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, f'[providers.rw]\nkind = "runware"\n{table}', """\
+[[assets]]
+id = "hero"
+providers = ["rw"]
+""")
+    result = run("build", path, "--json")
+    assert result.code == 2
+    assert expected in result.err
+
+
+def test_sizes_follow_each_rule() -> None:
+    assert provider_for(QWEN_20B).size_for("16:9") == (1664, 928)  # the README's native
+    assert provider_for(QWEN_2).size_for("3:4") == (1536, 2048)  # as in the page's examples
+    assert provider_for(QWEN_2).size_for("21:9") == (2048, 880)
+    assert provider_for(QWEN_2, output_format="WEBP").output_ext == "webp"
+    assert provider_for(QWEN_20B).output_ext == "png"
+
+
+def test_answer_shapes_are_parsed_leniently() -> None:
+    from qwenbuild.providers.runware import _finished, _task_item
+
+    provider = provider_for(QWEN_2)
+    ours, other = str(uuid.uuid4()), str(uuid.uuid4())
+    item = {"taskUUID": ours, "imageURL": "https://im.example/x.png", "seed": 5}
+    assert _task_item({"data": item}, ours) == item  # data as one object
+    assert _task_item({"data": [{"taskUUID": other}, item]}, ours) == item
+    assert _task_item({"data": []}, ours) is None
+    assert _finished(item) and not _finished({"taskUUID": ours, "status": "processing"})
+    error = provider._task_error({"data": [], "errors": [
+        {"code": "failedTaskTimeout", "message": "Timed out", "taskUUID": ours}]}, ours)
+    assert error is not None and error.retryable and str(error) == (
+        "failedTaskTimeout: Timed out")
+    assert provider._task_error({"errors": [{"code": "x", "taskUUID": other}]}, ours) is None
+    message, code = provider.error_message(400, {"errors": [
+        {"code": "invalidWidth", "message": "Bad width", "parameter": "width"},
+        {"code": "invalidHeight", "message": "Bad height", "parameter": "height"}]})
+    assert code == "invalidWidth"
+    assert message == ("Bad width (parameter width); invalidHeight: Bad height "
+                       "(parameter height)")
+    assert provider.error_message(502, None) == ("HTTP 502", None)
+
+
+# -- the fake is strict (so "the fake accepted it" means "the docs allow it") -----------------
+
+
+def _valid(model: str) -> dict[str, Any]:
+    task: dict[str, Any] = {"taskType": "imageInference", "taskUUID": str(uuid.uuid4()),
+                            "model": model, "positivePrompt": "a poster", "width": 1024,
+                            "height": 1024, "outputFormat": "PNG"}
+    if model == QWEN_20B:
+        task["seed"] = 1
+    else:
+        task["providerSettings"] = {"alibaba": {"promptExtend": False}}
+    return task
+
+
+MUTATIONS: list[tuple[str, str, Callable[[dict[str, Any]], object], str]] = [
+    ("seed to 2.0", QWEN_2, lambda t: t.update(seed=1), "unsupportedParameter"),
+    ("steps to pro", QWEN_2_PRO, lambda t: t.update(steps=20), "unsupportedParameter"),
+    ("CFGScale to 2.0", QWEN_2, lambda t: t.update(CFGScale=4), "unsupportedParameter"),
+    ("width alone", QWEN_2, lambda t: t.pop("height"), "missingParameter"),
+    ("area too small", QWEN_2, lambda t: t.update(width=256, height=256), "invalidDimensions"),
+    ("side too long", QWEN_2, lambda t: t.update(width=2304, height=1024), "invalidWidth"),
+    ("108 not a multiple of 16", QWEN_20B, lambda t: t.update(width=1000), "invalidWidth"),
+    ("108 too large", QWEN_20B, lambda t: t.update(height=2064), "invalidHeight"),
+    ("top-level referenceImages", QWEN_2,
+     lambda t: t.update(referenceImages=["https://example.com/a.png"]), "unsupportedParameter"),
+    ("four references", QWEN_2,
+     lambda t: t.update(inputs={"referenceImages": ["https://example.com/a.png"] * 4}),
+     "invalidReferenceImages"),
+    ("pro references with negative", QWEN_2_PRO,
+     lambda t: t.update(inputs={"referenceImages": ["https://example.com/a.png"]},
+                        negativePrompt="blurry"), "conflictingParameters"),
+    ("promptExtend not boolean", QWEN_2,
+     lambda t: t.update(providerSettings={"alibaba": {"promptExtend": "no"}}),
+     "invalidPromptExtend"),
+    ("promptExtend to 108", QWEN_20B,
+     lambda t: t.update(providerSettings={"alibaba": {"promptExtend": False}}),
+     "unsupportedParameter"),
+    ("short prompt", QWEN_2, lambda t: t.update(positivePrompt="a"), "invalidPositivePrompt"),
+    ("long negative", QWEN_2, lambda t: t.update(negativePrompt="x" * 501),
+     "invalidNegativePrompt"),
+    ("seed too large", QWEN_20B, lambda t: t.update(seed=2**63), "invalidSeed"),
+    ("steps too many", QWEN_20B, lambda t: t.update(steps=51), "invalidSteps"),
+    ("CFGScale too high", QWEN_20B, lambda t: t.update(CFGScale=20.5), "invalidCFGScale"),
+    ("unknown model", QWEN_2, lambda t: t.update(model="alibaba:qwen-image@3"), "invalidModel"),
+    ("uuid v1", QWEN_2, lambda t: t.update(taskUUID=str(uuid.uuid1())), "invalidTaskUUID"),
+    ("task type", QWEN_2, lambda t: t.update(taskType="imageUpscale"), "invalidTaskType"),
+    ("output format", QWEN_2, lambda t: t.update(outputFormat="TIFF"), "invalidOutputFormat"),
+]
+
+
+@pytest.mark.parametrize(("model", "mutate", "code"), [m[1:] for m in MUTATIONS],
+                         ids=[m[0] for m in MUTATIONS])
+def test_fake_rejects_what_the_docs_reject(model: str, mutate: Callable[[dict[str, Any]], object],
+                                           code: str) -> None:
+    app = FakeRunware()
+    with FakeServer(app) as server, httpx.Client() as client:
+        headers = {"Authorization": f"Bearer {FAKE_KEY}"}
+        ok = client.post(server.url + API_PATH, json=[_valid(model)], headers=headers)
+        assert ok.status_code == 200, ok.text
+        task = _valid(model)
+        mutate(task)
+        answer = client.post(server.url + API_PATH, json=[task], headers=headers)
+        assert answer.status_code == 400
+        (error,) = answer.json()["errors"]
+        assert error["code"] == code
+        assert error["taskUUID"] == task["taskUUID"]
+
+
+def test_fake_checks_auth_body_and_uuid_reuse() -> None:
+    app = FakeRunware()
+    with FakeServer(app) as server, httpx.Client() as client:
+        url = server.url + API_PATH
+        headers = {"Authorization": f"Bearer {FAKE_KEY}"}
+        task = _valid(QWEN_2)
+        assert client.post(url, json=[task]).status_code == 401
+        assert client.post(url, json=[task], headers={"Authorization": "Bearer nope"}
+                           ).json()["errors"][0]["code"] == "invalidApiKey"
+        assert client.post(url, json=task, headers=headers).status_code == 400  # not an array
+        first = client.post(url, json=[task], headers=headers)
+        assert first.status_code == 200
+        (item,) = first.json()["data"]
+        assert set(item) == {"taskType", "taskUUID", "imageUUID", "imageURL", "seed",
+                             "NSFWContent"}  # no cost: includeCost was not sent
+        image = client.get(item["imageURL"])
+        with Image.open(io.BytesIO(image.content)) as img:
+            assert (img.format, img.size) == ("PNG", (1024, 1024))
+        again = client.post(url, json=[task], headers=headers)
+        assert again.json()["errors"][0]["code"] == "duplicateTaskUUID"
+        # Scripted whole-request faults still work through the base class.
+        app.faults.append((API_PATH, Reply(503, {"errors": [{"code": "x", "message": "y"}]})))
+        assert client.post(url, json=[_valid(QWEN_2)], headers=headers).status_code == 503
