@@ -1,0 +1,144 @@
+"""Provider faults, one at a time, against a real HTTP fake: each job either is retried and
+succeeds, or fails with a one-line reason; the rest of the build completes; a failed build
+exits 1 and its rerun asks only for the failed job. (Async flows that fail or never finish
+are covered per provider in test_provider_runware.py and test_provider_empiriolabs.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import SIMPLE_TEMPLATE, build_file_tree
+from .fakes.aimlapi import FakeAimlapi
+from .fakes.server import FakeServer, Reply
+
+CAMPAIGN = """\
+[campaign]
+name = "faults"
+
+[brand]
+name = "Acme"
+
+[providers.ai]
+kind = "aimlapi"
+max_retries = 2
+timeout = {timeout}
+
+[[assets]]
+id = "good"
+template = "poster.j2"
+aspects = ["1:1"]
+providers = ["ai"]
+[assets.copy]
+headline = "ALL IS WELL"
+
+[[assets]]
+id = "faulty"
+template = "poster.j2"
+aspects = ["1:1"]
+providers = ["ai"]
+[assets.copy]
+headline = "FAULTY ONE"
+"""
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAimlapi]:
+    app = FakeAimlapi()
+    with FakeServer(app) as server:
+        monkeypatch.setenv("AIMLAPI_BASE_URL", server.url)
+        from .fakes.aimlapi import FAKE_KEY
+
+        monkeypatch.setenv("AIMLAPI_API_KEY", FAKE_KEY)
+        yield app
+
+
+def _ok_answer(app: FakeAimlapi, image: bytes | None = None, url: str | None = None) -> Reply:
+    if url is None:
+        url = app.add_file(f"f{len(app.files)}.png", image if image is not None
+                           else app.png(1440, 1440))
+    return Reply(200, {"created": 1, "data": [{"url": url}],
+                       "meta": {"usage": {"credits_used": 1, "usd_spent": 0.0455}}})
+
+
+def _faulty_posts(app: FakeAimlapi) -> int:
+    return sum(1 for body in app.generations() if "FAULTY ONE" in body["prompt"])
+
+
+RETRIED: dict[str, tuple[Callable[[FakeAimlapi], list[Reply]], int]] = {
+    "connection reset": (lambda app: [Reply(drop=True)], 2),
+    "malformed JSON": (lambda app: [Reply(200, b'{"data": [', {"Content-Type":
+                                                                "application/json"})], 2),
+    "HTML error page": (lambda app: [Reply(502, b"<html><title>502 Bad Gateway</title></html>",
+                                           {"Content-Type": "text/html"})], 2),
+    "429 storm": (lambda app: [Reply(429, {"message": "Too many requests", "statusCode": "429"},
+                                     {"Retry-After": "1"})] * 2, 3),
+    "503 then fine": (lambda app: [Reply(503, {"message": "busy", "statusCode": "503"})], 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RETRIED))
+def test_transient_faults_are_retried_then_built(name: str, tmp_path: Path, run,
+                                                 fake: FakeAimlapi) -> None:
+    make, posts = RETRIED[name]
+    for reply in make(fake):
+        fake.prompt_faults.append(("FAULTY ONE", reply))
+    build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
+                               "campaign.toml": CAMPAIGN.format(timeout=30)})
+    result = run("build", tmp_path / "campaign.toml", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["generated"] == 2
+    assert _faulty_posts(fake) == posts
+
+
+FAILED: dict[str, tuple[Callable[[FakeAimlapi], Reply], str, int]] = {
+    "5xx until retries run out": (
+        lambda app: Reply(500, {"message": "internal", "statusCode": "500"}),
+        "HTTP 500 server_error: internal", 3),
+    "empty result list": (
+        lambda app: Reply(200, {"created": 1, "data": [], "meta": {}}), "no image", 1),
+    "image URL answering 404": (
+        lambda app: _ok_answer(app, url=f"{app.base_url}/files/missing.png"),
+        "image URL answered HTTP 404", 1),
+    "truncated image": (
+        lambda app: _ok_answer(app, image=app.png(1440, 1440)[:300]), "not a valid image", 1),
+    "not an image at all": (
+        lambda app: _ok_answer(app, image=b"<html>hello</html>"), "not a valid image", 1),
+    "answer too slow": (
+        lambda app: Reply(200, {"data": []}, delay=3.0), "timed out after 1s", 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAILED))
+def test_faults_fail_only_their_job_with_one_line(name: str, tmp_path: Path, run,
+                                                  fake: FakeAimlapi, cache_dir: Path) -> None:
+    make, message, posts = FAILED[name]
+    for _ in range(posts):
+        fake.prompt_faults.append(("FAULTY ONE", make(fake)))
+    build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
+                               "campaign.toml": CAMPAIGN.format(timeout=1)})
+    campaign = tmp_path / "campaign.toml"
+    result = run("build", campaign, "--json")
+    assert result.code == 1
+    report = result.json()
+    by_asset = {j["asset"]: j for j in report["jobs"]}
+    assert by_asset["good"]["status"] == "generated"
+    assert by_asset["faulty"]["status"] == "failed"
+    assert message in by_asset["faulty"]["error"]
+    assert "\n" not in by_asset["faulty"]["error"]
+    line = f"failed: ai faulty 1:1 seed {by_asset['faulty']['seed']}: "
+    assert any(ln.startswith(line) and message in ln for ln in result.err.splitlines())
+    assert _faulty_posts(fake) == posts
+    assert not (tmp_path / "out" / "1x1" / "ai" / "faulty.png").exists()
+    # Nothing of the failed job entered the cache: only the good image is there.
+    assert len(list((cache_dir / "objects").rglob("*.png"))) == 1
+
+    # The rerun asks for the failed job only.
+    fake.prompt_faults.clear()
+    good_posts = len(fake.generations()) - _faulty_posts(fake)
+    rerun = run("build", campaign, "--json")
+    assert rerun.code == 0, rerun.err
+    assert len(fake.generations()) - _faulty_posts(fake) == good_posts
+    assert _faulty_posts(fake) == posts + 1
