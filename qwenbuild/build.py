@@ -149,6 +149,7 @@ async def build_plan(the_plan: Plan, options: BuildOptions = BuildOptions()) -> 
         finally:
             manifest.save()
             stats.save()
+            the_plan.remember()
         results = [
             state.results.get(a.job.output)
             or JobResult(a.job, FAILED, a.reason, error="interrupted before it finished")

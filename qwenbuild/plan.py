@@ -7,23 +7,31 @@ the jobs with the manifest and the cache to say what a build would do and why.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .campaign import Asset, Campaign
 from .errors import InputError, TemplateError, UsageError
-from .keys import job_key
+from .keys import canonical_json, job_key
 from .prompts import Prompts
 from .providers import provider_class
 from .providers.base import GenerationRequest, Provider, Reference
 from .sizes import aspect_dir, orientation
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Job:
-    """One image to produce: asset x aspect x provider x seed."""
+    """One image to produce: asset x aspect x provider x seed.
+
+    The rendered request (prompt, negative prompt, references) is made on first use: when
+    the key is known from an earlier run with the same inputs, a job that is up to date is
+    never rendered at all.
+    """
 
     asset: str
     aspect: str
@@ -33,17 +41,25 @@ class Job:
     seed: int
     variant: int
     output: str  # relative to the campaign's output root, POSIX separators
-    request: GenerationRequest = field(repr=False)
-    key_fields: dict[str, Any] = field(repr=False)
-    key: str = ""
+    width: int
+    height: int
+    key: str
+    _make: Callable[[], tuple[GenerationRequest, dict[str, Any]]] = field(repr=False)
+    _made: list[tuple[GenerationRequest, dict[str, Any]]] = field(
+        default_factory=list, repr=False)
+
+    def _materialise(self) -> tuple[GenerationRequest, dict[str, Any]]:
+        if not self._made:
+            self._made.append(self._make())
+        return self._made[0]
 
     @property
-    def width(self) -> int:
-        return self.request.width
+    def request(self) -> GenerationRequest:
+        return self._materialise()[0]
 
     @property
-    def height(self) -> int:
-        return self.request.height
+    def key_fields(self) -> dict[str, Any]:
+        return self._materialise()[1]
 
     @property
     def label(self) -> str:
@@ -93,6 +109,13 @@ class Plan:
     #: Output paths of the whole campaign, selected or not (for stale detection).
     all_outputs: frozenset[str]
     providers: dict[str, Provider]
+    memo: _KeyMemo | None = None
+
+    def remember(self) -> None:
+        """Save the keys of this plan's jobs, so the next run of unchanged inputs need not
+        render their prompts again (machine-local, in the cache folder)."""
+        if self.memo is not None:
+            self.memo.save()
 
 
 def output_path(asset: Asset, aspect: str, provider: str, ext: str, variant: int) -> str:
@@ -118,44 +141,61 @@ def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
             seen_problems.add(message)
             problems.append(message)
 
+    memo = _KeyMemo(campaign)
+    inputs_of = _Fingerprints(campaign, prompts)
     for asset in campaign.assets:
         refs = references.load(asset, report)
+        asset_digest = inputs_of.asset(asset, refs)
         for aspect in asset.aspects:
             for provider_name in asset.providers:
                 provider = providers[provider_name]
                 spec = provider.spec
+                width, height = provider.size_for(aspect)
                 for variant, seed in enumerate(asset.seeds, start=1):
                     out = output_path(asset, aspect, provider_name, provider.output_ext, variant)
                     all_outputs.add(out)
                     if not selection.wants(asset.id, aspect, provider_name):
                         continue
+                    make = functools.partial(_render, campaign, asset, aspect, provider, seed,
+                                             variant, refs, prompts)
+                    fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant)
+                    common = dict(asset=asset.id, aspect=aspect, provider=spec.name,
+                                  kind=spec.kind, model=spec.model, seed=seed, variant=variant,
+                                  output=out, width=width, height=height)
+                    known = memo.get(fingerprint)
+                    if known is not None:
+                        jobs.append(Job(**common, key=known, _make=make))
+                        continue
                     try:
-                        job = _make_job(campaign, asset, aspect, provider, seed, variant, out,
-                                        refs, prompts)
+                        request, fields = make()
                     except TemplateError as exc:
                         for p in exc.problems:
                             report(p)
                         continue
-                    for rule in provider.validate(job.request):
+                    rules = provider.validate(request)
+                    for rule in rules:
                         report(f"asset {asset.id}, provider {provider_name} ({spec.kind} "
                                f"{spec.model}), aspect {aspect}: {rule}")
-                    jobs.append(job)
+                    key = job_key(fields)
+                    if not rules:
+                        memo.put(fingerprint, key)
+                    jobs.append(Job(**common, key=key, _make=make, _made=[(request, fields)]))
     if problems:
         raise InputError(problems)
-    return Plan(campaign, tuple(jobs), frozenset(all_outputs), providers)
+    return Plan(campaign, tuple(jobs), frozenset(all_outputs), providers, memo)
 
 
-def _make_job(
+def _render(
     campaign: Campaign,
     asset: Asset,
     aspect: str,
     provider: Provider,
     seed: int,
     variant: int,
-    out: str,
     refs: tuple[Reference, ...],
     prompts: Prompts,
-) -> Job:
+) -> tuple[GenerationRequest, dict[str, Any]]:
+    """Render a job's prompts and form its provider-neutral request and key fields."""
     spec = provider.spec
     width, height = provider.size_for(aspect)
     context = {
@@ -211,19 +251,88 @@ def _make_job(
         "options": provider.key_options(),
         **provider.key_fields(request),
     }
-    return Job(
-        asset=asset.id,
-        aspect=aspect,
-        provider=spec.name,
-        kind=spec.kind,
-        model=spec.model,
-        seed=seed,
-        variant=variant,
-        output=out,
-        request=request,
-        key_fields=fields,
-        key=job_key(fields),
-    )
+    return request, fields
+
+
+class _Fingerprints:
+    """A cheap digest of everything a job's key is computed from, before any rendering:
+    qwenbuild's own code, every template file, the asset's copy, brand, template and
+    references, the provider table, aspect, seed and variant. Equal fingerprints give equal
+    keys, so the key of a fingerprint seen before can be reused without rendering."""
+
+    def __init__(self, campaign: Campaign, prompts: Prompts) -> None:
+        digest = hashlib.sha256(_code_digest().encode())
+        for path in prompts.files():
+            digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+        self.base = digest.hexdigest()
+        self.campaign = campaign
+        self._providers: dict[str, str] = {}
+
+    def asset(self, asset: Asset, refs: tuple[Reference, ...]) -> str:
+        return _sha(canonical_json([
+            self.base, self.campaign.name, self.campaign.brand, asset.id, asset.template,
+            asset.negative, asset.prompt_extend, asset.copy, [r.sha256 for r in refs],
+        ]))
+
+    def job(self, asset_digest: str, spec: Any, aspect: str, seed: int, variant: int) -> str:
+        provider = self._providers.get(spec.name)
+        if provider is None:
+            provider = _sha(canonical_json([spec.name, spec.kind, spec.model, spec.options]))
+            self._providers[spec.name] = provider
+        return _sha(f"{asset_digest}|{provider}|{aspect}|{seed}|{variant}")
+
+
+class _KeyMemo:
+    """fingerprint -> key of the jobs planned before, per campaign file, per machine."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        tag = _sha(str(campaign.path))[:20]
+        self.path = campaign.cache_dir / "plans" / f"{tag}.json"
+        try:
+            self.entries: dict[str, str] = json.loads(self.path.read_text("utf-8"))
+        except (OSError, ValueError):
+            self.entries = {}
+        self._new: dict[str, str] = {}
+        self._keep: set[str] = set()
+
+    def get(self, fingerprint: str) -> str | None:
+        key = self.entries.get(fingerprint)
+        if key is not None:
+            self._keep.add(fingerprint)
+        return key
+
+    def put(self, fingerprint: str, key: str) -> None:
+        self._new[fingerprint] = key
+        self._keep.add(fingerprint)
+
+    def save(self) -> None:
+        if not self._new:
+            return
+        # Keep what this run used or added, and older entries only while the memo is small
+        # (they serve other selections of the same campaign, e.g. --only).
+        merged = {**self.entries, **self._new}
+        if len(merged) > 4 * max(1, len(self._keep)):
+            merged = {k: v for k, v in merged.items() if k in self._keep}
+        from .fsutil import atomic_write
+
+        atomic_write(self.path, json.dumps(merged, separators=(",", ":")).encode())
+        self.entries, self._new = merged, {}
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """Size and mtime of qwenbuild's own modules: a code change (a provider's rule, the
+    prompt collapsing) must not reuse keys computed by other code."""
+    root = Path(__file__).parent
+    parts = []
+    for path in sorted(root.rglob("*.py")):
+        st = path.stat()
+        parts.append(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}")
+    return _sha("\n".join(parts))
 
 
 class _References:
