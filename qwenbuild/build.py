@@ -198,10 +198,10 @@ def _stale(the_plan: Plan, manifest: Manifest) -> list[str]:
         if rel in the_plan.all_outputs:
             continue
         if (the_plan.campaign.out / rel).is_file():
-            manifest.entries[rel]["stale"] = True
+            manifest.set(rel, {**manifest.entries[rel], "stale": True})
             stale.append(rel)
         else:
-            del manifest.entries[rel]
+            manifest.remove(rel)
     return stale
 
 
@@ -224,8 +224,6 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
 
     async def attempt(a: Assessment) -> JobResult:
         job = a.job
-        if a.status == UP_TO_DATE:
-            return JobResult(job, UP_TO_DATE, a.reason)
         if a.status == CACHED and _restore(state, job):
             return JobResult(job, CACHED, a.reason)
         if job.provider in missing_keys:
@@ -239,7 +237,11 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
     async with AsyncExitStack() as stack:
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
-        tasks = [asyncio.create_task(one(a)) for a in assessments]
+        # Up-to-date jobs need no task: thousands of them cost nothing but a result each.
+        for a in assessments:
+            if a.status == UP_TO_DATE:
+                _finish(state, JobResult(a.job, UP_TO_DATE, a.reason))
+        tasks = [asyncio.create_task(one(a)) for a in assessments if a.status != UP_TO_DATE]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -344,7 +346,7 @@ def _jsonable_inputs(job: Job) -> dict[str, Any]:
 
 def _record_output(state: _State, job: Job, record: dict[str, Any], sha: str,
                    target: Path) -> None:
-    state.manifest.entries[job.output] = {
+    state.manifest.set(job.output, {
         "asset": job.asset,
         "aspect": job.aspect,
         "provider": job.provider,
@@ -358,7 +360,7 @@ def _record_output(state: _State, job: Job, record: dict[str, Any], sha: str,
         "width": record.get("width", job.width),
         "height": record.get("height", job.height),
         "cost_usd": record.get("cost_usd"),
-    }
+    })
     state.stats.remember(job.output, target, sha)
 
 

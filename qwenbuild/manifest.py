@@ -31,6 +31,16 @@ class Manifest:
         self.campaign = campaign
         self.entries = entries
         self._original: bytes | None = None  # bytes on disk; None: no file yet
+        self._dirty = False
+
+    def set(self, rel: str, entry: dict[str, Any]) -> None:
+        if self.entries.get(rel) != entry:
+            self.entries[rel] = entry
+            self._dirty = True
+
+    def remove(self, rel: str) -> None:
+        if self.entries.pop(rel, None) is not None:
+            self._dirty = True
 
     @classmethod
     def load(cls, out: Path, campaign: str) -> Manifest:
@@ -63,11 +73,14 @@ class Manifest:
         """Write the manifest if it changed (atomically). Returns whether it wrote."""
         if self._original is None and not self.entries:
             return False  # nothing built and no manifest yet: write nothing
+        if not self._dirty and self._original is not None:
+            return False  # a no-op build: not even serialised
         data = dumps(self._data())
         if data == self._original:
             return False
         atomic_write(self.out / MANIFEST_NAME, data)
         self._original = data
+        self._dirty = False
         return True
 
 
