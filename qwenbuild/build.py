@@ -71,6 +71,7 @@ class BuildReport:
             "cost_usd": self.cost,
             "stale": self.stale,
             "interrupted": self.interrupted,
+            "seconds": self.seconds,
             "jobs": [
                 {
                     "asset": r.job.asset,
@@ -231,8 +232,8 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
                 f"{missing_keys[job.provider]} is not set: provider {job.provider} needs an "
                 "API key in the environment"))
         _target(state, job)  # refuse an unsafe path before paying for the image
-        async with overall, limits[job.provider]:
-            return await _generate(state, providers[job.provider], job, a.reason)
+        return await _generate(state, providers[job.provider], job, a.reason,
+                               slots=(overall, limits[job.provider]))
 
     async with AsyncExitStack() as stack:
         for provider in providers.values():
@@ -274,25 +275,31 @@ def _restore(state: _State, job: Job) -> bool:
     return True
 
 
-async def _generate(state: _State, provider: Provider, job: Job, reason: str) -> JobResult:
+async def _generate(state: _State, provider: Provider, job: Job, reason: str,
+                    slots: tuple[asyncio.Semaphore, ...] = ()) -> JobResult:
     spec = provider.spec
     ext = _ext(job)
     attempt = 0
     try:
-        async with asyncio.timeout(spec.timeout):
-            while True:
-                try:
-                    generated = await provider.generate(job.request)
-                    image = verify_image(generated.data, ext)
-                    break
-                except ProviderError as exc:
-                    if not exc.retryable or attempt >= spec.max_retries:
-                        raise
-                    attempt += 1
-                    delay = retry_delay(attempt, exc.retry_after)
-                    log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc, attempt,
-                             spec.max_retries, delay)
-                    await asyncio.sleep(delay)
+        async with contextlib.AsyncExitStack() as held:
+            for slot in slots:  # the provider's concurrency: held while it works only
+                await held.enter_async_context(slot)
+            async with asyncio.timeout(spec.timeout):
+                generated = None
+                while generated is None:
+                    try:
+                        generated = await provider.generate(job.request)
+                    except ProviderError as exc:
+                        if not exc.retryable or attempt >= spec.max_retries:
+                            raise
+                        attempt += 1
+                        delay = retry_delay(attempt, exc.retry_after)
+                        log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc, attempt,
+                                 spec.max_retries, delay)
+                        await asyncio.sleep(delay)
+        # Decoding a 2K image takes tens of ms: off the event loop and outside the
+        # provider's slots, so the next request goes out meanwhile.
+        image = await asyncio.to_thread(verify_image, generated.data, ext)
     except TimeoutError:
         return JobResult(job, FAILED, reason, error=f"timed out after {spec.timeout:g}s"
                          + (f" and {attempt} retries" if attempt else ""))
@@ -313,9 +320,15 @@ async def _generate(state: _State, provider: Provider, job: Job, reason: str) ->
         "height": image.height,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    entry = state.cache.put(job.key, image, record)
     target = _target(state, job)
-    atomic_write(target, image.data)
+
+    def store() -> Any:
+        # The cache first: once there, the image is never paid for again, come what may.
+        entry = state.cache.put(job.key, image, record)
+        atomic_write(target, image.data)
+        return entry
+
+    entry = await asyncio.to_thread(store)
     _record_output(state, job, entry.record, entry.record["sha256"], target)
     return JobResult(job, GENERATED, reason, cost=generated.cost)
 

@@ -48,10 +48,13 @@ def verify_image(data: bytes, ext: str) -> VerifiedImage:
         raise ProviderError("empty image data")
     try:
         with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
             img.verify()
         with Image.open(io.BytesIO(data)) as img:
-            img.load()  # verify() does not decode; truncated data only fails here
-            fmt = img.format
+            if fmt != "PNG":
+                # PNG's verify() checks every chunk's CRC through IEND, which catches
+                # truncated or damaged bytes without decoding; other formats must decode.
+                img.load()
             width, height = img.size
             if fmt != _FORMATS[ext]:
                 # Keep the file's extension honest: store what the output path says.
