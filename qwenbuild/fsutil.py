@@ -6,23 +6,27 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 _CHUNK = 1 << 20
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see the old file or the new one, never a part.
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[BinaryIO]:
+    """A file handle whose contents replace `path` atomically when the block ends.
 
     The temporary file lives beside the target (same file system, so the rename is atomic)
-    and starts with a dot, so a crash can only leave a hidden `.name.*.tmp` behind; it is
-    fsynced before the rename so a power cut cannot leave an empty file in its place.
+    and starts with a dot, so a crash can only leave a hidden `.name.*.tmp` behind (swept
+    by the next build); it is fsynced before the rename so a power cut cannot leave an
+    empty file in its place. On any error the temporary file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -32,23 +36,19 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so readers see the old file or the new one, never a part."""
+    with _replacing(path) as fh:
+        fh.write(data)
+
+
 def atomic_copy(src: Path, dst: Path) -> str:
     """Copy `src` to `dst` atomically; returns the sha256 of the bytes copied."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            while chunk := inp.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _replacing(dst) as out, open(src, "rb") as inp:
+        while chunk := inp.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
     return digest.hexdigest()
 
 

@@ -12,15 +12,13 @@ with `statusCode` a string. The API reports no seed, but the model takes the one
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ProviderError
 from ..sizes import SizeRule
 from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec
-from .http import HttpProvider, data_uri
+from .http import HttpProvider, data_uri, number_at, one_line
 
 #: Sizes the schema accepts: `image_size: {width, height}`, each 512..1440 and a multiple
 #: of 32, with no bound on the area beyond that. The model renders near 2K natively, so a
@@ -37,8 +35,6 @@ AIMLAPI_RULE = SizeRule(
 #: Where the generation endpoint lives under the base URL.
 GENERATIONS_PATH = "/v1/images/generations"
 
-#: Longest provider message kept in an error line (the rest is cut, so one line stays one).
-_MAX_MESSAGE = 300
 
 #: Short codes for the statuses the provider documents; others fall back to a generic one.
 _STATUS_CODES: dict[int, str] = {
@@ -162,7 +158,7 @@ class AimlapiProvider(HttpProvider):
             data=image,
             # The API reports no seed; the schema says the one sent is the one used.
             seed=request.seed,
-            cost=_usd_spent(payload),
+            cost=number_at([payload], ("meta", "usage", "usd_spent")),
             response_ids=ids,
         )
 
@@ -181,15 +177,15 @@ class AimlapiProvider(HttpProvider):
         nested = envelope.get("error")
         if isinstance(nested, Mapping):
             envelope = {**nested, **{k: v for k, v in envelope.items() if k != "error"}}
-        message = _flatten(envelope.get("message")) or _flatten(nested) or f"HTTP {status}"
+        message = one_line(envelope.get("message")) or one_line(nested) or f"HTTP {status}"
         details = []
-        path = _flatten(envelope.get("path"))
+        path = one_line(envelope.get("path"))
         if path:
             details.append(f"path {path}")
-        provider_status = _flatten(envelope.get("statusCode"))
+        provider_status = one_line(envelope.get("statusCode"))
         if provider_status and provider_status != str(status):
             details.append(f"status {provider_status}")
-        request_id = _flatten(envelope.get("requestId"))
+        request_id = one_line(envelope.get("requestId"))
         if request_id:
             details.append(f"request id {request_id}")
         if details:
@@ -199,34 +195,6 @@ class AimlapiProvider(HttpProvider):
         elif status == 403 and "credit" not in message.lower():
             message += " (AI/ML API answers 403 when the account is out of credits)"
         return message, code
-
-
-def _usd_spent(payload: Mapping[str, Any]) -> float | None:
-    """`meta.usage.usd_spent` when it is a finite number (meta and usage are nullable)."""
-    meta = payload.get("meta")
-    usage = meta.get("usage") if isinstance(meta, Mapping) else None
-    spent = usage.get("usd_spent") if isinstance(usage, Mapping) else None
-    if isinstance(spent, int | float) and not isinstance(spent, bool) and math.isfinite(spent):
-        return float(spent)
-    return None
-
-
-def _flatten(value: Any) -> str:
-    """A message part as one short line: lists joined, objects by their message."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, list | tuple):
-        text = "; ".join(part for part in (_flatten(v) for v in value) if part)
-    elif isinstance(value, Mapping):
-        inner = value.get("message") or value.get("msg") or value.get("detail")
-        text = _flatten(inner) if inner is not None else ", ".join(
-            f"{k}={_flatten(v)}" for k, v in value.items())
-    else:
-        text = str(value)
-    text = re.sub(r"\s+", " ", text).strip()
-    return text[:_MAX_MESSAGE] + ("..." if len(text) > _MAX_MESSAGE else "")
 
 
 __all__ = ["AIMLAPI_RULE", "AimlapiProvider"]

@@ -15,8 +15,6 @@ marked and coded defensively):
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,7 +23,7 @@ from urllib.parse import quote
 from ..errors import ProviderError
 from ..sizes import SizeRule
 from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec
-from .http import HttpProvider, data_uri
+from .http import HttpProvider, data_uri, number_at, one_line
 
 #: The model id of the endpoint, as in the docs' example request.
 MODEL_ID = "qwen-image-2-0"
@@ -230,7 +228,7 @@ class EmpiriolabsProvider(HttpProvider):
         return GeneratedImage(
             data=data,
             seed=_reported_seed(answer, result),
-            cost=_reported_cost(answer, result),
+            cost=number_at([answer, result], *_COST_PATHS),
             response_ids=ids,
         )
 
@@ -258,7 +256,7 @@ def _envelope(payload: Any) -> tuple[str, str | None]:
     if not message:
         message = payload.get("message") or payload.get("detail")
     code = code or payload.get("code")
-    return _one_line(message), (str(code) if code else None)
+    return one_line(message), (str(code) if code else None)
 
 
 def _status(job: Mapping[str, Any]) -> str:
@@ -303,18 +301,6 @@ def _image_ref(result: Any) -> tuple[str, bool]:
                         f"data[0].b64_json; found {shown})", code="no_image")
 
 
-def _reported_cost(*payloads: Any) -> float | None:
-    for payload in payloads:
-        for path in _COST_PATHS:
-            value: Any = payload
-            for name in path:
-                value = value.get(name) if isinstance(value, Mapping) else None
-            if (isinstance(value, int | float) and not isinstance(value, bool)
-                    and math.isfinite(value) and value >= 0):
-                return float(value)
-    return None
-
-
 def _reported_seed(*payloads: Any) -> int | None:
     for payload in payloads:
         if isinstance(payload, Mapping):
@@ -322,17 +308,6 @@ def _reported_seed(*payloads: Any) -> int | None:
             if isinstance(seed, int) and not isinstance(seed, bool):
                 return seed
     return None
-
-
-def _one_line(value: Any) -> str:
-    """A message as one readable line (FastAPI-style `detail` lists included)."""
-    if isinstance(value, list):
-        value = "; ".join(
-            str(v.get("msg", v)) if isinstance(v, Mapping) else str(v) for v in value)
-    if value is None or isinstance(value, Mapping):
-        return ""
-    text = re.sub(r"\s+", " ", str(value)).strip()
-    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def _keys(value: Mapping[str, Any]) -> str:

@@ -15,8 +15,10 @@ import binascii
 import email.utils
 import json
 import logging
+import math
 import os
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..errors import ProviderError
@@ -232,6 +234,39 @@ def decode_base64_image(value: str) -> bytes:
         raise ProviderError(f"invalid base64 image data: {exc}", code="bad_image") from None
 
 
+def one_line(value: Any, limit: int = 300) -> str:
+    """A provider's message field as one short line: lists joined, objects by their
+    message (or `key=value` pairs), white space folded, cut at `limit` characters."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, list | tuple):
+        text = "; ".join(part for part in (one_line(v, limit) for v in value) if part)
+    elif isinstance(value, Mapping):
+        inner = value.get("message") or value.get("msg") or value.get("detail")
+        text = one_line(inner, limit) if inner is not None else ", ".join(
+            f"{k}={one_line(v, limit)}" for k, v in value.items())
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def number_at(payloads: Any, *paths: tuple[str, ...]) -> float | None:
+    """The first finite, non-negative number found at one of `paths` (tried in order) in
+    one of `payloads`: how reported costs are read, since each provider nests them."""
+    for payload in payloads:
+        for path in paths:
+            value: Any = payload
+            for name in path:
+                value = value.get(name) if isinstance(value, Mapping) else None
+            if (isinstance(value, int | float) and not isinstance(value, bool)
+                    and math.isfinite(value) and value >= 0):
+                return float(value)
+    return None
+
+
 def data_uri(ref: Reference) -> str:
     return f"data:{ref.media_type};base64,{base64.b64encode(ref.data).decode('ascii')}"
 
@@ -282,4 +317,4 @@ def _version() -> str:
 
 
 __all__ = ["HttpProvider", "GenerationRequest", "data_uri", "decode_base64_image",
-           "new_task_uuid", "retry_after"]
+           "new_task_uuid", "number_at", "one_line", "retry_after"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ProviderError
@@ -72,6 +73,23 @@ OUTPUT_EXTS: dict[str, str] = {"PNG": "png", "JPG": "jpg", "WEBP": "webp"}
 _TRANSIENT_CODE_PARTS = ("timeout", "unavailable", "overloaded", "busy")
 
 
+_QWEN_2_INFO = ModelInfo(
+    id=QWEN_2,
+    title="Qwen-Image-2.0 (Runware)",
+    size_rule=QWEN_2_RULE,
+    price_usd=0.035,
+    min_prompt=2,
+    max_prompt=2000,
+    # An empty negative prompt is simply not sent; a present one takes 2..500.
+    min_negative=2,
+    max_negative=500,
+    max_references=3,
+    # No seed is sent: the campaign seed stays the variant identity in the key.
+    seed_range=None,
+    sends_seed=False,
+)
+
+
 class RunwareProvider(HttpProvider):
     """Qwen-Image models on Runware's task API."""
 
@@ -82,34 +100,10 @@ class RunwareProvider(HttpProvider):
     default_concurrency = 4
 
     models = {
-        QWEN_2: ModelInfo(
-            id=QWEN_2,
-            title="Qwen-Image-2.0 (Runware)",
-            size_rule=QWEN_2_RULE,
-            price_usd=0.035,
-            min_prompt=2,
-            max_prompt=2000,
-            # An empty negative prompt is simply not sent; a present one takes 2..500.
-            min_negative=2,
-            max_negative=500,
-            max_references=3,
-            # No seed is sent: the campaign seed stays the variant identity in the key.
-            seed_range=None,
-            sends_seed=False,
-        ),
-        QWEN_2_PRO: ModelInfo(
-            id=QWEN_2_PRO,
-            title="Qwen-Image-2.0-Pro (Runware)",
-            size_rule=QWEN_2_RULE,
-            price_usd=0.075,
-            min_prompt=2,
-            max_prompt=2000,
-            min_negative=2,
-            max_negative=500,
-            max_references=3,
-            seed_range=None,
-            sends_seed=False,
-        ),
+        QWEN_2: _QWEN_2_INFO,
+        # Same limits; dearer; and it refuses references together with a negative prompt.
+        QWEN_2_PRO: replace(_QWEN_2_INFO, id=QWEN_2_PRO, title="Qwen-Image-2.0-Pro (Runware)",
+                            price_usd=0.075),
         QWEN_20B: ModelInfo(
             id=QWEN_20B,
             title="Qwen-Image 20B (Runware runware:108@1)",
