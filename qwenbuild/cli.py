@@ -59,6 +59,24 @@ def _parser() -> argparse.ArgumentParser:
                             description="Show what a build would do and why, without doing it.")
     common(p_plan)
 
+    p_watch = sub.add_parser(
+        "watch", help="build, then rebuild on every change and serve a live review page",
+        description="Build a campaign, then watch the campaign file, its template folders "
+                    "and its reference images, and rebuild what an edit affects. The review "
+                    "page (<out>/index.html) is served on 127.0.0.1 and reloads itself after "
+                    "each rebuild. Ctrl-C stops.")
+    p_watch.add_argument("campaign", metavar="CAMPAIGN", help="path to a campaign.toml")
+    p_watch.add_argument("--port", type=int, default=8000, metavar="N",
+                         help="serve the review page on 127.0.0.1:N (default 8000; 0 picks a "
+                              "free port)")
+    p_watch.add_argument("--no-serve", action="store_true",
+                         help="only watch and rebuild; do not serve the page")
+    p_watch.add_argument("--max-jobs", type=int, default=20, metavar="N",
+                         help="refuse a rebuild that would send more than N jobs to a paid "
+                              "provider (default 20)")
+    p_watch.add_argument("-v", "--verbose", action="store_true",
+                         help="log details, and show tracebacks of errors")
+
     p_prov = sub.add_parser("providers", help="list provider kinds, models, sizes and prices",
                             description="List provider kinds, their models, the size each "
                                         "aspect resolves to, price per image, and whether "
@@ -78,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import QwenbuildError
 
     try:
-        commands = {"build": cmd_build, "plan": cmd_plan, "providers": cmd_providers}
+        commands = {"build": cmd_build, "plan": cmd_plan, "providers": cmd_providers,
+                    "watch": cmd_watch}
         return commands[args.command](args)
     except QwenbuildError as exc:
         if args.verbose:
@@ -133,6 +152,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     manifest = Manifest.load(campaign.out, campaign.name)
     stats = StatCache(campaign.cache_dir, campaign.out)
     assessments = assess(the_plan, manifest, Cache(campaign.cache_dir), stats)
+    the_plan.remember()
     stale = sorted(p for p in manifest.entries if p not in the_plan.all_outputs)
     to_build = sum(1 for a in assessments if a.status == BUILD)
     if args.json:
@@ -189,6 +209,29 @@ def cmd_build(args: argparse.Namespace) -> int:
                f"kept, {len(unfinished)} did not finish; run the build again to resume")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+
+    from .errors import UsageError
+    from .watch import watch
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    if args.max_jobs < 0:
+        raise UsageError("--max-jobs must be 0 or more")
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # a service manager's stop ends the watch like Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        # Returns on Ctrl-C (after a clean shutdown): ending a watch is not a failure.
+        watch(args.campaign, port=args.port, serve=not args.no_serve, max_jobs=args.max_jobs)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return EXIT_OK
 
 
 def cmd_providers(args: argparse.Namespace) -> int:

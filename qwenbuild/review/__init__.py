@@ -1,10 +1,313 @@
-"""The review page, `<out>/index.html`. (Placeholder until the review page lands: writes nothing.)"""
+"""The review page, `<out>/index.html`: every output of a campaign, side by side.
+
+Per asset, a grid with the aspect ratios as columns and the providers as rows (an X/Y
+plot), each cell holding the seeds/variants with their prompt, negative prompt, seed, size,
+provider, cost and status. Outputs new or changed in this build are marked.
+
+The page is one self-contained file (inline CSS and JS, image URLs relative to it) so it
+works opened from the file system. Its data is embedded as JSON, never fetched. It holds no
+timestamps and no absolute paths, and is rewritten only when its bytes change.
+
+Statuses and "new"/"changed" marks describe the last build that changed something. A
+build that changes nothing (every job up to date, the manifest as it was) shows that
+build's again, from a small machine-local record in the cache folder, so a no-op build
+leaves the whole output folder byte-identical, page included, as the manifest promises.
+`qwenbuild watch` serves the page and injects the live-reload hook (see `server.py`); the
+file on disk knows nothing about the server.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import hashlib
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ..fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from jinja2 import Template
+
+    from ..build import BuildReport, JobResult
+    from ..cache import Cache
+    from ..manifest import Manifest
+    from ..plan import Plan
+
+PAGE_NAME = "index.html"
+
+#: Display order and wording of the statuses.
+STATUS_LABELS = {
+    "generated": "generated",
+    "cached": "from cache",
+    "up_to_date": "up to date",
+    "failed": "failed",
+    "stale": "stale",
+    "kept": "not in this build",
+}
 
 
-def write_review(the_plan: Any, report: Any, manifest: Any, previous: dict[str, Any],
-                 cache: Any) -> None:
-    return None
+def write_review(the_plan: Plan, report: BuildReport, manifest: Manifest,
+                 previous: dict[str, dict[str, Any]], cache: Cache) -> None:
+    """Write `<out>/index.html` for the build that just finished (if its bytes changed).
+
+    `previous` holds the manifest entries from before the build, to mark what changed.
+    """
+    memory = _LastBuild(cache.root, the_plan.campaign.out)
+    noop = (not report.interrupted and previous == manifest.entries
+            and all(r.status == "up_to_date" for r in report.results))
+    data = review_data(the_plan, report, manifest, previous, cache,
+                       last=memory.load() if noop else None)
+    if not noop:
+        memory.save(data)
+    write_if_changed(the_plan.campaign.out / PAGE_NAME, render_page(data))
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` atomically unless the file already holds exactly these bytes."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write(path, data)
+    return True
+
+
+def review_data(the_plan: Plan, report: BuildReport, manifest: Manifest,
+                previous: dict[str, dict[str, Any]], cache: Cache,
+                last: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as JSON-able data in a stable order.
+
+    `last` (from `_LastBuild`) replaces what this build did by what the last build that
+    changed something did, for the outputs it left as they were.
+    """
+    campaign = the_plan.campaign
+    results = {r.job.output: r for r in report.results}
+    failed = {rel for rel, r in results.items() if r.status == "failed"}
+    outputs = [
+        _output(rel, manifest.entries.get(rel), results.get(rel), previous, cache)
+        for rel in sorted(set(manifest.entries) | failed)
+    ]
+    summary = {
+        "generated": report.count("generated"),
+        "cached": report.count("cached"),
+        "up_to_date": report.count("up_to_date"),
+        "failed": len(failed),
+        "cost": _money(report.cost),
+    }
+    if last is not None:
+        remembered = last.get("outputs", {})
+        for item in outputs:
+            old = remembered.get(item["output"])
+            if old and old.get("sha256") == item["sha256"] and item["status"] != "stale":
+                item.update({k: old[k] for k in _BUILD_FIELDS if k in old})
+        summary.update(last.get("build", {}))
+    order = {a.id: a for a in campaign.assets}
+    by_asset: dict[str, list[dict[str, Any]]] = {}
+    for item in outputs:
+        by_asset.setdefault(item["asset"], []).append(item)
+    # Campaign order first; assets no longer in the campaign (stale outputs) after them.
+    names = [a.id for a in campaign.assets if a.id in by_asset]
+    names += sorted(n for n in by_asset if n not in order)
+    assets = []
+    for name in names:
+        items = by_asset[name]
+        asset = order.get(name)
+        aspects = _ordered({i["aspect"] for i in items}, asset.aspects if asset else ())
+        providers = _ordered({i["provider"] for i in items}, asset.providers if asset else ())
+        rows = []
+        for provider in providers:
+            cells = []
+            for aspect in aspects:
+                cell = [i for i in items if i["provider"] == provider and i["aspect"] == aspect]
+                cell.sort(key=lambda i: (i["variant"] or 0, i["seed"] or 0, i["output"]))
+                cells.append({"aspect": aspect, "outputs": cell})
+            rows.append({"provider": provider, "cells": cells})
+        assets.append({
+            "id": name,
+            "in_campaign": asset is not None,
+            "headline": _headline(asset.copy if asset else {}),
+            "aspects": aspects,
+            "rows": rows,
+            "count": len(items),
+        })
+    all_providers = _ordered({i["provider"] for i in outputs},
+                             [p for a in campaign.assets for p in a.providers])
+    all_aspects = _ordered({i["aspect"] for i in outputs},
+                           [x for a in campaign.assets for x in a.aspects])
+    return {
+        "campaign": campaign.name,
+        "assets": assets,
+        "outputs": outputs,
+        "providers": all_providers,
+        "aspects": all_aspects,
+        "summary": {
+            **summary,
+            "outputs": sum(1 for i in outputs if i["src"]),
+            "stale": sum(1 for i in outputs if i["status"] == "stale"),
+            "changed": sum(1 for i in outputs if i["changed"]),
+            "total_cost": _money(sum(i["cost_usd"] or 0.0 for i in outputs if i["src"])),
+        },
+        "failures": [{"output": i["output"], "error": i["error"]}
+                     for i in outputs if i["status"] == "failed"],
+    }
+
+
+def _output(rel: str, entry: dict[str, Any] | None, result: JobResult | None,
+            previous: dict[str, dict[str, Any]], cache: Cache) -> dict[str, Any]:
+    """One output (or one failed job without an image) as the page shows it."""
+    job = result.job if result else None
+    src = None
+    changed = ""
+    if entry is not None:
+        sha = str(entry.get("sha256", ""))
+        # The content hash in the URL makes a browser fetch a rebuilt image again, though
+        # its path did not change; it is ignored when the page is opened from file://.
+        src = f"{quote(rel)}?v={sha[:12]}"
+        before = previous.get(rel)
+        if before is None:
+            changed = "new"
+        elif before.get("sha256") != sha:
+            changed = "changed"
+    if job is not None:
+        prompt: str | None = job.request.prompt
+        negative: str | None = job.request.negative
+    else:
+        # Not built this time (outside --only, or stale): the cache record remembers.
+        record = cache.record(str(entry.get("key", "")), rel.rsplit(".", 1)[-1]) if entry else None
+        inputs = (record or {}).get("inputs") or {}
+        prompt, negative = inputs.get("prompt"), inputs.get("negative")
+    info = entry or {}
+    if result is not None:
+        status = result.status
+    elif info.get("stale"):
+        status = "stale"
+    else:
+        status = "kept"
+    asset = job.asset if job else str(info.get("asset", ""))
+    width = info.get("width", job.width if job else None)
+    height = info.get("height", job.height if job else None)
+    cost = info.get("cost_usd") if entry is not None else None
+    return {
+        "output": rel,
+        "src": src,
+        "asset": asset,
+        "aspect": job.aspect if job else info.get("aspect", ""),
+        "provider": job.provider if job else info.get("provider", ""),
+        "kind": job.kind if job else info.get("kind", ""),
+        "model": job.model if job else info.get("model", ""),
+        "seed": job.seed if job else info.get("seed"),
+        "variant": job.variant if job else _variant(rel, asset),
+        "provider_seed": info.get("provider_seed"),
+        "width": width,
+        "height": height,
+        "size": f"{width}×{height}" if width and height else "",
+        "bytes": _bytes(info.get("bytes")),
+        "cost_usd": cost,
+        "cost": _money(cost),
+        "sha256": str(info.get("sha256", ""))[:12],
+        "prompt": prompt,
+        "negative": negative,
+        "status": status,
+        "status_label": STATUS_LABELS[status],
+        "reason": result.reason if result and status != "up_to_date" else "",
+        "error": result.error if result else None,
+        "changed": changed,
+        # A failed rebuild leaves the last good image in place; say which one is shown.
+        "previous_kept": status == "failed" and entry is not None,
+    }
+
+
+#: What an output's cell says about the build that made it (as opposed to the output).
+_BUILD_FIELDS = ("status", "status_label", "reason", "error", "changed", "previous_kept")
+_SUMMARY_FIELDS = ("generated", "cached", "up_to_date", "failed", "cost")
+
+
+class _LastBuild:
+    """What the last build that changed something did, per output: machine-local, in the
+    cache folder beside the stat cache (never in the output folder, which stays clean)."""
+
+    def __init__(self, cache_root: Path, out: Path) -> None:
+        tag = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:20]
+        self.path = cache_root / "state" / f"{tag}.review.json"
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save(self, data: dict[str, Any]) -> None:
+        record = {
+            "build": {k: data["summary"][k] for k in _SUMMARY_FIELDS},
+            "outputs": {
+                item["output"]: {k: item[k] for k in ("sha256", *_BUILD_FIELDS)}
+                for item in data["outputs"] if item["src"]
+            },
+        }
+        write_if_changed(self.path, json.dumps(record, sort_keys=True, indent=1).encode())
+
+
+def _ordered(present: set[str], preferred: Any) -> list[str]:
+    """`present` in the campaign's order, then the rest sorted."""
+    first = list(dict.fromkeys(x for x in preferred if x in present))
+    return first + sorted(present - set(first))
+
+
+def _variant(rel: str, asset: str) -> int | None:
+    stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    match = re.fullmatch(re.escape(asset) + r"-v(\d+)", stem)
+    return int(match.group(1)) if match else None
+
+
+def _headline(copy: dict[str, Any]) -> str:
+    value = copy.get("headline")
+    return value if isinstance(value, str) else ""
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "free" if value == 0 else f"${value:.4f}"
+
+
+def _bytes(value: Any) -> str:
+    if not isinstance(value, int):
+        return ""
+    if value < 1024:
+        return f"{value} B"
+    if value < 1024 * 1024:
+        return f"{value / 1024:.0f} KB"
+    return f"{value / (1024 * 1024):.1f} MB"
+
+
+@functools.cache
+def _template() -> Template:
+    from jinja2 import Environment
+
+    # Autoescape everything: prompts and copy come from users and may hold markup.
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.filters["aspect_id"] = lambda aspect: str(aspect).replace(":", "x")
+    source = resources.files(__package__).joinpath("page.html").read_text("utf-8")
+    return env.from_string(source)
+
+
+def render_page(data: dict[str, Any]) -> bytes:
+    """The page's bytes for `review_data(...)` output (or `empty_data(...)`)."""
+    return _template().render(data=data, labels=STATUS_LABELS).encode("utf-8")
+
+
+def empty_data(campaign: str) -> dict[str, Any]:
+    """Data for a page with no outputs yet (served by watch before a first good build)."""
+    return {
+        "campaign": campaign, "assets": [], "outputs": [], "providers": [], "aspects": [],
+        "summary": {"outputs": 0, "generated": 0, "cached": 0, "up_to_date": 0, "failed": 0,
+                    "stale": 0, "changed": 0, "cost": _money(0.0), "total_cost": _money(0.0)},
+        "failures": [],
+    }
