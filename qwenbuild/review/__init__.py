@@ -59,11 +59,27 @@ def write_review(the_plan: Plan, report: BuildReport, manifest: Manifest,
     memory = _LastBuild(cache.root, the_plan.campaign.out)
     noop = (not report.interrupted and previous == manifest.entries
             and all(r.status == "up_to_date" for r in report.results))
-    data = review_data(the_plan, report, manifest, previous, cache,
-                       last=memory.load() if noop else None)
-    if not noop:
-        memory.save(data)
-    write_if_changed(the_plan.campaign.out / PAGE_NAME, render_page(data))
+    last = memory.load()
+    signature = _signature(the_plan)
+    page = the_plan.campaign.out / PAGE_NAME
+    if noop and last is not None and last.get("signature") == signature and page.is_file():
+        return  # nothing the page shows has changed: not even rendered
+    data = review_data(the_plan, report, manifest, previous, cache, last=last,
+                       noop=noop)
+    memory.save(data, signature)
+    write_if_changed(page, render_page(data))
+
+
+def _signature(the_plan: Plan) -> str:
+    """What, besides the manifest and the outputs' prompts (both unchanged by a no-op
+    build), the page is made from: the campaign's assets in order, and this code."""
+    from ..keys import canonical_json
+    from ..plan import _code_digest
+
+    assets = [[a.id, list(a.aspects), list(a.providers), _headline(a.copy)]
+              for a in the_plan.campaign.assets]
+    return hashlib.sha256(canonical_json(
+        [_code_digest(), the_plan.campaign.name, assets]).encode()).hexdigest()
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -79,17 +95,20 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 def review_data(the_plan: Plan, report: BuildReport, manifest: Manifest,
                 previous: dict[str, dict[str, Any]], cache: Cache,
-                last: dict[str, Any] | None = None) -> dict[str, Any]:
+                last: dict[str, Any] | None = None, noop: bool = False) -> dict[str, Any]:
     """Everything the page shows, as JSON-able data in a stable order.
 
-    `last` (from `_LastBuild`) replaces what this build did by what the last build that
-    changed something did, for the outputs it left as they were.
+    `last` (from `_LastBuild`) is what the page showed after the last build. Its prompts
+    serve outputs whose key is unchanged (rendering thousands of prompts again would cost
+    more than the build); on a no-op build (`noop`) it also replaces what this build did by
+    what the last build that changed something did.
     """
     campaign = the_plan.campaign
     results = {r.job.output: r for r in report.results}
     failed = {rel for rel, r in results.items() if r.status == "failed"}
+    known = (last or {}).get("prompts", {})
     outputs = [
-        _output(rel, manifest.entries.get(rel), results.get(rel), previous, cache)
+        _output(rel, manifest.entries.get(rel), results.get(rel), previous, cache, known)
         for rel in sorted(set(manifest.entries) | failed)
     ]
     summary = {
@@ -99,7 +118,7 @@ def review_data(the_plan: Plan, report: BuildReport, manifest: Manifest,
         "failed": len(failed),
         "cost": _money(report.cost),
     }
-    if last is not None:
+    if noop and last is not None:
         remembered = last.get("outputs", {})
         for item in outputs:
             old = remembered.get(item["output"])
@@ -158,7 +177,8 @@ def review_data(the_plan: Plan, report: BuildReport, manifest: Manifest,
 
 
 def _output(rel: str, entry: dict[str, Any] | None, result: JobResult | None,
-            previous: dict[str, dict[str, Any]], cache: Cache) -> dict[str, Any]:
+            previous: dict[str, dict[str, Any]], cache: Cache,
+            known: dict[str, list[Any]]) -> dict[str, Any]:
     """One output (or one failed job without an image) as the page shows it."""
     job = result.job if result else None
     src = None
@@ -173,9 +193,11 @@ def _output(rel: str, entry: dict[str, Any] | None, result: JobResult | None,
             changed = "new"
         elif before.get("sha256") != sha:
             changed = "changed"
-    if job is not None:
-        prompt: str | None = job.request.prompt
-        negative: str | None = job.request.negative
+    remembered = known.get(rel)
+    if job is not None and remembered and remembered[0] == job.key:
+        prompt, negative = remembered[1], remembered[2]  # same key: same prompts
+    elif job is not None:
+        prompt, negative = job.request.prompt, job.request.negative
     else:
         # Not built this time (outside --only, or stale): the cache record remembers.
         record = cache.record(str(entry.get("key", "")), rel.rsplit(".", 1)[-1]) if entry else None
@@ -216,6 +238,7 @@ def _output(rel: str, entry: dict[str, Any] | None, result: JobResult | None,
         "status_label": STATUS_LABELS[status],
         "reason": result.reason if result and status != "up_to_date" else "",
         "error": result.error if result else None,
+        "key": str(info.get("key") or (job.key if job else "")),
         "changed": changed,
         # A failed rebuild leaves the last good image in place; say which one is shown.
         "previous_kept": status == "failed" and entry is not None,
@@ -242,15 +265,21 @@ class _LastBuild:
             return None
         return data if isinstance(data, dict) else None
 
-    def save(self, data: dict[str, Any]) -> None:
+    def save(self, data: dict[str, Any], signature: str) -> None:
         record = {
+            "signature": signature,
             "build": {k: data["summary"][k] for k in _SUMMARY_FIELDS},
             "outputs": {
                 item["output"]: {k: item[k] for k in ("sha256", *_BUILD_FIELDS)}
                 for item in data["outputs"] if item["src"]
             },
+            "prompts": {
+                item["output"]: [item["key"], item["prompt"], item["negative"]]
+                for item in data["outputs"] if item["key"] and item["prompt"] is not None
+            },
         }
-        write_if_changed(self.path, json.dumps(record, sort_keys=True, indent=1).encode())
+        write_if_changed(self.path, json.dumps(record, sort_keys=True,
+                                               separators=(",", ":")).encode())
 
 
 def _ordered(present: set[str], preferred: Any) -> list[str]:
