@@ -21,6 +21,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -99,6 +100,8 @@ def child(args: list[str], env: dict[str, str]) -> dict[str, float]:
                    check=True, env=env, cwd=ROOT)
     data = json.loads(Path(result_path).read_text())
     os.unlink(result_path)
+    if data["code"] != 0:
+        raise SystemExit(f"qwenbuild {' '.join(args)} exited with {data['code']}")
     return data
 
 
@@ -139,7 +142,9 @@ def bench_incremental(jobs: int, runs: int, work: Path) -> list[Row]:
     firsts, totals = [], []
     for run in range(runs):
         text = campaign.read_text()
-        campaign.write_text(text.replace(f'"HEADLINE NUMBER {jobs // 8}', f'"EDITED {run} ', 1))
+        target = jobs // 8 // 4
+        campaign.write_text(re.sub(rf'headline = "[^"]*\b{target}"',
+                                   f'headline = "EDITED {run} {target}"', text, count=1))
         mark = folder / "first-call.txt"
         mark.unlink(missing_ok=True)
         started = time.time()
