@@ -126,12 +126,17 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 makes a burst of new connections wait for SYN retries.
+    request_queue_size = 128
+
+
 class FakeServer:
     """Run a FakeApp on 127.0.0.1 in a background thread (a context manager)."""
 
     def __init__(self, app: FakeApp) -> None:
         handler = type("Handler", (_Handler,), {"app": app})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.app = app
         host, port = self.httpd.server_address[:2]
