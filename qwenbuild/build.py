@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -22,10 +23,12 @@ from typing import Any
 
 from .cache import Cache, verify_image
 from .campaign import Campaign
+from .costs import check_budget
 from .errors import LockError, ProviderError
-from .fsutil import atomic_copy, atomic_write
+from .exports import render_exports
 from .manifest import Manifest, StatCache
 from .plan import BUILD, CACHED, UP_TO_DATE, Assessment, Job, Plan, Selection, assess, plan
+from .provenance import write_output
 from .providers.base import Provider
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ class BuildReport:
     stale: list[str]
     interrupted: bool = False
     seconds: float = 0.0
+    #: Export renditions written by this build (paths relative to the output root).
+    exports: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -72,6 +77,7 @@ class BuildReport:
             "stale": self.stale,
             "interrupted": self.interrupted,
             "seconds": self.seconds,
+            "exports": self.exports,
             "jobs": [
                 {
                     "asset": r.job.asset,
@@ -100,6 +106,14 @@ class BuildOptions:
     #: Refuse to start when more than this many jobs would call a provider (a spending
     #: guard for watch mode); None: no limit.
     max_generate: int | None = None
+    #: Refuse to start when the estimated cost is over this many USD; None: the
+    #: campaign's `budget` (checked on every build, watch rebuilds included).
+    budget_usd: float | None = None
+    #: Read each image's text back and reroll what scores under `min_score`, at most
+    #: `max_rerolls` times per image (qwenbuild/verify.py).
+    verify_text: bool = False
+    min_score: float = 0.8
+    max_rerolls: int = 2
 
 
 @dataclass
@@ -110,6 +124,8 @@ class _State:
     stats: StatCache
     options: BuildOptions
     results: dict[str, JobResult] = field(default_factory=dict)
+    #: The text check of `--verify-text` (None without it).
+    verifier: Any = None
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -135,15 +151,19 @@ async def build_plan(the_plan: Plan, options: BuildOptions = BuildOptions()) -> 
         stats = StatCache(campaign.cache_dir, campaign.out)
         assessments = assess(the_plan, manifest, cache, stats, force=options.force)
         _check_limit(assessments, options.max_generate)
+        check_budget(the_plan, assessments, options.budget_usd)
+        verifier = _text_verifier(the_plan, assessments, options)  # input errors: now
         previous = {rel: dict(entry) for rel, entry in manifest.entries.items()}
         if options.on_plan:
             options.on_plan(assessments)
-        state = _State(campaign, cache, manifest, stats, options)
+        state = _State(campaign, cache, manifest, stats, options, verifier=verifier)
         stale = _stale(the_plan, manifest)
         _sweep_temporary_files(campaign.out)
         interrupted = False
+        exported: list[str] = []
         try:
             await _run(the_plan, assessments, state)
+            exported = render_exports(the_plan, manifest, stats)
         except asyncio.CancelledError:
             # Ctrl-C: asyncio cancels the build; what finished is kept and reported.
             interrupted = True
@@ -157,9 +177,20 @@ async def build_plan(the_plan: Plan, options: BuildOptions = BuildOptions()) -> 
             for a in assessments
         ]
         report = BuildReport(campaign, results, stale, interrupted,
-                             round(time.perf_counter() - started, 3))
+                             round(time.perf_counter() - started, 3), exported)
         _write_review(the_plan, report, manifest, previous, cache)
     return report
+
+
+def _text_verifier(the_plan: Plan, assessments: list[Assessment],
+                   options: BuildOptions) -> Any:
+    """The text check of --verify-text; raises InputError (a broken expect_text template,
+    no OCR engine) before anything is generated."""
+    if not options.verify_text:
+        return None
+    from .verify import TextVerifier
+
+    return TextVerifier(the_plan, assessments, options)
 
 
 def _check_limit(assessments: list[Assessment], limit: int | None) -> None:
@@ -217,6 +248,9 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
     async def one(a: Assessment) -> None:
         try:
             result = await attempt(a)
+            if state.verifier is not None and result.status != FAILED:
+                result = await state.verifier.verify(state, providers[a.job.provider], result,
+                                                     (overall, limits[a.job.provider]))
         except (ProviderError, OSError) as exc:
             # A file that cannot be written fails its job only, with the reason.
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -225,6 +259,8 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
 
     async def attempt(a: Assessment) -> JobResult:
         job = a.job
+        if a.status == UP_TO_DATE:  # here only to have its text verified
+            return JobResult(job, UP_TO_DATE, a.reason)
         if a.status == CACHED and _restore(state, job):
             return JobResult(job, CACHED, a.reason)
         if job.provider in missing_keys:
@@ -238,11 +274,14 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
     async with AsyncExitStack() as stack:
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
-        # Up-to-date jobs need no task: thousands of them cost nothing but a result each.
+        # Up-to-date jobs need no task (thousands of them cost nothing but a result each)
+        # unless their text is to be verified.
+        verify = state.verifier is not None
         for a in assessments:
-            if a.status == UP_TO_DATE:
+            if a.status == UP_TO_DATE and not verify:
                 _finish(state, JobResult(a.job, UP_TO_DATE, a.reason))
-        tasks = [asyncio.create_task(one(a)) for a in assessments if a.status != UP_TO_DATE]
+        tasks = [asyncio.create_task(one(a)) for a in assessments
+                 if a.status != UP_TO_DATE or verify]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -261,22 +300,35 @@ def _finish(state: _State, result: JobResult) -> None:
 def _restore(state: _State, job: Job) -> bool:
     """Copy a cached image to the job's output. False when the entry turns out damaged."""
     ext = _ext(job)
-    entry = state.cache.get(job.key, ext)
+    source = _restore_source(state, job)
+    entry = state.cache.get(source.key, ext)
     if entry is None:
         return False
     target = _target(state, job)
-    sha = atomic_copy(entry.image, target)
-    if entry.record.get("sha256") not in (None, sha):
-        log.warning("cache entry %s is damaged; generating it again", job.key)
-        target.unlink(missing_ok=True)
-        state.cache.discard(job.key, ext)
+    data = entry.image.read_bytes()
+    if entry.record.get("sha256") not in (None, hashlib.sha256(data).hexdigest()):
+        log.warning("cache entry %s is damaged; generating it again", source.key)
+        state.cache.discard(source.key, ext)
         return False
+    # The cache holds the provider's bytes; the output gets them with its provenance.
+    sha = write_output(target, data, source, entry.record)
     _record_output(state, job, entry.record, sha, target)
     return True
 
 
+def _restore_source(state: _State, job: Job) -> Job:
+    """The job whose cached image restores `job`'s output: the reroll a text check chose
+    (build --verify-text, qwenbuild/verify.py), else `job` itself."""
+    from .verify import restore_source
+
+    return restore_source(state.cache, job)
+
+
 async def _generate(state: _State, provider: Provider, job: Job, reason: str,
-                    slots: tuple[asyncio.Semaphore, ...] = ()) -> JobResult:
+                    slots: tuple[asyncio.Semaphore, ...] = (),
+                    to_output: bool = True) -> JobResult:
+    """Generate `job`'s image into the cache, then (unless `to_output` is false: a text
+    reroll, written only once chosen) into its output and the manifest."""
     spec = provider.spec
     ext = _ext(job)
     attempt = 0
@@ -325,11 +377,13 @@ async def _generate(state: _State, provider: Provider, job: Job, reason: str,
     def store() -> Any:
         # The cache first: once there, the image is never paid for again, come what may.
         entry = state.cache.put(job.key, image, record)
-        atomic_write(target, image.data)
-        return entry
+        if not to_output:
+            return entry, None
+        return entry, write_output(target, image.data, job, entry.record)
 
-    entry = await asyncio.to_thread(store)
-    _record_output(state, job, entry.record, entry.record["sha256"], target)
+    entry, sha = await asyncio.to_thread(store)
+    if sha is not None:
+        _record_output(state, job, entry.record, sha, target)
     return JobResult(job, GENERATED, reason, cost=generated.cost)
 
 
@@ -359,7 +413,13 @@ def _jsonable_inputs(job: Job) -> dict[str, Any]:
 
 def _record_output(state: _State, job: Job, record: dict[str, Any], sha: str,
                    target: Path) -> None:
+    previous = state.manifest.entries.get(job.output) or {}
+    # The same bytes say the same text: a text check's result (and the reroll attempts it
+    # lists) survives a restore of the very image it read.
+    kept = {k: previous[k] for k in ("text_check",)
+            if k in previous and previous.get("sha256") == sha}
     state.manifest.set(job.output, {
+        **kept,
         "asset": job.asset,
         "aspect": job.aspect,
         "provider": job.provider,

@@ -13,7 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
@@ -21,6 +21,9 @@ from pydantic import ValidationError as PydanticValidationError
 from .errors import CampaignError
 from .providers.base import ProviderSpec
 from .sizes import ASPECTS
+
+if TYPE_CHECKING:
+    from .exports import Export
 
 #: Names used as file or folder names (asset ids, provider names).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
@@ -49,6 +52,11 @@ class CampaignSection(_Model):
     allow_external_references: bool = Field(
         False,
         description="Allow reference images outside the repository holding the campaign.",
+    )
+    budget: float | None = Field(
+        None, ge=0, allow_inf_nan=False,
+        description="Most a build may spend, in USD: a build whose estimated cost is higher "
+                    "stops before any request (`build --budget` overrides it).",
     )
 
 
@@ -80,6 +88,11 @@ class AssetFields(_Model):
     copy_: dict[str, Any] | None = Field(
         None, alias="copy", description="Copy for the template, merged over [copy]."
     )
+    expect_text: list[str] | None = Field(
+        None,
+        description="Lines that must appear in the image, template strings rendered like "
+                    "the prompt; default: copy.headline and copy.subtitle (`check`).",
+    )
 
 
 class AssetSpec(AssetFields):
@@ -104,10 +117,31 @@ class ProviderTable(BaseModel):
                                     description="Provider options (may also be top-level keys).")
 
 
+class ExportSpec(_Model):
+    """One `[[exports]]` entry: a rendition derived by Pillow from the outputs of one aspect
+    ratio, written to `<out>/exports/<name>/<provider>/<asset>[-vN].<format>`."""
+
+    name: Name = Field(description="Export name, the folder under <out>/exports/; unique.")
+    aspect: str = Field(description=f"Aspect ratio of the outputs it is cut from: "
+                                    f"{', '.join(ASPECTS)}.")
+    width: int = Field(ge=1, le=8192, description="Exact width in pixels.")
+    height: int = Field(ge=1, le=8192, description="Exact height in pixels.")
+    format: Literal["png", "jpg", "webp"] = Field(
+        "png", description="File format: png, jpg or webp.")
+    quality: int = Field(90, ge=1, le=100,
+                         description="Encoder quality for jpg and webp (1..100; png ignores it).")
+    focus: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: [0.5, 0.5], min_length=2, max_length=2,
+        description="Focal point [x, y] as fractions of the width and height (0..1): the crop "
+                    "keeps it as close to the centre as the image allows.",
+    )
+
+
 class CampaignFile(_Model):
     """The whole campaign file."""
 
-    campaign: CampaignSection
+    campaign: CampaignSection = Field(
+        description="The [campaign] table: name, output folder, template folders, budget.")
     brand: dict[str, Any] = Field(default_factory=dict,
                                   description="Free-form brand table; templates see `brand`.")
     copy_: dict[str, Any] = Field(default_factory=dict, alias="copy",
@@ -117,6 +151,9 @@ class CampaignFile(_Model):
     providers: dict[str, ProviderTable] = Field(default_factory=dict,
                                                 description="Named providers.")
     assets: list[AssetSpec] = Field(min_length=1, description="The assets to build.")
+    exports: list[ExportSpec] = Field(
+        default_factory=list,
+        description="Renditions at exact pixel sizes, cut from the outputs after each build.")
 
 
 @dataclass(frozen=True)
@@ -133,6 +170,8 @@ class Asset:
     references: tuple[Path, ...]
     prompt_extend: bool
     copy: dict[str, Any]
+    #: `expect_text` as written (templates); None: the copy's headline and subtitle.
+    expect_text: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +190,9 @@ class Campaign:
     copy: dict[str, Any]
     providers: dict[str, ProviderSpec]
     assets: tuple[Asset, ...]
+    #: Most a build may spend in USD (None: no limit).
+    budget: float | None = None
+    exports: tuple[Export, ...] = ()
 
     @property
     def cache_dir(self) -> Path:
@@ -214,6 +256,8 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
             continue
         if name == "assets":
             parts[name] = _validate_assets(value, data, problems)
+        elif name == "exports":
+            parts[name] = _validate_exports(value, data, problems)
         elif name == "providers" and isinstance(value, dict):
             parts[name] = {
                 pname: table for pname, ptable in value.items()
@@ -244,9 +288,11 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
         defaults=parts.get("defaults") or AssetFields(),
         providers=parts.get("providers") or {},
         assets=[spec for _, spec, _ in indexed],
+        exports=[spec for _, spec in parts.get("exports", [])],
     )
     indexed = [(i, spec, failed | defaults_failed) for i, spec, failed in indexed]
-    campaign = _resolve(model, path.resolve(), problems, indexed, shown)
+    campaign = _resolve(model, path.resolve(), problems, indexed, shown,
+                        parts.get("exports", []))
     if problems:
         raise CampaignError([f"{shown}: {p}" for p in problems])
     assert campaign is not None
@@ -272,6 +318,17 @@ def _validate(model: type[BaseModel], value: Any, loc: tuple[Any, ...], data: di
         return None
 
 
+def _validate_exports(value: Any, data: dict[str, Any],
+                      problems: list[str]) -> list[tuple[int, ExportSpec]]:
+    """The `[[exports]]` entries that are valid on their own, with their index in the file."""
+    if not isinstance(value, list):
+        problems.append(f"exports: expected an array of tables [[exports]], got "
+                        f"{_describe_value(value)}")
+        return []
+    return [(i, spec) for i, item in enumerate(value)
+            if (spec := _validate(ExportSpec, item, ("exports", i), data, problems)) is not None]
+
+
 def _validate_assets(value: Any, data: dict[str, Any],
                      problems: list[str]) -> list[tuple[int, AssetSpec, frozenset[str]]]:
     """The assets that are valid on their own, with their index in the file."""
@@ -294,7 +351,9 @@ def _validate_assets(value: Any, data: dict[str, Any],
 
 
 def _resolve(model: CampaignFile, path: Path, problems: list[str],
-             indexed: list[tuple[int, AssetSpec, frozenset[str]]], shown: str) -> Campaign | None:
+             indexed: list[tuple[int, AssetSpec, frozenset[str]]], shown: str,
+             exports: list[tuple[int, ExportSpec]] | None = None) -> Campaign | None:
+    from .exports import resolve_exports
     from .prompts import Prompts
     from .providers import KINDS, provider_class
 
@@ -311,8 +370,15 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
     tables = dict(model.providers)
     if "preview" not in tables:
         tables["preview"] = ProviderTable(kind="preview")
+    folded_names: dict[str, str] = {}
     for name, table in tables.items():
         where = f"providers.{name}"
+        if name.lower() in folded_names:
+            # Provider names are folder names: these would collide on Windows and macOS.
+            problems.append(f"{where}: provider name {name!r} differs only in case from "
+                            f"{folded_names[name.lower()]!r}; use another name")
+            continue
+        folded_names[name.lower()] = name
         if not re.match(NAME_PATTERN, name) or name.lower() in _WINDOWS_RESERVED:
             problems.append(f"{where}: invalid provider name {name!r}: use letters, digits, "
                             "'-' and '_' (it becomes a folder name)")
@@ -368,6 +434,7 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
                                known_providers, problems, failed)
         if asset is not None:
             assets.append(asset)
+    resolved_exports = resolve_exports(exports or [], assets, problems)
     if problems:
         return None
     return Campaign(
@@ -382,6 +449,8 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
         copy=dict(model.copy_),
         providers=providers,
         assets=tuple(assets),
+        budget=model.campaign.budget,
+        exports=resolved_exports,
     )
 
 
@@ -475,6 +544,7 @@ def _resolve_asset(
         references=tuple(references),
         prompt_extend=bool(pick("prompt_extend") or False),
         copy=copy,
+        expect_text=None if pick("expect_text") is None else tuple(pick("expect_text")),
     )
 
 
@@ -528,9 +598,10 @@ def _loc_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
             node = node[item]
         except (KeyError, IndexError, TypeError):
             node = None
-        if (len(parts) == 2 and loc[0] == "assets" and isinstance(item, int)
-                and isinstance(node, dict) and isinstance(node.get("id"), str)):
-            parts[-1] += f" ({node['id']})"
+        label = {"assets": "id", "exports": "name"}.get(loc[0])
+        if (len(parts) == 2 and label and isinstance(item, int)
+                and isinstance(node, dict) and isinstance(node.get(label), str)):
+            parts[-1] += f" ({node[label]})"
     return "".join(parts) or "(top level)"
 
 

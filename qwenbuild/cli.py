@@ -54,10 +54,35 @@ def _parser() -> argparse.ArgumentParser:
                          help="generate every selected job again, even when cached (pays again)")
     p_build.add_argument("-j", "--jobs", type=int, metavar="N",
                          help="at most N jobs in flight across providers")
+    p_build.add_argument("--budget", type=float, metavar="USD",
+                         help="stop before any request when the estimated cost is over USD "
+                              "(overrides the campaign's budget)")
+    p_build.add_argument("--verify-text", action="store_true",
+                         help="read the text of each image back (OCR) and generate an image "
+                              "whose text scores under --min-score again, with a new seed")
+    p_build.add_argument("--min-score", type=float, default=0.8, metavar="S",
+                         help="with --verify-text: the lowest passing text score, 0..1 "
+                              "(default 0.8)")
+    p_build.add_argument("--max-rerolls", type=int, default=2, metavar="N",
+                         help="with --verify-text: new seeds to try per image (default 2)")
+
+    p_check = sub.add_parser(
+        "check", help="read the text in each output back and score it against the copy",
+        description="OCR every built output, score each expected line (expect_text, else "
+                    "the copy's headline and subtitle), record the scores in manifest.json "
+                    "and exit 1 when an image scores under --min-score.")
+    common(p_check)
+    from .textcheck.run import add_arguments as add_check_arguments
+
+    add_check_arguments(p_check)
 
     p_plan = sub.add_parser("plan", help="show what a build would do, job by job",
                             description="Show what a build would do and why, without doing it.")
     common(p_plan)
+    p_plan.add_argument("--check", action="store_true",
+                        help="for CI: exit 1, listing what and why, when anything would be "
+                             "generated, restored or rendered or an output is stale, missing "
+                             "or modified; never writes anything")
 
     p_watch = sub.add_parser(
         "watch", help="build, then rebuild on every change and serve a live review page",
@@ -83,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
                                         "each API key is set.")
     p_prov.add_argument("--json", action="store_true", help="print JSON")
     p_prov.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    from .cli_repo import add_repo_commands
+
+    add_repo_commands(sub)  # init, clean, cache gc, inspect, schema
     return parser
 
 
@@ -97,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"build": cmd_build, "plan": cmd_plan, "providers": cmd_providers,
-                    "watch": cmd_watch}
+                    "watch": cmd_watch, "check": cmd_check}
+        from .cli_repo import REPO_COMMANDS
+
+        commands.update(REPO_COMMANDS)
         return commands[args.command](args)
     except QwenbuildError as exc:
         if args.verbose:
@@ -142,45 +174,50 @@ def _selection(args: argparse.Namespace) -> Any:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .cache import Cache
     from .campaign import load_campaign
-    from .manifest import Manifest, StatCache
-    from .plan import BUILD, assess, plan
+    from .costs import usd
+    from .survey import survey
 
     campaign = load_campaign(args.campaign)
-    the_plan = plan(campaign, _selection(args))
-    manifest = Manifest.load(campaign.out, campaign.name)
-    stats = StatCache(campaign.cache_dir, campaign.out)
-    assessments = assess(the_plan, manifest, Cache(campaign.cache_dir), stats)
-    the_plan.remember()
-    stale = sorted(p for p in manifest.entries if p not in the_plan.all_outputs)
-    to_build = sum(1 for a in assessments if a.status == BUILD)
-    if args.json:
-        print(json.dumps({
-            "build": to_build,
-            "cached": sum(1 for a in assessments if a.status == "cached"),
-            "up_to_date": sum(1 for a in assessments if a.status == "up_to_date"),
-            "stale": stale,
-            "jobs": [{
-                "asset": a.job.asset, "aspect": a.job.aspect, "provider": a.job.provider,
-                "seed": a.job.seed, "key": a.job.key, "status": a.status, "reason": a.reason,
-                "output": _rel(campaign, a.job.output), "width": a.job.width,
-                "height": a.job.height,
-            } for a in assessments],
-        }, indent=2, ensure_ascii=False))
-        return EXIT_OK
+    # --check is for CI: it must not write even the machine-local key memo.
+    found = survey(campaign, _selection(args), remember=not args.check)
+    pending = found.pending()
     out = sys.stdout
-    for a in assessments:
-        mark = {"build": _paint("build", "33", out), "cached": _paint("cached", "36", out),
-                "up_to_date": _paint("ok", "32", out)}[a.status]
-        print(f"{mark:>10}  {_rel(campaign, a.job.output)}  ({a.reason})", file=out)
-    for rel in stale:
-        print(f"{_paint('stale', '35', out):>10}  {_rel(campaign, rel)}  "
-              "(no longer in the campaign; not deleted)", file=out)
-    print(f"{len(assessments)} jobs: {to_build} to generate, "
-          f"{sum(1 for a in assessments if a.status == 'cached')} from cache, "
-          f"{sum(1 for a in assessments if a.status == 'up_to_date')} up to date"
-          + (f", {len(stale)} stale" if stale else ""), file=out)
+    if args.json:
+        print(json.dumps(found.to_json(), indent=2, ensure_ascii=False))
+    elif args.check:
+        for what, path, why in pending:
+            print(f"{_paint(what, '33', out):>10}  {path}  ({why})", file=out)
+    else:
+        marks = {"build": ("build", "33"), "cached": ("cached", "36"), "up_to_date": ("ok", "32"),
+                 "render": ("render", "33")}
+        for a in found.assessments:
+            print(f"{_paint(*marks[a.status], out):>10}  {_rel(campaign, a.job.output)}  "
+                  f"({a.reason})", file=out)
+        for e in found.exports:
+            print(f"{_paint(*marks[e.status], out):>10}  {_rel(campaign, e.job.output)}  "
+                  f"({e.reason})", file=out)
+        for rel in (*found.stale, *found.stale_exports):
+            print(f"{_paint('stale', '35', out):>10}  {_rel(campaign, rel)}  "
+                  "(no longer in the campaign; qwenbuild clean removes it)", file=out)
+        stale = len(found.stale) + len(found.stale_exports)
+        print(f"{len(found.assessments)} jobs: {found.count('build')} to generate, "
+              f"{found.count('cached')} from cache, {found.count('up_to_date')} up to date"
+              + (f", {stale} stale" if stale else ""), file=out)
+        cost = f"estimated cost {usd(found.estimate.usd)}"
+        if campaign.budget is not None:
+            over = found.estimate.usd > campaign.budget
+            cost += (f" (budget {usd(campaign.budget)}"
+                     + ("; over it: build will refuse)" if over else ")"))
+        print(cost, file=out)
+    if args.check:
+        if pending:
+            _error(f"{campaign.shown}: {len(pending)} outputs do not match the campaign; run "
+                   f"qwenbuild build (and qwenbuild clean for stale ones), then commit")
+            return EXIT_FAILED
+        if not args.json:
+            print(f"{campaign.shown}: all {len(found.assessments)} outputs and "
+                  f"{len(found.exports)} exports up to date", file=out)
     return EXIT_OK
 
 
@@ -196,11 +233,23 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
+    if args.budget is not None and not 0 <= args.budget < float("inf"):
+        raise UsageError("--budget must be a number of USD, 0 or more")
+    from .textcheck.run import min_score_arg
+
+    if args.max_rerolls < 0:
+        raise UsageError("--max-rerolls must be 0 or more")
+    min_score = min_score_arg(args.min_score)
     campaign = load_campaign(args.campaign)
     progress = Progress(campaign, quiet=args.json, stream=sys.stderr if args.json else sys.stdout)
     report = build(campaign, _selection(args), BuildOptions(
-        force=args.force, jobs=args.jobs, on_event=progress.event, on_plan=progress.start))
+        force=args.force, jobs=args.jobs, on_event=progress.event, on_plan=progress.start,
+        budget_usd=args.budget, verify_text=args.verify_text,
+        min_score=min_score, max_rerolls=args.max_rerolls))
     progress.finish(report)
+    if report.exports and not args.json:
+        for rel in report.exports:
+            print(f"{_paint('exported', '32', sys.stdout):>10}  {_rel(campaign, rel)}")
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     if report.interrupted:
@@ -209,6 +258,13 @@ def cmd_build(args: argparse.Namespace) -> int:
                f"kept, {len(unfinished)} did not finish; run the build again to resume")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """`qwenbuild check`: OCR the outputs and score their text (qwenbuild/textcheck/run.py)."""
+    from .textcheck.run import command
+
+    return command(args, _selection(args))
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -26,10 +26,14 @@ def dumps(data: Any) -> bytes:
 class Manifest:
     """Entries by output path (relative to the output root, POSIX separators)."""
 
-    def __init__(self, out: Path, campaign: str, entries: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, out: Path, campaign: str, entries: dict[str, dict[str, Any]],
+                 exports: dict[str, dict[str, Any]] | None = None) -> None:
         self.out = out
         self.campaign = campaign
         self.entries = entries
+        #: Export renditions by path (see exports.py), kept apart from the generated outputs
+        #: so that everything reading `entries` sees only images a provider made.
+        self.exports: dict[str, dict[str, Any]] = exports if exports is not None else {}
         self._original: bytes | None = None  # bytes on disk; None: no file yet
         self._dirty = False
 
@@ -40,6 +44,15 @@ class Manifest:
 
     def remove(self, rel: str) -> None:
         if self.entries.pop(rel, None) is not None:
+            self._dirty = True
+
+    def set_export(self, rel: str, entry: dict[str, Any]) -> None:
+        if self.exports.get(rel) != entry:
+            self.exports[rel] = entry
+            self._dirty = True
+
+    def remove_export(self, rel: str) -> None:
+        if self.exports.pop(rel, None) is not None:
             self._dirty = True
 
     @classmethod
@@ -54,20 +67,26 @@ class Manifest:
             entries = data["outputs"]
             if not isinstance(entries, dict):
                 raise TypeError("outputs is not an object")
+            exports = data.get("exports", {})
+            if not isinstance(exports, dict):
+                raise TypeError("exports is not an object")
         except (ValueError, KeyError, TypeError) as exc:
             raise CampaignError(
                 f"{path}: not a qwenbuild manifest ({exc}); move it away to rebuild it"
             ) from None
-        manifest = cls(out, campaign, entries)
+        manifest = cls(out, campaign, entries, exports)
         manifest._original = raw
         return manifest
 
     def _data(self) -> dict[str, Any]:
-        return {
+        data = {
             "campaign": self.campaign,
             "format": MANIFEST_FORMAT,
             "outputs": dict(sorted(self.entries.items())),
         }
+        if self.exports:  # absent when there are none: older manifests stay byte-identical
+            data["exports"] = dict(sorted(self.exports.items()))
+        return data
 
     def save(self) -> bool:
         """Write the manifest if it changed (atomically). Returns whether it wrote."""

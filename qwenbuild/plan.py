@@ -185,20 +185,10 @@ def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
     return Plan(campaign, tuple(jobs), frozenset(all_outputs), providers, memo)
 
 
-def _render(
-    campaign: Campaign,
-    asset: Asset,
-    aspect: str,
-    provider: Provider,
-    seed: int,
-    variant: int,
-    refs: tuple[Reference, ...],
-    prompts: Prompts,
-) -> tuple[GenerationRequest, dict[str, Any]]:
-    """Render a job's prompts and form its provider-neutral request and key fields."""
-    spec = provider.spec
-    width, height = provider.size_for(aspect)
-    context = {
+def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: Any, width: int,
+                height: int, seed: int, variant: int) -> dict[str, Any]:
+    """What a job's templates see (the prompt, the negative prompt, `expect_text`)."""
+    return {
         "brand": campaign.brand,
         "copy": asset.copy,
         "campaign": {"name": campaign.name},
@@ -215,6 +205,22 @@ def _render(
             "variant": variant,
         },
     }
+
+
+def _render(
+    campaign: Campaign,
+    asset: Asset,
+    aspect: str,
+    provider: Provider,
+    seed: int,
+    variant: int,
+    refs: tuple[Reference, ...],
+    prompts: Prompts,
+) -> tuple[GenerationRequest, dict[str, Any]]:
+    """Render a job's prompts and form its provider-neutral request and key fields."""
+    spec = provider.spec
+    width, height = provider.size_for(aspect)
+    context = job_context(campaign, asset, aspect, spec, width, height, seed, variant)
     where = f"asset {asset.id}"
     prompt = prompts.render(asset.template, context, where)
     negative = (

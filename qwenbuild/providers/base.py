@@ -230,6 +230,11 @@ class Provider:
     def supports_aspect(self, aspect: str) -> bool:
         return aspect in ASPECTS
 
+    def price_usd(self) -> float:
+        """Price of one image as this provider is configured (the model's list price;
+        providers whose options change the price, such as a Pro variant, override it)."""
+        return self.model.price_usd
+
     # -- generation ------------------------------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> GeneratedImage:

@@ -1,0 +1,286 @@
+"""Export renditions: exact pixel sizes cut from the outputs of one aspect ratio.
+
+`[[exports]]` in a campaign names a rendition (an Instagram portrait at 1080x1350, an
+Open Graph card at 1200x630, ...). After each build, Pillow derives it from every output of
+that aspect: a cover crop around the focal point, then LANCZOS resampling to the exact
+size, saved as PNG, JPEG or WebP with the source's provenance. Renditions live in
+`<out>/exports/<name>/<provider>/<asset>[-vN].<ext>` and in the manifest's `exports`
+section with the sha256 of their source and their settings, so that a rendition is made
+again only when its source or its settings change (or its file is missing or modified).
+Rendering costs nothing but time, so exports never go through the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .fsutil import atomic_write, file_sha256
+from .sizes import ASPECTS, aspect_dir
+
+if TYPE_CHECKING:
+    from .campaign import Asset, Campaign, ExportSpec
+    from .manifest import Manifest, StatCache
+    from .plan import Assessment, Plan
+
+log = logging.getLogger(__name__)
+
+#: Folder of the renditions under the output root.
+EXPORTS_DIR = "exports"
+#: Bump when the way renditions are made changes: every rendition is made again.
+RENDERER_VERSION = 1
+_PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+RENDER, UP_TO_DATE = "render", "up_to_date"
+
+
+@dataclass(frozen=True)
+class Export:
+    """A validated `[[exports]]` entry."""
+
+    name: str
+    aspect: str
+    width: int
+    height: int
+    format: str
+    quality: int
+    focus: tuple[float, float]
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes the rendition's bytes, as the manifest records it."""
+        settings: dict[str, Any] = {
+            "aspect": self.aspect, "width": self.width, "height": self.height,
+            "format": self.format, "focus": list(self.focus), "renderer": RENDERER_VERSION,
+        }
+        if self.format != "png":  # PNG is lossless: its quality changes nothing
+            settings["quality"] = self.quality
+        return settings
+
+    def output_for(self, source: str) -> str:
+        """The rendition's path for an output path (both relative to the output root)."""
+        _aspect, provider, filename = source.split("/")
+        stem = filename.rsplit(".", 1)[0]
+        return f"{EXPORTS_DIR}/{self.name}/{provider}/{stem}.{self.format}"
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One rendition of one output."""
+
+    export: Export
+    source: str
+    output: str
+
+
+@dataclass(frozen=True)
+class ExportStatus:
+    """What a build would do with one rendition, and why."""
+
+    job: ExportJob
+    status: str  # render | up_to_date
+    reason: str
+
+
+def resolve_exports(indexed: list[tuple[int, ExportSpec]], assets: Iterable[Asset],
+                    problems: list[str]) -> tuple[Export, ...]:
+    """Check the `[[exports]]` entries for meaning (types are checked already)."""
+    from .campaign import _WINDOWS_RESERVED, _hint
+
+    aspects_used = {aspect for asset in assets for aspect in asset.aspects}
+    trust_assets = not problems  # with broken assets, "no asset has this aspect" misleads
+    seen: dict[str, str] = {}
+    exports = []
+    for index, spec in indexed:
+        where = f"exports[{index}] ({spec.name})"
+        before = len(problems)
+        folded = spec.name.lower()
+        if folded in _WINDOWS_RESERVED:
+            problems.append(f"{where}.name: {spec.name!r} is a reserved file name on Windows")
+        if folded in seen:
+            problems.append(f"{where}.name: duplicate export name {spec.name!r} (also "
+                            f"{seen[folded]}; names differing only in case collide on some "
+                            "file systems)")
+        else:
+            seen[folded] = f"exports[{index}]"
+        if spec.aspect not in ASPECTS:
+            problems.append(f"{where}.aspect: unsupported aspect ratio {spec.aspect!r}"
+                            f"{_hint(spec.aspect, list(ASPECTS))}; supported: "
+                            f"{', '.join(ASPECTS)}")
+        elif trust_assets and spec.aspect not in aspects_used:
+            problems.append(f"{where}.aspect: no asset is built at {spec.aspect} (used: "
+                            f"{', '.join(sorted(aspects_used))}); add it to an asset's aspects")
+        if len(problems) == before:
+            exports.append(Export(spec.name, spec.aspect, spec.width, spec.height, spec.format,
+                                  spec.quality, (float(spec.focus[0]), float(spec.focus[1]))))
+    return tuple(exports)
+
+
+def export_jobs(campaign: Campaign, outputs: Iterable[str]) -> list[ExportJob]:
+    """The renditions of these outputs, in a stable order."""
+    sources = sorted(outputs)
+    jobs = []
+    for export in campaign.exports:
+        folder = aspect_dir(export.aspect) + "/"
+        jobs += [ExportJob(export, rel, export.output_for(rel))
+                 for rel in sources if rel.startswith(folder)]
+    return jobs
+
+
+# -- what a build would do --------------------------------------------------------------------
+
+
+def assess_exports(the_plan: Plan, manifest: Manifest, assessments: Iterable[Assessment],
+                   stats: StatCache) -> tuple[list[ExportStatus], list[str]]:
+    """The renditions of the selected outputs with what a build would do, and the
+    renditions in the manifest that no longer belong to the campaign (stale)."""
+    campaign = the_plan.campaign
+    by_output = {a.job.output: a for a in assessments}
+    statuses = []
+    for job in export_jobs(campaign, by_output):
+        a = by_output[job.source]
+        entry = manifest.entries.get(job.source) or {}
+        # The source's bytes after the build: known unless its key changes (a restore of
+        # the same key writes the same bytes again).
+        source_sha = entry.get("sha256") if entry.get("key") == a.job.key else None
+        if source_sha is None and job.output in manifest.exports:
+            reason: str | None = "source changes"
+        else:
+            reason = _why(campaign.out, manifest, stats, job, source_sha)
+        statuses.append(ExportStatus(job, UP_TO_DATE if reason is None else RENDER,
+                                     reason or "up to date"))
+    return statuses, stale_exports(the_plan, manifest)
+
+
+def stale_exports(the_plan: Plan, manifest: Manifest) -> list[str]:
+    """Renditions in the manifest that the campaign no longer makes."""
+    wanted = {job.output for job in export_jobs(the_plan.campaign, the_plan.all_outputs)}
+    return sorted(rel for rel in manifest.exports if rel not in wanted)
+
+
+def _why(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
+         source_sha: str | None) -> str | None:
+    entry = manifest.exports.get(job.output)
+    if entry is None:
+        return "new"
+    if entry.get("source_sha256") != source_sha:
+        return "source changed"
+    if entry.get("settings") != job.export.settings():
+        return "settings changed"
+    file, sha = out / job.output, entry.get("sha256", "")
+    known = stats.matches(job.output, file, sha)
+    if known is False:
+        return "output missing"
+    if known is None:
+        if file_sha256(file) != sha:
+            return "output modified"
+        stats.remember(job.output, file, sha)
+    return None
+
+
+# -- the build's part -----------------------------------------------------------------------
+
+
+def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache) -> list[str]:
+    """Make the renditions of the selected outputs that are not up to date, mark the ones
+    no longer in the campaign stale (or forget them when their file is gone). Returns the
+    paths written. A rendition that cannot be made is logged and skipped: the build's
+    outputs are what was paid for, and they are fine."""
+    campaign = the_plan.campaign
+    out = campaign.out
+    written = []
+    for job in export_jobs(campaign, (j.output for j in the_plan.jobs)):
+        source = manifest.entries.get(job.source)
+        if not source or source.get("stale") or not (out / job.source).is_file():
+            continue  # its job failed before it ever had an output
+        if _why(out, manifest, stats, job, source.get("sha256")) is None:
+            continue
+        try:
+            _render_one(out, manifest, stats, job, source)
+        except (OSError, ValueError) as exc:
+            log.warning("export %s: cannot make %s: %s", job.export.name, job.output, exc)
+            continue
+        written.append(job.output)
+    for rel in stale_exports(the_plan, manifest):
+        if (out / rel).is_file():
+            manifest.set_export(rel, {**manifest.exports[rel], "stale": True})
+        else:
+            manifest.remove_export(rel)
+    return written
+
+
+def _render_one(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
+                source: dict[str, Any]) -> None:
+    from .provenance import embed, extract, sd_parameters
+
+    data = (out / job.source).read_bytes()
+    if hashlib.sha256(data).hexdigest() != source.get("sha256"):
+        raise ValueError(f"{job.source} differs from the manifest; build it first")
+    export = job.export
+    rendered = render(data, export)
+    info = {k: v for k, v in (extract(data) or {}).items() if k != "parameters"}
+    if not info:  # an output written before provenance existed: the manifest knows most
+        info = {k: str(source[k]) for k in ("asset", "aspect", "provider", "kind", "model",
+                                            "seed", "key") if source.get(k) is not None}
+    info.update(export=export.name, source=job.source, width=str(export.width),
+                height=str(export.height))
+    info["parameters"] = sd_parameters(info)
+    rendered = embed(rendered, info)
+    target = out / job.output
+    if not target.parent.resolve().is_relative_to(out.resolve()):
+        raise ValueError(f"{job.output} resolves outside {out}")
+    atomic_write(target, rendered)
+    sha = hashlib.sha256(rendered).hexdigest()
+    manifest.set_export(job.output, {
+        "export": export.name,
+        "source": job.source,
+        "source_sha256": source.get("sha256"),
+        "settings": export.settings(),
+        "sha256": sha,
+        "bytes": len(rendered),
+        "width": export.width,
+        "height": export.height,
+    })
+    stats.remember(job.output, target, sha)
+
+
+def render(data: bytes, export: Export) -> bytes:
+    """The rendition of an image: cover crop at the focal point, LANCZOS to the exact
+    size, encoded in the export's format. The same input gives the same bytes."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        img: Image.Image = opened
+        if img.mode not in ("RGB", "RGBA"):
+            img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info
+                              else "RGB")
+        width, height = img.size
+        box = cover_box(width, height, export.width, export.height, export.focus)
+        result = img.resize((export.width, export.height), Image.Resampling.LANCZOS, box=box)
+    if export.format == "jpg" and result.mode == "RGBA":
+        # JPEG has no alpha: flatten on white, as a browser shows a transparent image.
+        flat = Image.new("RGB", result.size, (255, 255, 255))
+        flat.paste(result, mask=result.getchannel("A"))
+        result = flat
+    options: dict[str, Any] = {}
+    if export.format in ("jpg", "webp"):
+        options["quality"] = export.quality
+    buffer = io.BytesIO()
+    result.save(buffer, _PIL_FORMATS[export.format], **options)
+    return buffer.getvalue()
+
+
+def cover_box(width: int, height: int, target_w: int, target_h: int,
+              focus: tuple[float, float]) -> tuple[float, float, float, float]:
+    """The part of a width x height image that fills target_w x target_h (cover): the
+    largest box of the target's ratio, centred on the focal point as far as the edges
+    allow. Floats: Pillow resamples a fractional box exactly."""
+    scale = max(target_w / width, target_h / height)
+    crop_w, crop_h = min(width, target_w / scale), min(height, target_h / scale)
+    left = min(max(focus[0] * width - crop_w / 2, 0.0), width - crop_w)
+    top = min(max(focus[1] * height - crop_h / 2, 0.0), height - crop_h)
+    return (left, top, left + crop_w, top + crop_h)

@@ -1,0 +1,273 @@
+"""Housekeeping: `qwenbuild clean` (outputs the campaign no longer makes) and
+`qwenbuild cache gc` (cache entries no manifest needs).
+
+Both remove only what qwenbuild can prove it made: `clean` files listed in the manifest
+(and only while they still hold the bytes qwenbuild wrote), `cache gc` entries of the
+cache's own layout. Both take the output locks, so they never race a build, and both have a
+dry run that lists the same things without touching them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .campaign import Campaign, find_repo_root
+from .errors import InputError, LockError
+from .fsutil import file_sha256
+from .manifest import MANIFEST_NAME, Manifest, StatCache
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+#: Folders never searched for manifests or campaign files.
+_SKIP_DIRS = {".git", ".qwenbuild", ".venv", "venv", "node_modules", "__pycache__", ".hg"}
+
+
+@dataclass
+class Removal:
+    """What a clean or a gc removed (or, in a dry run, would remove)."""
+
+    dry_run: bool
+    #: (path as shown, bytes)
+    removed: list[tuple[str, int]] = field(default_factory=list)
+    #: (path as shown, why it stays)
+    kept: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(size for _, size in self.removed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "bytes": self.bytes,
+                "removed": [{"path": p, "bytes": b} for p, b in self.removed],
+                "kept": [{"path": p, "reason": r} for p, r in self.kept]}
+
+
+# -- clean ----------------------------------------------------------------------------------
+
+
+def owned_outputs(campaign: Campaign) -> set[str]:
+    """Every output path the campaign makes (relative to its output root), computed from
+    ids, aspects, providers and seeds alone: no template is rendered."""
+    from .exports import export_jobs
+    from .plan import output_path
+    from .providers import provider_class
+
+    providers = {name: provider_class(spec.kind)(spec)
+                 for name, spec in campaign.providers.items()}
+    outputs = {
+        output_path(asset, aspect, name, providers[name].output_ext, variant)
+        for asset in campaign.assets for aspect in asset.aspects for name in asset.providers
+        for variant in range(1, len(asset.seeds) + 1)
+    }
+    return outputs | {job.output for job in export_jobs(campaign, outputs)}
+
+
+def clean(campaign: Campaign, dry_run: bool = False) -> Removal:
+    """Remove the outputs and renditions in the manifest that the campaign no longer
+    makes, their manifest entries, and the folders that removing them empties. A file
+    whose bytes are not the ones the manifest records (edited or replaced by someone)
+    stays; only its entry goes, and it is reported as kept."""
+    from .build import OutputLock
+
+    out = campaign.out
+    result = Removal(dry_run)
+    with OutputLock(campaign.cache_dir, out):
+        manifest = Manifest.load(out, campaign.name)
+        stats = StatCache(campaign.cache_dir, out)
+        owned = owned_outputs(campaign)
+        emptied: set[Path] = set()
+        for section, forget in ((manifest.entries, manifest.remove),
+                                (manifest.exports, manifest.remove_export)):
+            for rel in sorted(rel for rel in section if rel not in owned):
+                shown = _shown(out / rel, campaign.root)
+                target = out / rel
+                verdict = _removable(target, out, section[rel].get("sha256"))
+                if verdict is None:
+                    size = target.stat().st_size
+                    if not dry_run:
+                        target.unlink()
+                        emptied.add(target.parent)
+                    result.removed.append((shown, size))
+                elif verdict != "missing":
+                    result.kept.append((shown, verdict))
+                if not dry_run:
+                    forget(rel)
+                    stats.forget(rel)
+        if not dry_run:
+            manifest.save()
+            stats.save()
+            _remove_empty_folders(emptied, out)
+    return result
+
+
+def _removable(target: Path, out: Path, sha: str | None) -> str | None:
+    """None when `target` is a file qwenbuild wrote and may remove; else why it stays."""
+    if not target.is_file() and not target.is_symlink():
+        return "missing"
+    if target.is_symlink() or not target.parent.resolve().is_relative_to(out.resolve()):
+        return "not a plain file inside the output folder"
+    if sha is None or file_sha256(target) != sha:
+        return "changed since qwenbuild wrote it; no longer tracked"
+    return None
+
+
+def _remove_empty_folders(folders: set[Path], out: Path) -> None:
+    """Remove each folder that is now empty, and its parents up to (not including) out."""
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        while folder != out and folder.is_relative_to(out):
+            try:
+                folder.rmdir()  # only succeeds on an empty folder
+            except OSError:
+                break
+            folder = folder.parent
+
+
+# -- cache gc -------------------------------------------------------------------------------
+
+
+def cache_folder(root: Path) -> Path:
+    """The cache a campaign under `root` uses: QWENBUILD_CACHE_DIR, else
+    `<root>/.qwenbuild/cache` (as Campaign.cache_dir)."""
+    env = os.environ.get("QWENBUILD_CACHE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return root / ".qwenbuild" / "cache"
+
+
+def default_root(start: Path | None = None) -> Path:
+    """The repository holding the current folder (else the folder itself)."""
+    return find_repo_root((start or Path.cwd()).resolve())
+
+
+def cache_gc(root: Path, dry_run: bool = False) -> Removal:
+    """Remove the cache entries that no manifest under `root` references, stray temporary
+    files, and the per-machine records (stat cache, key memo, review record) of output
+    folders and campaign files that no longer exist under `root`."""
+    root = root.resolve()
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
+    cache = cache_folder(root)
+    result = Removal(dry_run)
+    manifests = list(_files_named(root, MANIFEST_NAME))
+    keys: set[str] = set()
+    outs: set[Path] = set()
+    for path in manifests:
+        data = _read_manifest(path)
+        if data is not None:
+            keys |= set(_keys_in(data))
+            outs.add(path.parent.resolve())
+    if not outs:
+        raise InputError(f"{root}: no qwenbuild manifest.json found below it; every cache "
+                         f"entry would go. Run cache gc from the repository whose outputs "
+                         f"use {cache}, or delete that folder yourself to empty the cache")
+    with _all_locks(cache):
+        for path in _cache_files(cache / "objects"):
+            stem = path.name.split(".", 1)[0]
+            if path.name.endswith(".tmp") or (_KEY.match(stem) and stem not in keys):
+                _remove(path, cache, dry_run, result)
+        _gc_records(cache, root, outs, dry_run, result)
+    return result
+
+
+def _gc_records(cache: Path, root: Path, outs: set[Path], dry_run: bool,
+                result: Removal) -> None:
+    """Machine-local records are named by a hash of their output folder (state/) or
+    campaign file (plans/): keep those whose folder or file still exists under root."""
+    import hashlib
+
+    def tag(path: Path) -> str:
+        return hashlib.sha256(str(path).encode()).hexdigest()[:20]
+
+    out_tags = {tag(out) for out in outs}
+    campaign_tags = {tag(p.resolve()) for p in _files_named(root, suffix=".toml")}
+    for folder, wanted in (("state", out_tags), ("plans", campaign_tags)):
+        for path in _cache_files(cache / folder):
+            if path.name.endswith(".tmp") or path.name.split(".", 1)[0] not in wanted:
+                _remove(path, cache, dry_run, result)
+
+
+def _remove(path: Path, cache: Path, dry_run: bool, result: Removal) -> None:
+    try:
+        size = path.stat().st_size
+        if not dry_run:
+            path.unlink()
+    except FileNotFoundError:
+        return
+    result.removed.append((_shown(path, cache), size))
+
+
+def _cache_files(folder: Path) -> Iterator[Path]:
+    if folder.is_dir():
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in sorted(files):
+                yield Path(dirpath) / name
+
+
+def _files_named(root: Path, name: str | None = None, suffix: str | None = None
+                 ) -> Iterator[Path]:
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+        for file in sorted(files):
+            if file == name or (suffix and file.endswith(suffix)):
+                yield Path(dirpath) / file
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("outputs"), dict):
+        return data
+    return None  # some other tool's manifest.json
+
+
+def _keys_in(value: Any) -> Iterator[str]:
+    """Every cache key in a manifest: any `key` field holding 64 hex digits, at any depth
+    (entries, and lists of attempts that other features record inside them)."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if name == "key" and isinstance(item, str) and _KEY.match(item):
+                yield item
+            else:
+                yield from _keys_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _keys_in(item)
+
+
+@contextlib.contextmanager
+def _all_locks(cache: Path) -> Iterator[None]:
+    """Hold every output lock of this cache: a build running now may have put entries its
+    manifest does not list yet, so gc refuses to run beside one."""
+    import fcntl
+
+    held: list[int] = []
+    try:
+        for path in sorted((cache / "locks").glob("*.lock")):
+            fd = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise LockError(f"a build is running (pid {holder}) with the cache {cache}; "
+                                "run cache gc when it has finished") from None
+            held.append(fd)
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,74 @@
+"""`qwenbuild init`: a brand repository that builds at once, and never overwrites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import REPO, tree_snapshot
+
+EXAMPLE = "projects/example/campaign.toml"
+
+
+def test_init_scaffolds_a_repository_that_builds_and_checks(tmp_path: Path, run) -> None:
+    repo = tmp_path / "brand-assets"
+    result = run("init", repo)
+    assert result.code == 0, result.err
+    for rel in (".gitignore", ".gitattributes", "README.md", EXAMPLE,
+                "schema/campaign.schema.json", "templates/poster.j2", "templates/social.j2"):
+        assert (repo / rel).is_file(), rel
+        assert f"created  {repo}/{rel}" in result.out
+    assert f"next: cd {repo} && git init && qwenbuild build {EXAMPLE}" in result.out
+
+    gitignore = (repo / ".gitignore").read_text()
+    assert ".qwenbuild/" in gitignore.splitlines()
+    assert "projects/*/out/index.html" in gitignore.splitlines()
+    assert "# *.png filter=lfs diff=lfs merge=lfs -text" in (repo / ".gitattributes").read_text()
+    assert "plan --check" in (repo / "README.md").read_text()
+    assert (repo / EXAMPLE).read_text().startswith(
+        "#:schema ../../schema/campaign.schema.json\n")
+    assert (repo / "schema/campaign.schema.json").read_text() == run("schema").out
+
+    assert run("plan", "--check", repo / EXAMPLE).code == 1  # nothing built yet
+    built = run("build", repo / EXAMPLE, "--json")
+    assert built.code == 0, built.err
+    report = built.json()
+    assert report["generated"] == len(report["jobs"]) == 6 and report["failed"] == 0
+    assert len(report["exports"]) == 2
+    check = run("plan", "--check", repo / EXAMPLE)
+    assert check.code == 0, check.out + check.err
+
+
+def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path, run) -> None:
+    repo = tmp_path / "brand"
+    repo.mkdir()
+    (repo / "README.md").write_text("our own readme\n")
+    (repo / "logo.svg").write_text("<svg/>")
+    before = tree_snapshot(repo)
+    result = run("init", repo)
+    assert result.code == 2
+    assert f"{repo}: README.md already exists; init never overwrites a file" in result.err
+    assert tree_snapshot(repo) == before  # nothing written
+
+    forced = run("init", repo, "--force")
+    assert forced.code == 0
+    assert (repo / "README.md").read_text().startswith("# Brand assets")
+    assert (repo / "logo.svg").read_text() == "<svg/>"  # not the scaffold's: untouched
+    again = run("init", repo)
+    assert again.code == 2 and "and 4 more already exist" in again.err
+
+
+def test_init_into_the_current_folder(tmp_path: Path, run, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("init")
+    assert result.code == 0
+    assert f"created  {EXAMPLE}" in result.out
+    assert f"next: git init && qwenbuild build {EXAMPLE}" in result.out
+    file = tmp_path / "not-a-folder"
+    file.write_text("x")
+    assert run("init", file).code == 2
+
+
+def test_scaffolded_templates_are_the_repositorys_templates() -> None:
+    shipped = REPO / "qwenbuild" / "scaffold_files" / "templates"
+    ours = {p.name: p.read_bytes() for p in (REPO / "templates").glob("*.j2")}
+    assert {p.name: p.read_bytes() for p in shipped.glob("*.j2")} == ours
