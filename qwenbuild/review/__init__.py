@@ -70,6 +70,21 @@ def write_review(the_plan: Plan, report: BuildReport, manifest: Manifest,
     write_if_changed(page, render_page(data))
 
 
+def refresh_review(the_plan: Plan, manifest: Manifest, cache: Cache) -> None:
+    """Write the page again after the manifest changed outside a build (`qwenbuild check`
+    adding text scores): what the last build did stays as it was shown."""
+    from ..build import BuildReport, JobResult
+
+    report = BuildReport(the_plan.campaign,
+                         [JobResult(job, "up_to_date", "up to date") for job in the_plan.jobs],
+                         stale=[])
+    memory = _LastBuild(cache.root, the_plan.campaign.out)
+    data = review_data(the_plan, report, manifest, dict(manifest.entries), cache,
+                       last=memory.load(), noop=True)
+    memory.save(data, _signature(the_plan))
+    write_if_changed(the_plan.campaign.out / PAGE_NAME, render_page(data))
+
+
 def _signature(the_plan: Plan) -> str:
     """What, besides the manifest and the outputs' prompts (both unchanged by a no-op
     build), the page is made from: the campaign's assets in order, and this code."""
@@ -239,6 +254,7 @@ def _output(rel: str, entry: dict[str, Any] | None, result: JobResult | None,
         "reason": result.reason if result and status != "up_to_date" else "",
         "error": result.error if result else None,
         "key": str(info.get("key") or (job.key if job else "")),
+        "text": _text_check(info.get("text_check")),
         "changed": changed,
         # A failed rebuild leaves the last good image in place; say which one is shown.
         "previous_kept": status == "failed" and entry is not None,
@@ -292,6 +308,19 @@ def _variant(rel: str, asset: str) -> int | None:
     stem = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     match = re.fullmatch(re.escape(asset) + r"-v(\d+)", stem)
     return int(match.group(1)) if match else None
+
+
+def _text_check(check: Any) -> dict[str, Any] | None:
+    """The text-check verdict of an output (`qwenbuild check`, `build --verify-text`)."""
+    if not isinstance(check, dict) or check.get("status") not in ("green", "amber", "red"):
+        return None
+    score = check.get("score")
+    return {
+        "status": check["status"],
+        "score": f"{score:.2f}" if isinstance(score, int | float) else "?",
+        "worst_line": str(check.get("worst_line") or ""),
+        "read": str(check.get("read") or ""),
+    }
 
 
 def _headline(copy: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from . import engines as _engines
 
 if TYPE_CHECKING:
     from ..campaign import Campaign
-    from ..plan import Job, Selection
+    from ..plan import Job, Plan, Selection
 
 #: Keys of a manifest entry's `text_check` that `build --verify-text` owns: a later
 #: `check` of the same image keeps them.
@@ -137,18 +137,21 @@ def check_campaign(campaign: Campaign, selection: Selection | None = None,
         from ..errors import LockError
 
         try:
-            report.saved = _save(campaign, report)
+            report.saved = _save(the_plan, report)
         except LockError as exc:  # the scores are still reported, and cached
             report.unsaved = str(exc)
     return report
 
 
-def _save(campaign: Campaign, report: CheckReport) -> bool:
-    """Write each result into its manifest entry, under the output lock (a build running
-    meanwhile would otherwise overwrite the manifest or be overwritten)."""
+def _save(the_plan: Plan, report: CheckReport) -> bool:
+    """Write each result into its manifest entry and the review page, under the output lock
+    (a build running meanwhile would otherwise overwrite the manifest or be overwritten)."""
     from ..build import OutputLock
+    from ..cache import Cache
     from ..manifest import Manifest
+    from ..review import refresh_review
 
+    campaign = the_plan.campaign
     with OutputLock(campaign.cache_dir, campaign.out):
         manifest = Manifest.load(campaign.out, campaign.name)
         for item in report.images:
@@ -159,7 +162,10 @@ def _save(campaign: Campaign, report: CheckReport) -> bool:
             text_check = item.result.to_manifest(report.min_score)
             text_check.update({k: old[k] for k in _REROLL_KEYS if k in old})
             manifest.set(item.job.output, {**entry, "text_check": text_check})
-        return manifest.save()
+        saved = manifest.save()
+        if saved:
+            refresh_review(the_plan, manifest, Cache(campaign.cache_dir))
+        return saved
 
 
 # -- the command ----------------------------------------------------------------------------
