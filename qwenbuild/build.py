@@ -250,7 +250,7 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
             result = await attempt(a)
             if state.verifier is not None and result.status != FAILED:
                 result = await state.verifier.verify(state, providers[a.job.provider], result,
-                                                     (overall, limits[a.job.provider]))
+                                                     (limits[a.job.provider], overall))
         except (ProviderError, OSError) as exc:
             # A file that cannot be written fails its job only, with the reason.
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -269,7 +269,7 @@ async def _run(the_plan: Plan, assessments: list[Assessment], state: _State) -> 
                 "API key in the environment"))
         _target(state, job)  # refuse an unsafe path before paying for the image
         return await _generate(state, providers[job.provider], job, a.reason,
-                               slots=(overall, limits[job.provider]))
+                               slots=(limits[job.provider], overall))
 
     async with AsyncExitStack() as stack:
         for provider in providers.values():
@@ -333,22 +333,33 @@ async def _generate(state: _State, provider: Provider, job: Job, reason: str,
     ext = _ext(job)
     attempt = 0
     try:
-        async with contextlib.AsyncExitStack() as held:
-            for slot in slots:  # the provider's concurrency: held while it works only
-                await held.enter_async_context(slot)
-            async with asyncio.timeout(spec.timeout):
-                generated = None
-                while generated is None:
-                    try:
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        generated = None
+        while generated is None:
+            delay = 0.0
+            async with contextlib.AsyncExitStack() as held:
+                # The provider's own slot first: a job queued for a slow provider must not
+                # hold a build-wide slot another provider could use meanwhile.
+                for slot in slots:
+                    await held.enter_async_context(slot)
+                if deadline is None:  # the job's time starts when it is first sent
+                    deadline = loop.time() + spec.timeout
+                try:
+                    async with asyncio.timeout_at(deadline):
                         generated = await provider.generate(job.request)
-                    except ProviderError as exc:
-                        if not exc.retryable or attempt >= spec.max_retries:
-                            raise
-                        attempt += 1
-                        delay = retry_delay(attempt, exc.retry_after)
-                        log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc, attempt,
-                                 spec.max_retries, delay)
-                        await asyncio.sleep(delay)
+                except ProviderError as exc:
+                    if not exc.retryable or attempt >= spec.max_retries:
+                        raise
+                    attempt += 1
+                    delay = retry_delay(attempt, exc.retry_after)
+                    log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc, attempt,
+                             spec.max_retries, delay)
+            if generated is None:
+                # Backing off holds no slot: other jobs go out meanwhile.
+                if loop.time() + delay > deadline:
+                    raise TimeoutError
+                await asyncio.sleep(delay)
         # Decoding a 2K image takes tens of ms: off the event loop and outside the
         # provider's slots, so the next request goes out meanwhile.
         image = await asyncio.to_thread(verify_image, generated.data, ext)

@@ -434,6 +434,7 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
                                known_providers, problems, failed)
         if asset is not None:
             assets.append(asset)
+    _check_file_names(assets, problems)
     resolved_exports = resolve_exports(exports or [], assets, problems)
     if problems:
         return None
@@ -546,6 +547,23 @@ def _resolve_asset(
         copy=copy,
         expect_text=None if pick("expect_text") is None else tuple(pick("expect_text")),
     )
+
+
+def _check_file_names(assets: list[Asset], problems: list[str]) -> None:
+    """Two assets must never write the same file: `poster` with two seeds writes
+    `poster-v1.png`, which an asset named `poster-v1` would overwrite (also ignoring case)."""
+    owner: dict[str, str] = {}
+    for asset in assets:
+        many = len(asset.seeds) > 1
+        stems = [f"{asset.id}-v{n}" for n in range(1, len(asset.seeds) + 1)] if many \
+            else [asset.id]
+        for stem in stems:
+            other = owner.setdefault(stem.lower(), asset.id)
+            if other != asset.id:
+                problems.append(
+                    f"assets[{asset.index}] ({asset.id}).id: its output {stem}.* is also an "
+                    f"output of asset {other!r}; rename one of them")
+                break
 
 
 # -- messages -----------------------------------------------------------------------------

@@ -275,10 +275,12 @@ class _Fingerprints:
         self._providers: dict[str, str] = {}
 
     def asset(self, asset: Asset, refs: tuple[Reference, ...]) -> str:
-        return _sha(canonical_json([
+        # Not canonical: a template looping over copy.items() sees the keys in file order,
+        # so that order is an input of the prompt too.
+        return _sha(json.dumps([
             self.base, self.campaign.name, self.campaign.brand, asset.id, asset.template,
             asset.negative, asset.prompt_extend, asset.copy, [r.sha256 for r in refs],
-        ]))
+        ], ensure_ascii=False, default=str))
 
     def job(self, asset_digest: str, spec: Any, aspect: str, seed: int, variant: int) -> str:
         provider = self._providers.get(spec.name)

@@ -69,8 +69,6 @@ def _faulty_posts(app: FakeAimlapi) -> int:
 
 RETRIED: dict[str, tuple[Callable[[FakeAimlapi], list[Reply]], int]] = {
     "connection reset": (lambda app: [Reply(drop=True)], 2),
-    "malformed JSON": (lambda app: [Reply(200, b'{"data": [', {"Content-Type":
-                                                                "application/json"})], 2),
     "HTML error page": (lambda app: [Reply(502, b"<html><title>502 Bad Gateway</title></html>",
                                            {"Content-Type": "text/html"})], 2),
     "429 storm": (lambda app: [Reply(429, {"message": "Too many requests", "statusCode": "429"},
@@ -106,6 +104,10 @@ FAILED: dict[str, tuple[Callable[[FakeAimlapi], Reply], str, int]] = {
         lambda app: _ok_answer(app, image=app.png(1440, 1440)[:300]), "not a valid image", 1),
     "not an image at all": (
         lambda app: _ok_answer(app, image=b"<html>hello</html>"), "not a valid image", 1),
+    # A 2xx answer was accepted (and charged): never asked again, so never paid twice.
+    "malformed JSON on 200": (
+        lambda app: Reply(200, b'{"data": [', {"Content-Type": "application/json"}),
+        "unreadable answer", 1),
     "answer too slow": (
         lambda app: Reply(200, {"data": []}, delay=3.0), "timed out after 1s", 1),
 }
@@ -142,3 +144,45 @@ def test_faults_fail_only_their_job_with_one_line(name: str, tmp_path: Path, run
     assert rerun.code == 0, rerun.err
     assert len(fake.generations()) - _faulty_posts(fake) == good_posts
     assert _faulty_posts(fake) == posts + 1
+
+
+def test_a_slow_provider_does_not_hold_back_another(tmp_path: Path, run,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Providers run side by side: jobs queued for a provider at concurrency 1 must not take
+    the build-wide slots that another provider, at concurrency 4, could use."""
+    import threading
+
+    from .fakes.aimlapi import FAKE_KEY
+
+    class Counting(FakeAimlapi):
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_flight = self.peak = 0
+            self.gauge = threading.Lock()
+
+        def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+            with self.gauge:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+            try:
+                return super().route(method, path, headers, body)
+            finally:
+                with self.gauge:
+                    self.in_flight -= 1
+
+    slow, fast = Counting(), Counting()
+    slow.latency = fast.latency = 0.3
+    with FakeServer(slow) as s_server, FakeServer(fast) as f_server:
+        monkeypatch.setenv("AIMLAPI_API_KEY", FAKE_KEY)
+        assets = "".join(f'[[assets]]\nid = "a{i}"\n[assets.copy]\nheadline = "A {i}"\n\n'
+                         for i in range(8))
+        build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE, "campaign.toml": (
+            '[campaign]\nname = "two"\n[brand]\nname = "B"\n'
+            f'[providers.slow]\nkind = "aimlapi"\nconcurrency = 1\nbase_url = "{s_server.url}"\n'
+            f'[providers.fast]\nkind = "aimlapi"\nconcurrency = 4\nbase_url = "{f_server.url}"\n'
+            '[defaults]\ntemplate = "poster.j2"\naspects = ["1:1"]\n'
+            'providers = ["slow", "fast"]\n\n' + assets)})
+        result = run("build", tmp_path / "campaign.toml", "--json")
+    assert result.code == 0, result.err
+    assert slow.peak == 1
+    assert fast.peak == 4

@@ -44,33 +44,6 @@ def test_canonical_form_ignores_order_and_whole_floats() -> None:
     assert canonical_json({"b": 1, "a": [1.0, "é"]}) == '{"a":[1,"é"],"b":1}'
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("kind", "aimlapi"),
-        ("model", "alibaba:qwen-image@2.0-pro"),
-        ("prompt", "A poster reading exactly: \"HELLO!\""),
-        ("negative", "blurry"),
-        ("width", 1440),
-        ("height", 1920),
-        ("seed", 8),
-        ("references", ["cd" * 32]),
-        ("references", []),
-        ("prompt_extend", True),
-        ("options", {"steps": 30, "CFGScale": 7.5}),
-        ("options", {"steps": 28}),
-    ],
-)
-def test_each_input_changes_the_key(field: str, value: object) -> None:
-    assert job_key({**BASE_FIELDS, field: value}) != job_key(BASE_FIELDS)
-
-
-def test_reference_order_matters() -> None:
-    a = {**BASE_FIELDS, "references": ["aa" * 32, "bb" * 32]}
-    b = {**BASE_FIELDS, "references": ["bb" * 32, "aa" * 32]}
-    assert job_key(a) != job_key(b)
-
-
 def test_same_key_in_another_process() -> None:
     code = (
         "import json, sys; from qwenbuild.keys import job_key; "
@@ -145,3 +118,97 @@ def test_reference_bytes_are_part_of_the_key(tmp_path: Path) -> None:
     (tmp_path / "ref.png").write_bytes(png("blue"))
     second = plan(load_campaign(tmp_path / "campaign.toml")).jobs[0].key
     assert first != second
+
+
+# -- every input of every provider kind reaches the key, through a real plan -----------------
+
+PROVIDER_CAMPAIGN = """\
+[campaign]
+name = "k"
+
+[brand]
+name = "Acme"
+
+[providers.p]
+{table}
+
+[[assets]]
+id = "a"
+template = "poster.j2"
+aspects = ["{aspect}"]
+providers = ["p"]
+seeds = [{seed}]
+negative = "{negative}"
+prompt_extend = {extend}
+references = [{refs}]
+[assets.copy]
+headline = "{headline}"
+"""
+
+TABLES = {
+    "runware 2.0": 'kind = "runware"\nmodel = "alibaba:qwen-image@2.0"',
+    "runware 2.0-pro": 'kind = "runware"\nmodel = "alibaba:qwen-image@2.0-pro"',
+    "runware 20B": 'kind = "runware"\nmodel = "runware:108@1"\nsteps = 20',
+    "aimlapi": 'kind = "aimlapi"',
+    "empiriolabs": 'kind = "empiriolabs"',
+    "preview": 'kind = "preview"\nscale = 0.5',
+}
+
+
+def _plan_key(tmp_path: Path, table: str, **values: object) -> str:
+    from io import BytesIO
+
+    from PIL import Image
+
+    base: dict[str, object] = {"aspect": "1:1", "seed": 5, "negative": "blurry text",
+                               "extend": "false", "refs": "", "headline": "HELLO"}
+    base.update(values)
+    folder = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
+    files: dict[str, str | bytes] = {
+        "templates/poster.j2": SIMPLE_TEMPLATE,
+        "campaign.toml": PROVIDER_CAMPAIGN.format(table=table, **base)}
+    for name, color in (("red.png", "red"), ("blue.png", "blue")):
+        buf = BytesIO()
+        Image.new("RGB", (8, 8), color).save(buf, "PNG")
+        files[name] = buf.getvalue()
+    build_file_tree(folder, files)
+    (job,) = plan(load_campaign(folder / "campaign.toml")).jobs
+    return job.key
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_each_input_changes_the_key_of_every_provider(tmp_path: Path, name: str) -> None:
+    table = TABLES[name]
+    refs = name in ("runware 2.0", "aimlapi", "empiriolabs", "preview")
+    base = _plan_key(tmp_path, table, refs='"red.png"' if refs else "")
+    changes: dict[str, dict[str, object]] = {
+        "copy (the prompt)": {"headline": "HELLO!"},
+        "aspect (the size)": {"aspect": "16:9"},
+        "seed": {"seed": 6},
+        "negative prompt": {"negative": "blurry"},
+    }
+    if refs:
+        changes["reference bytes"] = {"refs": '"blue.png"'}
+    if name not in ("runware 20B", "preview"):  # the others cannot rewrite prompts
+        changes["prompt_extend"] = {"extend": "true"}
+    for what, change in changes.items():
+        if refs and "refs" not in change:
+            change = {**change, "refs": '"red.png"'}
+        assert _plan_key(tmp_path, table, **change) != base, (name, what)
+    option = {"runware 20B": "CFGScale = 7.5", "aimlapi": "watermark = true",
+              "empiriolabs": 'variant = "qwen-image-2.0-pro"', "preview": "scale = 0.6",
+              "runware 2.0": 'output_format = "JPG"', "runware 2.0-pro": 'output_format = "JPG"'}
+    changed = table.replace("scale = 0.5", "") + "\n" + option[name]
+    assert _plan_key(tmp_path, changed, refs='"red.png"' if refs else "") != base, name
+
+
+@pytest.mark.parametrize(("kind", "explicit"), [
+    ('kind = "aimlapi"', "watermark = false"),
+    ('kind = "empiriolabs"', 'variant = "qwen-image-2.0"'),
+    ('kind = "empiriolabs"', 'response_format = "b64_json"\nsync = true'),
+    ('kind = "runware"', 'output_format = "PNG"\ndelivery = "async"\noutput_type = "base64Data"'),
+])
+def test_options_that_do_not_change_the_image_do_not_change_the_key(tmp_path: Path, kind: str,
+                                                                  explicit: str) -> None:
+    """Defaults written out, and transport-only options, send the same image request."""
+    assert _plan_key(tmp_path, kind + "\n" + explicit) == _plan_key(tmp_path, kind)

@@ -88,6 +88,7 @@ class AimlapiProvider(HttpProvider):
         "watermark": OptionSpec(
             (bool,),
             "Ask AI/ML API to add its invisible watermark to the images (default false).",
+            default=False,
         ),
     }
     output_ext = "png"

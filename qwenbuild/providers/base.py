@@ -71,6 +71,9 @@ class OptionSpec:
     #: False for options about transport only (delivery, how the image comes back): they
     #: stay out of the job key, so changing them never pays for an image again.
     affects_image: bool = True
+    #: The value used when the option is not set; writing it out explicitly must not change
+    #: the key (the request is the same), so it is left out of the key like an unset option.
+    default: Any = None
 
     def check(self, value: Any) -> str | None:
         """Return what is wrong with `value`, or None."""
@@ -199,8 +202,14 @@ class Provider:
 
     def key_options(self) -> dict[str, Any]:
         """The options that can change the image (those marked affects_image)."""
-        return {k: v for k, v in self.spec.options.items()
-                if k not in self.options or self.options[k].affects_image}
+        kept = {}
+        for name, value in self.spec.options.items():
+            spec = self.options.get(name)
+            if spec is not None and (not spec.affects_image
+                                     or (spec.default is not None and value == spec.default)):
+                continue
+            kept[name] = value
+        return kept
 
     def validate(self, request: GenerationRequest) -> list[str]:
         """What this provider would refuse in `request`, checked before any spending."""

@@ -96,12 +96,14 @@ class EmpiriolabsProvider(HttpProvider):
             f"Model variant sent as model_variant (default {STANDARD_VARIANT!r}; the Pro "
             f"ones cost ${PRICE_PRO} instead of ${PRICE_STANDARD} per image).",
             choices=VARIANTS,
+            default=STANDARD_VARIANT,
         ),
         "response_format": OptionSpec(
             (str,), "How the image comes back: a signed URL or inline base64.",
             choices=("url", "b64_json"), affects_image=False,
         ),
-        "watermark": OptionSpec((bool,), "Add an EmpirioLabs watermark (default false)."),
+        "watermark": OptionSpec((bool,), "Add an EmpirioLabs watermark (default false).",
+                                default=False),
         "sync": OptionSpec(
             (bool,), "Ask for the image in the answer itself instead of polling a job.",
             affects_image=False),

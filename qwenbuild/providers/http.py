@@ -112,8 +112,10 @@ class HttpProvider(Provider):
         payload = _json_or_none(response)
         if 200 <= status < 300:
             if payload is None:
+                # A 2xx means the provider accepted (and likely charged for) the work: asking
+                # again could pay twice, so the job fails and a rerun decides.
                 raise ProviderError(f"unreadable answer: {_snippet(response)}",
-                                    code="bad_response", status=status, retryable=True)
+                                    code="bad_response", status=status, retryable=False)
             return payload
         message, code = self.error_message(status, payload)
         if payload is None:

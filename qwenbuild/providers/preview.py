@@ -43,6 +43,7 @@ class PreviewProvider(Provider):
             "would get, as width and height in templates show it).",
             minimum=0.1,
             maximum=1.0,
+            default=1.0,
         ),
     }
     output_ext = "png"

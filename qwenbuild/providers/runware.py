@@ -126,7 +126,7 @@ class RunwareProvider(HttpProvider):
     options = {
         "output_format": OptionSpec(
             (str,), "File format Runware renders (outputFormat); the output extension "
-            "follows it. Default PNG.", choices=tuple(OUTPUT_EXTS)),
+            "follows it. Default PNG.", choices=tuple(OUTPUT_EXTS), default="PNG"),
         "output_quality": OptionSpec(
             (int,), "Compression quality of JPG/WEBP outputs (outputQuality); sent only "
             "when set.", minimum=20, maximum=99),
