@@ -196,10 +196,16 @@ class Campaign:
 
     @property
     def cache_dir(self) -> Path:
-        env = os.environ.get("QWENBUILD_CACHE_DIR")
-        if env:
-            return Path(env).expanduser().resolve()
-        return self.repo_root / ".qwenbuild" / "cache"
+        return cache_dir_for(self.repo_root)
+
+
+def cache_dir_for(repo_root: Path) -> Path:
+    """The cache of the campaigns in a repository: QWENBUILD_CACHE_DIR, else
+    `<repository>/.qwenbuild/cache`."""
+    env = os.environ.get("QWENBUILD_CACHE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return repo_root / ".qwenbuild" / "cache"
 
 
 def derive_seed(asset_id: str, index: int) -> int:
@@ -435,6 +441,10 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
         if asset is not None:
             assets.append(asset)
     _check_file_names(assets, problems)
+    out = (root / model.campaign.out).resolve()
+    if out.exists() and not out.is_dir():
+        problems.append(f"campaign.out: {model.campaign.out} is a file; the output root must "
+                        "be a folder (or not exist yet)")
     resolved_exports = resolve_exports(exports or [], assets, problems)
     if problems:
         return None

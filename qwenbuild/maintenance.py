@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .campaign import Campaign, find_repo_root
+from .campaign import Campaign, cache_dir_for, find_repo_root
 from .errors import InputError, LockError
 from .fsutil import file_sha256
 from .manifest import MANIFEST_NAME, Manifest, StatCache
@@ -131,15 +131,6 @@ def _remove_empty_folders(folders: set[Path], out: Path) -> None:
 # -- cache gc -------------------------------------------------------------------------------
 
 
-def cache_folder(root: Path) -> Path:
-    """The cache a campaign under `root` uses: QWENBUILD_CACHE_DIR, else
-    `<root>/.qwenbuild/cache` (as Campaign.cache_dir)."""
-    env = os.environ.get("QWENBUILD_CACHE_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    return root / ".qwenbuild" / "cache"
-
-
 def default_root(start: Path | None = None) -> Path:
     """The repository holding the current folder (else the folder itself)."""
     return find_repo_root((start or Path.cwd()).resolve())
@@ -152,7 +143,10 @@ def cache_gc(root: Path, dry_run: bool = False) -> Removal:
     root = root.resolve()
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
-    cache = cache_folder(root)
+    # The cache belongs to the whole repository: every manifest in it must be seen, or
+    # entries another project's outputs still use would go.
+    root = find_repo_root(root)
+    cache = cache_dir_for(root)
     result = Removal(dry_run)
     manifests = list(_files_named(root, MANIFEST_NAME))
     keys: set[str] = set()

@@ -67,6 +67,9 @@ class Manifest:
             entries = data["outputs"]
             if not isinstance(entries, dict):
                 raise TypeError("outputs is not an object")
+            bad = next((k for k, v in entries.items() if not isinstance(v, dict)), None)
+            if bad is not None:
+                raise TypeError(f"outputs[{bad!r}] is not an object")
             exports = data.get("exports", {})
             if not isinstance(exports, dict):
                 raise TypeError("exports is not an object")

@@ -194,3 +194,15 @@ def test_demo_project_builds_offline_and_is_stable(tmp_path: Path) -> None:
     second = json.loads(run_subprocess("build", camp, "--json").out)
     assert second["generated"] == 0 and second["up_to_date"] == len(report["jobs"])
     assert tree_snapshot(out) == snapshot
+
+
+def test_a_broken_manifest_is_a_clear_error(project: Path, run) -> None:
+    assert run("build", project).code == 0
+    manifest = project.parent / "out" / "manifest.json"
+    for text in ('{"outputs": {"1x1/small/hero-v1.png": "oops"}}', "[1, 2", '{"nope": 1}'):
+        manifest.write_text(text)
+        result = run("build", project)
+        assert result.code == 2, (text, result.err)
+        assert f"{manifest}: not a qwenbuild manifest" in result.err
+        assert "Traceback" not in result.err
+        assert manifest.read_text() == text  # left for the user to look at

@@ -181,7 +181,11 @@ def test_cache_gc_defaults_to_the_repository_and_refuses_without_manifests(
     monkeypatch.chdir(project.parent)
     result = run("cache", "gc", "--dry-run")  # the repository holding the current folder
     assert result.code == 0 and "nothing to remove" in result.out
-    empty = tmp_path / "elsewhere"
+    # A subfolder of the repository means the whole repository: its manifests are seen.
+    sub = tmp_path / "unrelated-subfolder"
+    sub.mkdir()
+    assert run("cache", "gc", sub, "--dry-run").code == 0
+    empty = tmp_path.parent / f"{tmp_path.name}-elsewhere"  # outside any repository
     empty.mkdir()
     refused = run("cache", "gc", empty)
     assert refused.code == 2 and "no qwenbuild manifest.json found" in refused.err

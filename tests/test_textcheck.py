@@ -394,3 +394,19 @@ def test_check_scores_reach_the_review_page(tmp_path: Path, run) -> None:
     statuses = {o["output"]: (o["text"] or {}).get("status") for o in data["outputs"]}
     assert set(statuses.values()) == {"green"}, statuses
     assert html.count('class="badge text-green"') == len(statuses)
+
+
+@needs_ocr
+def test_a_damaged_output_fails_its_own_check_only(campaign: Path, run: Callable[..., Any],
+                                                   spy: SpyEngine) -> None:
+    text = campaign.read_text().replace('aspects = ["1:1"]', 'aspects = ["1:1", "3:4"]')
+    campaign.write_text(text)
+    assert run("build", campaign).code == 0
+    damaged = campaign.parent / "out" / "3x4" / "half" / "market.png"
+    damaged.write_bytes(damaged.read_bytes()[:400])
+    result = run("check", campaign, "--json")
+    assert result.code == 1, result.err
+    statuses = {i["output"]: i["status"] for i in result.json()["images"]}
+    assert statuses == {"out/1x1/half/market.png": "green",
+                        "out/3x4/half/market.png": "error"}
+    assert "Traceback" not in result.err

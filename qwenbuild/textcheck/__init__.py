@@ -332,6 +332,10 @@ class TextChecker:
             results = read_image(self.engine, path, scored, languages) if scored else []
         except OcrFailed as exc:  # reported for this image, never cached
             return TextResult((), (), self.engine.identity(), languages, error=str(exc))
+        except (OSError, ValueError, SyntaxError) as exc:
+            # A damaged output file fails its own check only, not the whole command.
+            return TextResult((), (), self.engine.identity(), languages,
+                              error=f"cannot read the image: {exc}")
         result = TextResult(tuple(results), tuple(skipped.items()), self.engine.identity(),
                             languages)
         self.remember(sha256, lines, result)
