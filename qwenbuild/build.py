@@ -26,6 +26,7 @@ from .campaign import Campaign
 from .costs import check_budget
 from .errors import LockError, ProviderError
 from .exports import render_exports
+from .fsutil import folder_tag
 from .manifest import Manifest, StatCache
 from .plan import BUILD, CACHED, UP_TO_DATE, Assessment, Job, Plan, Selection, assess, plan
 from .provenance import write_output
@@ -45,7 +46,7 @@ class JobResult:
     cost: float | None = None
 
 
-@dataclass
+@dataclass(repr=False)  # asyncio may format a finished task's result: 20,000 jobs of it
 class BuildReport:
     campaign: Campaign
     results: list[JobResult]
@@ -470,9 +471,7 @@ class OutputLock:
     """One build per output folder at a time (a watch and a manual build, say)."""
 
     def __init__(self, cache_root: Path, out: Path) -> None:
-        import hashlib
-
-        tag = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:20]
+        tag = folder_tag(out)
         self.path = cache_root / "locks" / f"{tag}.lock"
         self.out = out
         self._fd: int | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ProviderError
-from .fsutil import atomic_write, file_sha256
+from .fsutil import atomic_write
 
 _FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 
@@ -110,11 +110,6 @@ class Cache:
         atomic_write(record_path, (json.dumps(record, indent=2, sort_keys=True,
                                               ensure_ascii=False) + "\n").encode("utf-8"))
         return CacheEntry(key, image_path, record)
-
-    def intact(self, entry: CacheEntry) -> bool:
-        """Whether the image still has the bytes recorded (guards against disk damage)."""
-        expected = entry.record.get("sha256")
-        return expected is None or file_sha256(entry.image) == expected
 
     def discard(self, key: str, ext: str) -> None:
         for path in self._paths(key, ext):

@@ -42,16 +42,6 @@ def atomic_write(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def atomic_copy(src: Path, dst: Path) -> str:
-    """Copy `src` to `dst` atomically; returns the sha256 of the bytes copied."""
-    digest = hashlib.sha256()
-    with _replacing(dst) as out, open(src, "rb") as inp:
-        while chunk := inp.read(_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -59,3 +49,8 @@ def file_sha256(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
+def folder_tag(path: Path) -> str:
+    """The name of a machine-local record about a folder or file (stat cache, key memo,
+    review record, lock): a hash of its absolute path. `cache gc` relies on it too."""
+    return hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]

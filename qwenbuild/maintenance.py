@@ -20,7 +20,7 @@ from typing import Any
 
 from .campaign import Campaign, cache_dir_for, find_repo_root
 from .errors import InputError, LockError
-from .fsutil import file_sha256
+from .fsutil import file_sha256, folder_tag
 from .manifest import MANIFEST_NAME, Manifest, StatCache
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -173,13 +173,8 @@ def _gc_records(cache: Path, root: Path, outs: set[Path], dry_run: bool,
                 result: Removal) -> None:
     """Machine-local records are named by a hash of their output folder (state/) or
     campaign file (plans/): keep those whose folder or file still exists under root."""
-    import hashlib
-
-    def tag(path: Path) -> str:
-        return hashlib.sha256(str(path).encode()).hexdigest()[:20]
-
-    out_tags = {tag(out) for out in outs}
-    campaign_tags = {tag(p.resolve()) for p in _files_named(root, suffix=".toml")}
+    out_tags = {folder_tag(out) for out in outs}
+    campaign_tags = {folder_tag(p) for p in _files_named(root, suffix=".toml")}
     for folder, wanted in (("state", out_tags), ("plans", campaign_tags)):
         for path in _cache_files(cache / folder):
             if path.name.endswith(".tmp") or path.name.split(".", 1)[0] not in wanted:

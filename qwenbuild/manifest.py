@@ -7,13 +7,12 @@ and a git diff shows exactly which outputs changed. The size and mtime of each o
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from .errors import CampaignError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, folder_tag
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -110,7 +109,7 @@ class StatCache:
     """Size, mtime and sha256 of each output as last written or checked, per machine."""
 
     def __init__(self, cache_root: Path, out: Path) -> None:
-        tag = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:20]
+        tag = folder_tag(out)
         self.path = cache_root / "state" / f"{tag}.json"
         try:
             self.entries: dict[str, list[Any]] = json.loads(self.path.read_text("utf-8"))

@@ -17,6 +17,7 @@ from typing import Any
 
 from .campaign import Asset, Campaign
 from .errors import InputError, TemplateError, UsageError
+from .fsutil import folder_tag
 from .keys import canonical_json, job_key
 from .prompts import Prompts
 from .providers import provider_class
@@ -294,7 +295,7 @@ class _KeyMemo:
     """fingerprint -> key of the jobs planned before, per campaign file, per machine."""
 
     def __init__(self, campaign: Campaign) -> None:
-        tag = _sha(str(campaign.path))[:20]
+        tag = folder_tag(campaign.path)
         self.path = campaign.cache_dir / "plans" / f"{tag}.json"
         try:
             self.entries: dict[str, str] = json.loads(self.path.read_text("utf-8"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any, TextIO
 
 
@@ -13,10 +14,11 @@ class Progress:
         self.quiet = quiet
         self.stream = stream
         self.tty = stream.isatty()
-        self.color = self.tty and not os.environ.get("NO_COLOR")
+        self.color = self.tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         self.total = 0
         self.done = 0
         self.counts: dict[str, int] = {}
+        self._drawn = 0.0
 
     def _paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
@@ -37,8 +39,8 @@ class Progress:
                   file=self.stream)
         elif not self.tty and result.status != "up_to_date":
             print(f"{result.status:>9}  {self._output(result)}", file=self.stream)
-        if self.tty:
-            self._bar()
+        if self.tty and (self.done == self.total or time.monotonic() - self._drawn > 0.05):
+            self._bar()  # at most 20 redraws a second: 20,000 up-to-date jobs come at once
 
     def _where(self, result: Any) -> str:
         job = result.job
@@ -55,6 +57,7 @@ class Progress:
         counts = " ".join(f"{k.replace('_', '-')} {v}" for k, v in sorted(self.counts.items()))
         self.stream.write(f"\r[{bar}] {self.done}/{self.total}  {counts}\033[K")
         self.stream.flush()
+        self._drawn = time.monotonic()
 
     def _clear(self) -> None:
         if self.tty:

@@ -67,7 +67,6 @@ def _model(model_id: str, title: str, price: float) -> ModelInfo:
         min_negative=1,
         max_references=3,
         seed_range=(0, 2147483647),
-        sends_seed=True,
     )
 
 

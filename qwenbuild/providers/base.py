@@ -8,7 +8,7 @@ back. Everything else (cache, retry policy, concurrency, outputs) lives once, ou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -114,8 +114,6 @@ class ModelInfo:
     min_negative: int = 1
     max_references: int = 0
     seed_range: tuple[int, int] | None = (0, 2147483647)
-    #: Whether the seed is sent at all (some models take none and report the one used).
-    sends_seed: bool = True
     #: Whether the model can rewrite the prompt; when it cannot, prompt_extend is left out
     #: of the key (it cannot change the image).
     takes_prompt_extend: bool = True
@@ -252,5 +250,3 @@ class Provider:
     async def aclose(self) -> None:
         """Release connections. Called once when the build ends."""
 
-
-ProviderFactory = Callable[[ProviderSpec], Provider]

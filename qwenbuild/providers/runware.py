@@ -86,7 +86,6 @@ _QWEN_2_INFO = ModelInfo(
     max_references=3,
     # No seed is sent: the campaign seed stays the variant identity in the key.
     seed_range=None,
-    sends_seed=False,
 )
 
 
@@ -118,7 +117,6 @@ class RunwareProvider(HttpProvider):
             # a different feature from reference images, so references are refused.
             max_references=0,
             seed_range=(0, 2**63 - 1),
-            sends_seed=True,
             takes_prompt_extend=False,  # no promptExtend setting for this model
         ),
     }

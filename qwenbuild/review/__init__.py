@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, folder_tag
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -59,11 +59,11 @@ def write_review(the_plan: Plan, report: BuildReport, manifest: Manifest,
     memory = _LastBuild(cache.root, the_plan.campaign.out)
     noop = (not report.interrupted and previous == manifest.entries
             and all(r.status == "up_to_date" for r in report.results))
-    last = memory.load()
     signature = _signature(the_plan)
     page = the_plan.campaign.out / PAGE_NAME
-    if noop and last is not None and last.get("signature") == signature and page.is_file():
-        return  # nothing the page shows has changed: not even rendered
+    if noop and memory.signature() == signature and page.is_file():
+        return  # nothing the page shows has changed: not even rendered (nor its record read)
+    last = memory.load()
     data = review_data(the_plan, report, manifest, previous, cache, last=last,
                        noop=noop)
     memory.save(data, signature)
@@ -271,8 +271,16 @@ class _LastBuild:
     cache folder beside the stat cache (never in the output folder, which stays clean)."""
 
     def __init__(self, cache_root: Path, out: Path) -> None:
-        tag = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:20]
+        tag = folder_tag(out)
         self.path = cache_root / "state" / f"{tag}.review.json"
+        # Apart: a no-op build compares it without reading the (large) record.
+        self.signature_path = cache_root / "state" / f"{tag}.review.sig"
+
+    def signature(self) -> str | None:
+        try:
+            return self.signature_path.read_text("utf-8")
+        except OSError:
+            return None
 
     def load(self) -> dict[str, Any] | None:
         try:
@@ -283,7 +291,6 @@ class _LastBuild:
 
     def save(self, data: dict[str, Any], signature: str) -> None:
         record = {
-            "signature": signature,
             "build": {k: data["summary"][k] for k in _SUMMARY_FIELDS},
             "outputs": {
                 item["output"]: {k: item[k] for k in ("sha256", *_BUILD_FIELDS)}
@@ -296,6 +303,7 @@ class _LastBuild:
         }
         write_if_changed(self.path, json.dumps(record, sort_keys=True,
                                                separators=(",", ":")).encode())
+        write_if_changed(self.signature_path, signature.encode())
 
 
 def _ordered(present: set[str], preferred: Any) -> list[str]:
