@@ -410,3 +410,13 @@ def test_a_damaged_output_fails_its_own_check_only(campaign: Path, run: Callable
     assert statuses == {"out/1x1/half/market.png": "green",
                         "out/3x4/half/market.png": "error"}
     assert "Traceback" not in result.err
+
+
+def test_the_cli_defaults_match_the_library() -> None:
+    """The CLI declares --min-score without importing the text check (start-up time)."""
+    from qwenbuild.cli import _parser
+    from qwenbuild.textcheck import DEFAULT_MIN_SCORE
+
+    parser = _parser()
+    assert parser.parse_args(["check", "c.toml"]).min_score == DEFAULT_MIN_SCORE
+    assert parser.parse_args(["build", "c.toml"]).min_score == DEFAULT_MIN_SCORE

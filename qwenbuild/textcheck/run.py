@@ -171,13 +171,6 @@ def _save(the_plan: Plan, report: CheckReport) -> bool:
 # -- the command ----------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`check`'s own options (the CLI adds CAMPAIGN, --only, --provider, --aspect, --json)."""
-    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, metavar="S",
-                        help="an image whose worst line scores under S fails (0..1, default "
-                             f"{DEFAULT_MIN_SCORE}); green from max(S, 0.95)")
-
-
 def min_score_arg(value: float) -> float:
     """Validate --min-score. Raises UsageError."""
     from ..errors import UsageError
