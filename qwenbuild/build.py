@@ -467,6 +467,20 @@ def _ext(job: Job) -> str:
     return job.output.rsplit(".", 1)[1]
 
 
+def try_lock(fd: int) -> str | None:
+    """Take an exclusive lock on `fd` without waiting. None when taken; otherwise the pid
+    the holder wrote in the file, and `fd` is closed."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        return holder
+    return None
+
+
 class OutputLock:
     """One build per output folder at a time (a watch and a manual build, say)."""
 
@@ -477,17 +491,12 @@ class OutputLock:
         self._fd: int | None = None
 
     def __enter__(self) -> OutputLock:
-        import fcntl
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+        holder = try_lock(fd)
+        if holder is not None:
             raise LockError(f"another qwenbuild (pid {holder}) is building into {self.out}; "
-                            "wait for it to finish and run again") from None
+                            "wait for it to finish and run again")
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd

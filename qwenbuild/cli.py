@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _color(stream: TextIO) -> bool:
-    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    from .progress import colour_enabled
+
+    return colour_enabled(stream)
 
 
 def _paint(text: str, code: str, stream: TextIO) -> str:

@@ -235,19 +235,16 @@ def _keys_in(value: Any) -> Iterator[str]:
 def _all_locks(cache: Path) -> Iterator[None]:
     """Hold every output lock of this cache: a build running now may have put entries its
     manifest does not list yet, so gc refuses to run beside one."""
-    import fcntl
+    from .build import try_lock
 
     held: list[int] = []
     try:
         for path in sorted((cache / "locks").glob("*.lock")):
             fd = os.open(path, os.O_RDWR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
+            holder = try_lock(fd)
+            if holder is not None:
                 raise LockError(f"a build is running (pid {holder}) with the cache {cache}; "
-                                "run cache gc when it has finished") from None
+                                "run cache gc when it has finished")
             held.append(fd)
         yield
     finally:

@@ -8,13 +8,18 @@ import time
 from typing import Any, TextIO
 
 
+def colour_enabled(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never with NO_COLOR set or TERM=dumb."""
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
 class Progress:
     def __init__(self, campaign: Any, quiet: bool = False, stream: TextIO = sys.stdout) -> None:
         self.campaign = campaign
         self.quiet = quiet
         self.stream = stream
         self.tty = stream.isatty()
-        self.color = self.tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        self.color = colour_enabled(stream)
         self.total = 0
         self.done = 0
         self.counts: dict[str, int] = {}

@@ -202,7 +202,9 @@ _COLOURS = {GREEN: "32", AMBER: "33", RED: "31;1", ERROR: "31;1", NONE: "2", "mi
 
 def print_report(report: CheckReport, out: TextIO) -> None:
     """One line per image, the skipped lines under it, and a summary."""
-    colour = out.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    from ..progress import colour_enabled
+
+    colour = colour_enabled(out)
 
     def paint(text: str, status: str) -> str:
         return f"\033[{_COLOURS[status]}m{text}\033[0m" if colour else text
