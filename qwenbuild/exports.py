@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .fsutil import atomic_write, file_sha256
+from .fsutil import atomic_write
 from .sizes import ASPECTS, aspect_dir
 
 if TYPE_CHECKING:
@@ -170,15 +170,7 @@ def _why(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
         return "source changed"
     if entry.get("settings") != job.export.settings():
         return "settings changed"
-    file, sha = out / job.output, entry.get("sha256", "")
-    known = stats.matches(job.output, file, sha)
-    if known is False:
-        return "output missing"
-    if known is None:
-        if file_sha256(file) != sha:
-            return "output modified"
-        stats.remember(job.output, file, sha)
-    return None
+    return stats.problem(job.output, out / job.output, entry.get("sha256", ""))
 
 
 # -- the build's part -----------------------------------------------------------------------

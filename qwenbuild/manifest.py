@@ -128,6 +128,20 @@ class StatCache:
             return True
         return None
 
+    def problem(self, rel: str, file: Path, sha256: str) -> str | None:
+        """Why `file` no longer holds the bytes hashing to `sha256` ("output missing",
+        "output modified"), or None when it does. Hashes only when size or mtime moved."""
+        known = self.matches(rel, file, sha256)
+        if known is False:
+            return "output missing"
+        if known is None:
+            from .fsutil import file_sha256
+
+            if file_sha256(file) != sha256:
+                return "output modified"
+            self.remember(rel, file, sha256)
+        return None
+
     def remember(self, rel: str, file: Path, sha256: str) -> None:
         st = file.stat()
         value = [st.st_size, st.st_mtime_ns, sha256]

@@ -454,17 +454,7 @@ def _why(job: Job, entry: dict[str, Any] | None, file: Path, stats: Any, cache: 
         return "new"
     if entry.get("key") != job.key:
         return _changed(job, entry, cache)
-    sha = entry.get("sha256", "")
-    known = stats.matches(job.output, file, sha)
-    if known is False:
-        return "output missing"
-    if known is None:
-        from .fsutil import file_sha256
-
-        if file_sha256(file) != sha:
-            return "output modified"
-        stats.remember(job.output, file, sha)
-    return None
+    return stats.problem(job.output, file, entry.get("sha256", ""))
 
 
 def _changed(job: Job, entry: dict[str, Any], cache: Any) -> str:
