@@ -186,3 +186,31 @@ def test_a_slow_provider_does_not_hold_back_another(tmp_path: Path, run,
     assert result.code == 0, result.err
     assert slow.peak == 1
     assert fast.peak == 4
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("file:///etc/passwd", "refusing to download a file URL"),
+    ("ftp://127.0.0.1/image.png", "refusing to download a ftp URL"),
+    ("redirect-to-file", "refusing to download a file URL"),
+    ("too-large", "over the 20000 byte cap"),
+])
+def test_downloads_are_http_only_and_size_capped(url: str, message: str, tmp_path: Path, run,
+                                                 fake: FakeAimlapi,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import qwenbuild.providers.http as http
+
+    monkeypatch.setattr(http, "MAX_IMAGE_BYTES", 20000)
+    if url == "redirect-to-file":
+        fake.faults.append(("/files/hop.png", Reply(302, b"", {"Location": "file:///etc/passwd"})))
+        url = f"{fake.base_url}/files/hop.png"
+    elif url == "too-large":
+        url = fake.add_file("big.png", fake.png(1440, 1440) + b"\0" * 30000)
+    fake.prompt_faults.append(("FAULTY ONE", _ok_answer(fake, url=url)))
+    build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
+                               "campaign.toml": CAMPAIGN.format(timeout=30)})
+    result = run("build", tmp_path / "campaign.toml", "--json")
+    assert result.code == 1
+    jobs = {j["asset"]: j for j in result.json()["jobs"]}
+    assert jobs["good"]["status"] == "generated"
+    assert jobs["faulty"]["status"] == "failed"
+    assert message in jobs["faulty"]["error"], jobs["faulty"]["error"]
