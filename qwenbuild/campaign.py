@@ -6,18 +6,23 @@ Every problem in a file is collected and reported at once, each as
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
+from .campaign_messages import (
+    _describe_value,
+    _hint,
+    _pydantic_problems,
+    _toml_message,
+)
 from .errors import CampaignError
 from .providers.base import ProviderSpec
 from .sizes import ASPECTS
@@ -574,127 +579,3 @@ def _check_file_names(assets: list[Asset], problems: list[str]) -> None:
                     f"assets[{asset.index}] ({asset.id}).id: its output {stem}.* is also an "
                     f"output of asset {other!r}; rename one of them")
                 break
-
-
-# -- messages -----------------------------------------------------------------------------
-
-
-def _hint(value: str, choices: list[str]) -> str:
-    match = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
-    # tomllib says "Expected '=' after a key in a key/value pair (at line 3, column 5)".
-    text = str(exc)
-    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
-    if m:
-        return f"line {m.group(1)}, column {m.group(2)}: TOML syntax error: {text[:m.start()]}"
-    m = re.search(r"\s*\(at end of document\)$", text)
-    if m:
-        return f"at end of file: TOML syntax error: {text[:m.start()]}"
-    return f"TOML syntax error: {text}"
-
-
-def _pydantic_problems(exc: PydanticValidationError, data: dict[str, Any],
-                       prefix: tuple[Any, ...] = ()) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        loc = prefix + tuple(err["loc"])
-        path = _loc_path(loc, data)
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            field = str(loc[-1])
-            hint = _hint(field, _fields_at(loc[:-1]))
-            problems.append(f"{path}: unknown key{hint}")
-        elif kind == "missing":
-            problems.append(f"{path}: missing required key")
-        else:
-            problems.append(f"{path}: {_type_message(err)}")
-    return problems
-
-
-def _loc_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
-    parts: list[str] = []
-    node: Any = data
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(f".{item}" if parts else str(item))
-        try:
-            node = node[item]
-        except (KeyError, IndexError, TypeError):
-            node = None
-        label = {"assets": "id", "exports": "name"}.get(loc[0])
-        if (len(parts) == 2 and label and isinstance(item, int)
-                and isinstance(node, dict) and isinstance(node.get(label), str)):
-            parts[-1] += f" ({node[label]})"
-    return "".join(parts) or "(top level)"
-
-
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """Key names a model at `loc` accepts (for suggestions)."""
-    model: Any = CampaignFile
-    for item in loc:
-        if isinstance(item, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return []
-        field = model.model_fields.get(item) or next(
-            (f for f in model.model_fields.values() if f.alias == item), None)
-        if field is None:
-            # A dict key (e.g. a provider name): step into the dict's value type.
-            continue
-        model = _inner_model(field.annotation)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return [f.alias or name for name, f in model.model_fields.items()]
-    return []
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) is not None:
-        for arg in get_args(annotation):
-            found = _inner_model(arg)
-            if found is not None:
-                return found
-    return None
-
-
-_TYPE_WORDS = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "bool_type": "true or false",
-    "list_type": "a list",
-    "dict_type": "a table",
-    "model_type": "a table",
-    "float_type": "a number",
-}
-
-
-def _type_message(err: Any) -> str:
-    kind = err["type"]
-    value = err.get("input")
-    got = _describe_value(value)
-    if kind in _TYPE_WORDS:
-        return f"expected {_TYPE_WORDS[kind]}, got {got}"
-    if kind == "string_pattern_mismatch":
-        return (f"invalid name {value!r}: use letters, digits, '-' and '_', starting with a "
-                "letter or digit, at most 100 characters (it becomes a file name)")
-    if kind == "model_attributes_type":
-        return f"expected a table, got {got}"
-    if kind == "too_short":
-        return f"expected at least {err.get('ctx', {}).get('min_length', 1)} item, got none"
-    return f"{err['msg']} (got {got})"
-
-
-def _describe_value(value: Any) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-             list: "a list", dict: "a table"}
-    kind = names.get(type(value), type(value).__name__)
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f"{kind} {shown}" if not isinstance(value, dict | list) else kind
