@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .campaign import Campaign, Export
 from .fsutil import atomic_write
-from .sizes import ASPECTS, aspect_dir
+from .sizes import aspect_dir
 
 if TYPE_CHECKING:
-    from .campaign import Asset, Campaign, ExportSpec
     from .manifest import Manifest, StatCache
     from .plan import Assessment, Plan
 
@@ -38,33 +38,22 @@ _PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 RENDER, UP_TO_DATE = "render", "up_to_date"
 
 
-@dataclass(frozen=True)
-class Export:
-    """A validated `[[exports]]` entry."""
+def settings(export: Export) -> dict[str, Any]:
+    """Everything that changes a rendition's bytes, as the manifest records it."""
+    found: dict[str, Any] = {
+        "aspect": export.aspect, "width": export.width, "height": export.height,
+        "format": export.format, "focus": list(export.focus), "renderer": RENDERER_VERSION,
+    }
+    if export.format != "png":  # PNG is lossless: its quality changes nothing
+        found["quality"] = export.quality
+    return found
 
-    name: str
-    aspect: str
-    width: int
-    height: int
-    format: str
-    quality: int
-    focus: tuple[float, float]
 
-    def settings(self) -> dict[str, Any]:
-        """Everything that changes the rendition's bytes, as the manifest records it."""
-        settings: dict[str, Any] = {
-            "aspect": self.aspect, "width": self.width, "height": self.height,
-            "format": self.format, "focus": list(self.focus), "renderer": RENDERER_VERSION,
-        }
-        if self.format != "png":  # PNG is lossless: its quality changes nothing
-            settings["quality"] = self.quality
-        return settings
-
-    def output_for(self, source: str) -> str:
-        """The rendition's path for an output path (both relative to the output root)."""
-        _aspect, provider, filename = source.split("/")
-        stem = filename.rsplit(".", 1)[0]
-        return f"{EXPORTS_DIR}/{self.name}/{provider}/{stem}.{self.format}"
+def output_for(export: Export, source: str) -> str:
+    """The rendition's path for an output path (both relative to the output root)."""
+    _aspect, provider, filename = source.split("/")
+    stem = filename.rsplit(".", 1)[0]
+    return f"{EXPORTS_DIR}/{export.name}/{provider}/{stem}.{export.format}"
 
 
 @dataclass(frozen=True)
@@ -85,47 +74,13 @@ class ExportStatus:
     reason: str
 
 
-def resolve_exports(indexed: list[tuple[int, ExportSpec]], assets: Iterable[Asset],
-                    problems: list[str]) -> tuple[Export, ...]:
-    """Check the `[[exports]]` entries for meaning (types are checked already)."""
-    from .campaign import _WINDOWS_RESERVED, _hint
-
-    aspects_used = {aspect for asset in assets for aspect in asset.aspects}
-    trust_assets = not problems  # with broken assets, "no asset has this aspect" misleads
-    seen: dict[str, str] = {}
-    exports = []
-    for index, spec in indexed:
-        where = f"exports[{index}] ({spec.name})"
-        before = len(problems)
-        folded = spec.name.lower()
-        if folded in _WINDOWS_RESERVED:
-            problems.append(f"{where}.name: {spec.name!r} is a reserved file name on Windows")
-        if folded in seen:
-            problems.append(f"{where}.name: duplicate export name {spec.name!r} (also "
-                            f"{seen[folded]}; names differing only in case collide on some "
-                            "file systems)")
-        else:
-            seen[folded] = f"exports[{index}]"
-        if spec.aspect not in ASPECTS:
-            problems.append(f"{where}.aspect: unsupported aspect ratio {spec.aspect!r}"
-                            f"{_hint(spec.aspect, list(ASPECTS))}; supported: "
-                            f"{', '.join(ASPECTS)}")
-        elif trust_assets and spec.aspect not in aspects_used:
-            problems.append(f"{where}.aspect: no asset is built at {spec.aspect} (used: "
-                            f"{', '.join(sorted(aspects_used))}); add it to an asset's aspects")
-        if len(problems) == before:
-            exports.append(Export(spec.name, spec.aspect, spec.width, spec.height, spec.format,
-                                  spec.quality, (float(spec.focus[0]), float(spec.focus[1]))))
-    return tuple(exports)
-
-
 def export_jobs(campaign: Campaign, outputs: Iterable[str]) -> list[ExportJob]:
     """The renditions of these outputs, in a stable order."""
     sources = sorted(outputs)
     jobs = []
     for export in campaign.exports:
         folder = aspect_dir(export.aspect) + "/"
-        jobs += [ExportJob(export, rel, export.output_for(rel))
+        jobs += [ExportJob(export, rel, output_for(export, rel))
                  for rel in sources if rel.startswith(folder)]
     return jobs
 
@@ -168,7 +123,7 @@ def _why(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
         return "new"
     if entry.get("source_sha256") != source_sha:
         return "source changed"
-    if entry.get("settings") != job.export.settings():
+    if entry.get("settings") != settings(job.export):
         return "settings changed"
     return stats.problem(job.output, out / job.output, entry.get("sha256", ""))
 
@@ -230,7 +185,7 @@ def _render_one(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
         "export": export.name,
         "source": job.source,
         "source_sha256": source.get("sha256"),
-        "settings": export.settings(),
+        "settings": settings(export),
         "sha256": sha,
         "bytes": len(rendered),
         "width": export.width,

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .campaign import Campaign, cache_dir_for, find_repo_root
+from .campaign import Campaign
+from .store.location import cache_root as cache_dir_for
+from .store.location import find_repo_root
 from .errors import InputError, LockError
 from .fsutil import file_sha256, folder_tag
 from .manifest import MANIFEST_NAME, Manifest, StatCache

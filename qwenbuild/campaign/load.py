@@ -1,4 +1,4 @@
-"""The campaign file: pydantic models of its TOML, and `load_campaign(path)`.
+"""`load_campaign(path)`: read a campaign file, validate it and resolve it.
 
 Every problem in a file is collected and reported at once, each as
 `file: key.path: what is wrong`, with the likely intended key when one is close.
@@ -6,225 +6,34 @@ Every problem in a file is collected and reported at once, each as
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from .campaign_messages import (
-    _describe_value,
-    _hint,
-    _pydantic_problems,
-    _toml_message,
+from ..errors import CampaignError
+from ..prompts import Prompts
+from ..providers import KINDS, provider_class
+from ..providers.base import ProviderSpec
+from ..sizes import ASPECTS
+from ..store.location import find_repo_root
+from .messages import describe_value, did_you_mean, pydantic_problems, toml_message
+from .models import (
+    MAX_SEED,
+    NAME_PATTERN,
+    WINDOWS_RESERVED,
+    AssetFields,
+    AssetSpec,
+    CampaignFile,
+    ExportSpec,
+    ProviderTable,
 )
-from .errors import CampaignError
-from .providers.base import ProviderSpec
-from .sizes import ASPECTS
-
-if TYPE_CHECKING:
-    from .exports import Export
-
-#: Names used as file or folder names (asset ids, provider names).
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                     *(f"lpt{i}" for i in range(1, 10))}
-
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-MAX_SEED = 2**63 - 1
-MAX_VARIANTS = 100
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True,
-                              frozen=True)
-
-
-class CampaignSection(_Model):
-    """The `[campaign]` table."""
-
-    name: str = Field(description="Campaign name, shown in reports and the review page.")
-    out: str = Field("out", description="Output root, relative to the campaign file.")
-    templates: list[str] = Field(
-        default_factory=lambda: ["templates"],
-        description="Template folders, relative to the campaign file, searched in order.",
-    )
-    allow_external_references: bool = Field(
-        False,
-        description="Allow reference images outside the repository holding the campaign.",
-    )
-    budget: float | None = Field(
-        None, ge=0, allow_inf_nan=False,
-        description="Most a build may spend, in USD: a build whose estimated cost is higher "
-                    "stops before any request (`build --budget` overrides it).",
-    )
-
-
-class AssetFields(_Model):
-    """Fields an asset may set; `[defaults]` may set any of them for every asset."""
-
-    template: str | None = Field(None, description="Prompt template file name (Jinja2).")
-    negative: str | None = Field(
-        None, description="Negative prompt, a template string rendered like the prompt."
-    )
-    aspects: list[str] | None = Field(
-        None, min_length=1, description=f"Aspect ratios to build: {', '.join(ASPECTS)}."
-    )
-    providers: list[str] | None = Field(
-        None, min_length=1,
-        description="Provider names from [providers.*]; `preview` exists without a table.",
-    )
-    seeds: list[int] | None = Field(None, min_length=1, description="Seeds, one output each.")
-    variants: int | None = Field(
-        None, ge=1, le=MAX_VARIANTS,
-        description="Instead of seeds: this many seeds derived from the asset id.",
-    )
-    references: list[str] | None = Field(
-        None, description="Reference image files, relative to the campaign file."
-    )
-    prompt_extend: bool | None = Field(
-        None, description="Let the provider rewrite the prompt (off keeps it as written)."
-    )
-    copy_: dict[str, Any] | None = Field(
-        None, alias="copy", description="Copy for the template, merged over [copy]."
-    )
-    expect_text: list[str] | None = Field(
-        None,
-        description="Lines that must appear in the image, template strings rendered like "
-                    "the prompt; default: copy.headline and copy.subtitle (`check`).",
-    )
-
-
-class AssetSpec(AssetFields):
-    """One `[[assets]]` entry."""
-
-    id: Name = Field(description="Asset id: letters, digits, '-' and '_'; unique.")
-
-
-class ProviderTable(BaseModel):
-    """A `[providers.NAME]` table. Keys other than these are options of the provider kind."""
-
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-
-    kind: str = Field(description="Provider kind: preview, runware, aimlapi or empiriolabs.")
-    model: str | None = Field(None, description="Model id; the kind's default when absent.")
-    concurrency: int | None = Field(None, ge=1, le=64, description="Requests in flight.")
-    base_url: str | None = Field(None, description="API base URL (else the env variable).")
-    timeout: float | int = Field(300, gt=0, le=3600,
-                                 description="Overall seconds one job may take.")
-    max_retries: int = Field(3, ge=0, le=10, description="Retries of transient faults.")
-    options: dict[str, Any] = Field(default_factory=dict,
-                                    description="Provider options (may also be top-level keys).")
-
-
-class ExportSpec(_Model):
-    """One `[[exports]]` entry: a rendition derived by Pillow from the outputs of one aspect
-    ratio, written to `<out>/exports/<name>/<provider>/<asset>[-vN].<format>`."""
-
-    name: Name = Field(description="Export name, the folder under <out>/exports/; unique.")
-    aspect: str = Field(description=f"Aspect ratio of the outputs it is cut from: "
-                                    f"{', '.join(ASPECTS)}.")
-    width: int = Field(ge=1, le=8192, description="Exact width in pixels.")
-    height: int = Field(ge=1, le=8192, description="Exact height in pixels.")
-    format: Literal["png", "jpg", "webp"] = Field(
-        "png", description="File format: png, jpg or webp.")
-    quality: int = Field(90, ge=1, le=100,
-                         description="Encoder quality for jpg and webp (1..100; png ignores it).")
-    focus: list[Annotated[float, Field(ge=0, le=1)]] = Field(
-        default_factory=lambda: [0.5, 0.5], min_length=2, max_length=2,
-        description="Focal point [x, y] as fractions of the width and height (0..1): the crop "
-                    "keeps it as close to the centre as the image allows.",
-    )
-
-
-class CampaignFile(_Model):
-    """The whole campaign file."""
-
-    campaign: CampaignSection = Field(
-        description="The [campaign] table: name, output folder, template folders, budget.")
-    brand: dict[str, Any] = Field(default_factory=dict,
-                                  description="Free-form brand table; templates see `brand`.")
-    copy_: dict[str, Any] = Field(default_factory=dict, alias="copy",
-                                  description="Campaign-wide copy, merged under each asset's.")
-    defaults: AssetFields = Field(default_factory=AssetFields,
-                                  description="Defaults for every asset field.")
-    providers: dict[str, ProviderTable] = Field(default_factory=dict,
-                                                description="Named providers.")
-    assets: list[AssetSpec] = Field(min_length=1, description="The assets to build.")
-    exports: list[ExportSpec] = Field(
-        default_factory=list,
-        description="Renditions at exact pixel sizes, cut from the outputs after each build.")
-
-
-@dataclass(frozen=True)
-class Asset:
-    """An asset with defaults applied and everything resolved."""
-
-    id: str
-    index: int
-    template: str
-    negative: str
-    aspects: tuple[str, ...]
-    providers: tuple[str, ...]
-    seeds: tuple[int, ...]
-    references: tuple[Path, ...]
-    prompt_extend: bool
-    copy: dict[str, Any]
-    #: `expect_text` as written (templates); None: the copy's headline and subtitle.
-    expect_text: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Campaign:
-    """A loaded, validated campaign."""
-
-    path: Path
-    #: The campaign file as the user named it (for messages).
-    shown: str
-    name: str
-    root: Path
-    out: Path
-    template_dirs: tuple[Path, ...]
-    repo_root: Path
-    brand: dict[str, Any]
-    copy: dict[str, Any]
-    providers: dict[str, ProviderSpec]
-    assets: tuple[Asset, ...]
-    #: Most a build may spend in USD (None: no limit).
-    budget: float | None = None
-    exports: tuple[Export, ...] = ()
-
-    @property
-    def cache_dir(self) -> Path:
-        return cache_dir_for(self.repo_root)
-
-
-def cache_dir_for(repo_root: Path) -> Path:
-    """The cache of the campaigns in a repository: QWENBUILD_CACHE_DIR, else
-    `<repository>/.qwenbuild/cache`."""
-    env = os.environ.get("QWENBUILD_CACHE_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
-    return repo_root / ".qwenbuild" / "cache"
-
-
-def derive_seed(asset_id: str, index: int) -> int:
-    """The seed of variant `index` (0-based) of an asset: stable across machines."""
-    digest = hashlib.sha256(f"qwenbuild-variant:{asset_id}:{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def find_repo_root(start: Path) -> Path:
-    """The nearest ancestor holding `.git`, else `start` itself."""
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
-            return folder
-    return start
+from .resolved import Asset, Campaign, Export, derive_seed
 
 
 def load_campaign(path: str | os.PathLike[str]) -> Campaign:
@@ -244,7 +53,7 @@ def load_campaign(path: str | os.PathLike[str]) -> Campaign:
     except UnicodeDecodeError as exc:
         raise CampaignError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise CampaignError(f"{shown}: {_toml_message(exc)}") from None
+        raise CampaignError(f"{shown}: {toml_message(exc)}") from None
     return campaign_from_data(data, path)
 
 
@@ -258,7 +67,8 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
     fields = CampaignFile.model_fields
     for key in data:
         if key not in fields and key != "copy":
-            problems.append(f"{key}: unknown key{_hint(key, [f.alias or n for n, f in fields.items()])}")
+            names = [f.alias or n for n, f in fields.items()]
+            problems.append(f"{key}: unknown key{did_you_mean(key, names)}")
     if "campaign" not in data:
         problems.append("campaign: missing required table [campaign] (with at least name)")
     for key, value in data.items():
@@ -283,7 +93,7 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
                 parts[name] = _validate(model, value, (key,), data, problems,
                                         defaults_failed if name == "defaults" else None)
             elif not isinstance(value, dict):
-                problems.append(f"{key}: expected a table, got {_describe_value(value)}")
+                problems.append(f"{key}: expected a table, got {describe_value(value)}")
             else:
                 parts[name] = value
     if "assets" not in data:
@@ -317,7 +127,7 @@ def _validate(model: type[BaseModel], value: Any, loc: tuple[Any, ...], data: di
     try:
         return model.model_validate(value)
     except PydanticValidationError as exc:
-        problems.extend(_pydantic_problems(exc, data, loc))
+        problems.extend(pydantic_problems(exc, data, loc))
         bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
     if failed is not None:
         failed.update(bad)
@@ -334,7 +144,7 @@ def _validate_exports(value: Any, data: dict[str, Any],
     """The `[[exports]]` entries that are valid on their own, with their index in the file."""
     if not isinstance(value, list):
         problems.append(f"exports: expected an array of tables [[exports]], got "
-                        f"{_describe_value(value)}")
+                        f"{describe_value(value)}")
         return []
     return [(i, spec) for i, item in enumerate(value)
             if (spec := _validate(ExportSpec, item, ("exports", i), data, problems)) is not None]
@@ -345,7 +155,7 @@ def _validate_assets(value: Any, data: dict[str, Any],
     """The assets that are valid on their own, with their index in the file."""
     if not isinstance(value, list):
         problems.append(f"assets: expected an array of tables [[assets]], got "
-                        f"{_describe_value(value)}")
+                        f"{describe_value(value)}")
         return []
     if not value:
         problems.append("assets: no assets; add at least one [[assets]] table")
@@ -364,10 +174,6 @@ def _validate_assets(value: Any, data: dict[str, Any],
 def _resolve(model: CampaignFile, path: Path, problems: list[str],
              indexed: list[tuple[int, AssetSpec, frozenset[str]]], shown: str,
              exports: list[tuple[int, ExportSpec]] | None = None) -> Campaign | None:
-    from .exports import resolve_exports
-    from .prompts import Prompts
-    from .providers import KINDS, provider_class
-
     root = path.parent
     repo_root = find_repo_root(root)
     template_dirs = tuple((root / t).resolve() for t in model.campaign.templates)
@@ -390,12 +196,12 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
                             f"{folded_names[name.lower()]!r}; use another name")
             continue
         folded_names[name.lower()] = name
-        if not re.match(NAME_PATTERN, name) or name.lower() in _WINDOWS_RESERVED:
+        if not re.match(NAME_PATTERN, name) or name.lower() in WINDOWS_RESERVED:
             problems.append(f"{where}: invalid provider name {name!r}: use letters, digits, "
                             "'-' and '_' (it becomes a folder name)")
             continue
         if table.kind not in KINDS:
-            hint = _hint(table.kind, list(KINDS))
+            hint = did_you_mean(table.kind, list(KINDS))
             problems.append(f"{where}.kind: unknown provider kind {table.kind!r}{hint}; "
                             f"known: {', '.join(KINDS)}")
             continue
@@ -434,7 +240,7 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
     for index, spec, failed in indexed:
         where = f"assets[{index}] ({spec.id})"
         folded = spec.id.lower()
-        if folded in _WINDOWS_RESERVED:
+        if folded in WINDOWS_RESERVED:
             problems.append(f"{where}.id: {spec.id!r} is a reserved file name on Windows")
         if folded in seen:
             problems.append(f"{where}.id: duplicate asset id {spec.id!r} (also {seen[folded]}; "
@@ -458,7 +264,7 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
         shown=shown,
         name=model.campaign.name,
         root=root,
-        out=(root / model.campaign.out).resolve(),
+        out=out,
         template_dirs=template_dirs,
         repo_root=repo_root,
         brand=dict(model.brand),
@@ -495,7 +301,7 @@ def _resolve_asset(
     elif template is None:
         problems.append(f"{where}.template: no template; set it here or in [defaults]")
     elif not prompts.exists(template):
-        hint = _hint(template, prompts.available())
+        hint = did_you_mean(template, prompts.available())
         looked = ", ".join(str(f) for f in prompts.folders)
         problems.append(f"{where}.template: unknown template {template!r}{hint} "
                         f"(looked in {looked})")
@@ -505,7 +311,7 @@ def _resolve_asset(
     aspects = aspects or []
     for i, aspect in enumerate(aspects):
         if aspect not in ASPECTS:
-            hint = _hint(aspect, list(ASPECTS))
+            hint = did_you_mean(aspect, list(ASPECTS))
             problems.append(f"{where}.aspects[{i}]: unsupported aspect ratio {aspect!r}{hint}; "
                             f"supported: {', '.join(ASPECTS)}")
     if len(set(aspects)) != len(aspects):
@@ -513,7 +319,7 @@ def _resolve_asset(
     providers = pick("providers") or ["preview"]
     for i, name in enumerate(providers):
         if name not in known_providers:
-            hint = _hint(name, sorted(known_providers))
+            hint = did_you_mean(name, sorted(known_providers))
             problems.append(f"{where}.providers[{i}]: unknown provider {name!r}{hint}; "
                             f"declare it as [providers.{name}] (known: "
                             f"{', '.join(sorted(known_providers))})")
@@ -562,6 +368,39 @@ def _resolve_asset(
         copy=copy,
         expect_text=None if pick("expect_text") is None else tuple(pick("expect_text")),
     )
+
+
+def resolve_exports(indexed: list[tuple[int, ExportSpec]], assets: Iterable[Asset],
+                    problems: list[str]) -> tuple[Export, ...]:
+    """Check the `[[exports]]` entries for meaning (types are checked already)."""
+    aspects_used = {aspect for asset in assets for aspect in asset.aspects}
+    trust_assets = not problems  # with broken assets, "no asset has this aspect" misleads
+    seen: dict[str, str] = {}
+    exports = []
+    for index, spec in indexed:
+        where = f"exports[{index}] ({spec.name})"
+        before = len(problems)
+        folded = spec.name.lower()
+        if folded in WINDOWS_RESERVED:
+            problems.append(f"{where}.name: {spec.name!r} is a reserved file name on Windows")
+        if folded in seen:
+            problems.append(f"{where}.name: duplicate export name {spec.name!r} (also "
+                            f"{seen[folded]}; names differing only in case collide on some "
+                            "file systems)")
+        else:
+            seen[folded] = f"exports[{index}]"
+        if spec.aspect not in ASPECTS:
+            problems.append(f"{where}.aspect: unsupported aspect ratio {spec.aspect!r}"
+                            f"{did_you_mean(spec.aspect, list(ASPECTS))}; supported: "
+                            f"{', '.join(ASPECTS)}")
+        elif trust_assets and spec.aspect not in aspects_used:
+            problems.append(f"{where}.aspect: no asset is built at {spec.aspect} (used: "
+                            f"{', '.join(sorted(aspects_used))}); add it to an asset's aspects")
+        if len(problems) == before:
+            exports.append(Export(spec.name, spec.aspect, spec.width, spec.height, spec.format,
+                                  spec.quality, (float(spec.focus[0]), float(spec.focus[1]))))
+    return tuple(exports)
+
 
 
 def _check_file_names(assets: list[Asset], problems: list[str]) -> None:

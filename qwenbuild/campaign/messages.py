@@ -11,12 +11,15 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-def _hint(value: str, choices: list[str]) -> str:
+from .models import CampaignFile
+
+
+def did_you_mean(value: str, choices: list[str]) -> str:
     match = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
+def toml_message(exc: tomllib.TOMLDecodeError) -> str:
     # tomllib says "Expected '=' after a key in a key/value pair (at line 3, column 5)".
     text = str(exc)
     m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
@@ -28,7 +31,7 @@ def _toml_message(exc: tomllib.TOMLDecodeError) -> str:
     return f"TOML syntax error: {text}"
 
 
-def _pydantic_problems(exc: PydanticValidationError, data: dict[str, Any],
+def pydantic_problems(exc: PydanticValidationError, data: dict[str, Any],
                        prefix: tuple[Any, ...] = ()) -> list[str]:
     problems = []
     for err in exc.errors():
@@ -37,7 +40,7 @@ def _pydantic_problems(exc: PydanticValidationError, data: dict[str, Any],
         kind = err["type"]
         if kind == "extra_forbidden":
             field = str(loc[-1])
-            hint = _hint(field, _fields_at(loc[:-1]))
+            hint = did_you_mean(field, _fields_at(loc[:-1]))
             problems.append(f"{path}: unknown key{hint}")
         elif kind == "missing":
             problems.append(f"{path}: missing required key")
@@ -67,8 +70,6 @@ def _loc_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     """Key names a model at `loc` accepts (for suggestions)."""
-    from .campaign import CampaignFile
-
     model: Any = CampaignFile
     for item in loc:
         if isinstance(item, int):
@@ -111,7 +112,7 @@ _TYPE_WORDS = {
 def _type_message(err: Any) -> str:
     kind = err["type"]
     value = err.get("input")
-    got = _describe_value(value)
+    got = describe_value(value)
     if kind in _TYPE_WORDS:
         return f"expected {_TYPE_WORDS[kind]}, got {got}"
     if kind == "string_pattern_mismatch":
@@ -124,7 +125,7 @@ def _type_message(err: Any) -> str:
     return f"{err['msg']} (got {got})"
 
 
-def _describe_value(value: Any) -> str:
+def describe_value(value: Any) -> str:
     names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
              list: "a list", dict: "a table"}
     kind = names.get(type(value), type(value).__name__)
