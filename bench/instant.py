@@ -13,7 +13,13 @@ import time
 import zlib
 from functools import lru_cache
 
-from qwenbuild.providers.base import GeneratedImage, GenerationRequest, ModelInfo, Provider
+from qwenbuild.providers.base import (
+    GeneratedImage,
+    GenerationRequest,
+    ModelInfo,
+    Provider,
+    ProviderInfo,
+)
 from qwenbuild.sizes import SizeRule
 
 
@@ -36,14 +42,14 @@ def _png(seed: int) -> bytes:
 
 
 class InstantProvider(Provider):
-    kind = "instant"
+    # Billable, so that it stands for a paid provider in every measure.
+    info = ProviderInfo(kind="instant", billable=True, default_concurrency=64)
     models = {"tiny": ModelInfo(id="tiny", title="instant", price_usd=0.0,
                                 size_rule=SizeRule(step=16, min_side=16, max_side=64,
                                                    native_area=32 * 32),
                                 max_prompt=100_000, max_negative=100_000, min_prompt=0,
                                 min_negative=0)}
     output_ext = "png"
-    default_concurrency = 64
 
     def validate(self, request: GenerationRequest) -> list[str]:
         return []

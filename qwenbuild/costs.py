@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .contracts import Action
 from .errors import BudgetError
-from .plan import BUILD, Assessment, Job, Plan
+from .plan import Assessment, Job, Plan
 
 #: How many of the biggest items a budget refusal names.
 SHOWN_ITEMS = 5
@@ -49,7 +50,7 @@ def estimate(the_plan: Plan, assessments: Iterable[Assessment]) -> Estimate:
     """The cost of the jobs that would be generated (status build)."""
     groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for a in assessments:
-        if a.status == BUILD:
+        if a.action == Action.GENERATE:
             groups[(a.job.asset, a.job.provider, a.job.model)].append(job_price(the_plan, a.job))
     items = sorted(
         (CostItem(asset, provider, model, len(prices), round(sum(prices), 6))

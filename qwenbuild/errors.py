@@ -16,6 +16,8 @@ this hierarchy only.
 
 from __future__ import annotations
 
+from .redact import redact
+
 
 class QwenbuildError(Exception):
     """Base of every error qwenbuild reports to a user."""
@@ -61,12 +63,14 @@ class ProviderError(QwenbuildError):
         retryable: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        self.message = message
-        self.code = code
+        # Provider text (an error envelope, an unreadable answer) may echo a request and
+        # with it a key: every message is redacted once, here, whatever built it.
+        self.message = redact(message)
+        self.code = redact(code) if code else code
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
-        super().__init__(message)
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         parts = []

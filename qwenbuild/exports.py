@@ -16,17 +16,19 @@ import hashlib
 import io
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .build import BuildContext, BuildReport, Step
 from .campaign import Campaign, Export
+from .contracts import Action, ExportEntry, ManifestEntry, Reason
 from .fsutil import atomic_write
+from .manifest import Manifest
+from .plan import Assessment, Plan
+from .provenance import embed, extract, sd_parameters
 from .sizes import aspect_dir
-
-if TYPE_CHECKING:
-    from .manifest import Manifest, StatCache
-    from .plan import Assessment, Plan
+from .store import StatCache
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,6 @@ EXPORTS_DIR = "exports"
 #: Bump when the way renditions are made changes: every rendition is made again.
 RENDERER_VERSION = 1
 _PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
-RENDER, UP_TO_DATE = "render", "up_to_date"
 
 
 def settings(export: Export) -> dict[str, Any]:
@@ -70,8 +71,8 @@ class ExportStatus:
     """What a build would do with one rendition, and why."""
 
     job: ExportJob
-    status: str  # render | up_to_date
-    reason: str
+    action: Action  # RENDER or KEEP
+    reason: Reason
 
 
 def export_jobs(campaign: Campaign, outputs: Iterable[str]) -> list[ExportJob]:
@@ -97,16 +98,16 @@ def assess_exports(the_plan: Plan, manifest: Manifest, assessments: Iterable[Ass
     statuses = []
     for job in export_jobs(campaign, by_output):
         a = by_output[job.source]
-        entry = manifest.entries.get(job.source) or {}
+        entry = manifest.entries.get(job.source)
         # The source's bytes after the build: known unless its key changes (a restore of
         # the same key writes the same bytes again).
-        source_sha = entry.get("sha256") if entry.get("key") == a.job.key else None
+        source_sha = entry.sha256 if entry is not None and entry.key == a.job.key else None
         if source_sha is None and job.output in manifest.exports:
-            reason: str | None = "source changes"
+            reason: Reason | None = Reason.SOURCE_CHANGES
         else:
             reason = _why(campaign.out, manifest, stats, job, source_sha)
-        statuses.append(ExportStatus(job, UP_TO_DATE if reason is None else RENDER,
-                                     reason or "up to date"))
+        statuses.append(ExportStatus(job, Action.KEEP if reason is None else Action.RENDER,
+                                     reason or Reason.UP_TO_DATE))
     return statuses, stale_exports(the_plan, manifest)
 
 
@@ -117,18 +118,27 @@ def stale_exports(the_plan: Plan, manifest: Manifest) -> list[str]:
 
 
 def _why(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
-         source_sha: str | None) -> str | None:
+         source_sha: str | None) -> Reason | None:
     entry = manifest.exports.get(job.output)
     if entry is None:
-        return "new"
-    if entry.get("source_sha256") != source_sha:
-        return "source changed"
-    if entry.get("settings") != settings(job.export):
-        return "settings changed"
-    return stats.problem(job.output, out / job.output, entry.get("sha256", ""))
+        return Reason.NEW
+    if entry.source_sha256 != source_sha:
+        return Reason.SOURCE_CHANGED
+    if entry.settings != settings(job.export):
+        return Reason.SETTINGS_CHANGED
+    problem = stats.problem(job.output, out / job.output, entry.sha256)
+    return None if problem is None else Reason(problem)
 
 
 # -- the build's part -----------------------------------------------------------------------
+
+
+class ExportsStep(Step):
+    """Make the renditions after every build (not after an interrupted one)."""
+
+    def build_finished(self, ctx: BuildContext, report: BuildReport) -> None:
+        if not report.interrupted:
+            report.exports.extend(render_exports(ctx.plan, ctx.manifest, ctx.stats))
 
 
 def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache) -> list[str]:
@@ -141,9 +151,9 @@ def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache) -> list
     written = []
     for job in export_jobs(campaign, (j.output for j in the_plan.jobs)):
         source = manifest.entries.get(job.source)
-        if not source or source.get("stale") or not (out / job.source).is_file():
+        if source is None or source.stale or not (out / job.source).is_file():
             continue  # its job failed before it ever had an output
-        if _why(out, manifest, stats, job, source.get("sha256")) is None:
+        if _why(out, manifest, stats, job, source.sha256) is None:
             continue
         try:
             _render_one(out, manifest, stats, job, source)
@@ -153,25 +163,24 @@ def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache) -> list
         written.append(job.output)
     for rel in stale_exports(the_plan, manifest):
         if (out / rel).is_file():
-            manifest.set_export(rel, {**manifest.exports[rel], "stale": True})
+            manifest.set_export(rel, replace(manifest.exports[rel], stale=True))
         else:
             manifest.remove_export(rel)
     return written
 
 
 def _render_one(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
-                source: dict[str, Any]) -> None:
-    from .provenance import embed, extract, sd_parameters
-
+                source: ManifestEntry) -> None:
     data = (out / job.source).read_bytes()
-    if hashlib.sha256(data).hexdigest() != source.get("sha256"):
+    if hashlib.sha256(data).hexdigest() != source.sha256:
         raise ValueError(f"{job.source} differs from the manifest; build it first")
     export = job.export
     rendered = render(data, export)
     info = {k: v for k, v in (extract(data) or {}).items() if k != "parameters"}
     if not info:  # an output written before provenance existed: the manifest knows most
-        info = {k: str(source[k]) for k in ("asset", "aspect", "provider", "kind", "model",
-                                            "seed", "key") if source.get(k) is not None}
+        info = {k: str(source.get(k)) for k in ("asset", "aspect", "provider", "kind",
+                                                "model", "seed", "key")
+                if source.get(k) is not None}
     info.update(export=export.name, source=job.source, width=str(export.width),
                 height=str(export.height))
     info["parameters"] = sd_parameters(info)
@@ -181,16 +190,16 @@ def _render_one(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
         raise ValueError(f"{job.output} resolves outside {out}")
     atomic_write(target, rendered)
     sha = hashlib.sha256(rendered).hexdigest()
-    manifest.set_export(job.output, {
-        "export": export.name,
-        "source": job.source,
-        "source_sha256": source.get("sha256"),
-        "settings": settings(export),
-        "sha256": sha,
-        "bytes": len(rendered),
-        "width": export.width,
-        "height": export.height,
-    })
+    manifest.set_export(job.output, ExportEntry(
+        export=export.name,
+        source=job.source,
+        source_sha256=source.sha256,
+        settings=settings(export),
+        sha256=sha,
+        bytes=len(rendered),
+        width=export.width,
+        height=export.height,
+    ))
     stats.remember(job.output, target, sha)
 
 

@@ -5,12 +5,37 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 _CHUNK = 1 << 20
+#: Every temporary file qwenbuild makes starts with this, so a sweep after a killed build
+#: removes those and nothing else (a user's own `.notes.tmp` is never touched).
+TEMP_PREFIX = ".qwenbuild-"
+TEMP_SUFFIX = ".tmp"
+
+_umask_lock = threading.Lock()
+_umask: int | None = None
+
+
+def file_mode() -> int:
+    """The mode a normal file gets under the process's umask (0644 under umask 022):
+    what atomic writes give their files, so teammates and web servers can read them."""
+    global _umask
+    with _umask_lock:
+        if _umask is None:
+            # Reading the umask means setting it; done once, under a lock.
+            _umask = os.umask(0o022)
+            os.umask(_umask)
+        return 0o666 & ~_umask
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of qwenbuild's temporary files."""
+    return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
 
 
 @contextlib.contextmanager
@@ -18,12 +43,14 @@ def _replacing(path: Path) -> Iterator[BinaryIO]:
     """A file handle whose contents replace `path` atomically when the block ends.
 
     The temporary file lives beside the target (same file system, so the rename is atomic)
-    and starts with a dot, so a crash can only leave a hidden `.name.*.tmp` behind (swept
-    by the next build); it is fsynced before the rename so a power cut cannot leave an
-    empty file in its place. On any error the temporary file is removed.
+    and is named `.qwenbuild-<name>.<random>.tmp`, so a crash can only leave such a hidden
+    file behind (swept by the next build); it is fsynced before the rename so a power cut
+    cannot leave an empty file in its place. On any error the temporary file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                 file_mode())
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -40,6 +67,33 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so readers see the old file or the new one, never a part."""
     with _replacing(path) as fh:
         fh.write(data)
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` atomically unless the file already holds exactly these bytes."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
+    atomic_write(path, data)
+    return True
+
+
+def sweep_temporary_files(folder: Path) -> list[Path]:
+    """Remove qwenbuild's temporary files left below `folder` by a killed process; returns
+    what was removed. Only names made by `atomic_write` are touched."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            if is_temporary(name):
+                path = Path(dirpath) / name
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def file_sha256(path: Path) -> str:

@@ -27,12 +27,12 @@ def canonical_json(value: Any) -> str:
     keeps apart) give the same key: no provider tells them apart.
     """
     return json.dumps(
-        _normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
         allow_nan=False,
     )
 
 
-def _normalise(value: Any) -> Any:
+def normalise(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
@@ -42,9 +42,9 @@ def _normalise(value: Any) -> Any:
             return int(value)
         return value
     if isinstance(value, Mapping):
-        return {str(k): _normalise(v) for k, v in value.items()}
+        return {str(k): normalise(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_normalise(v) for v in value]
+        return [normalise(v) for v in value]
     if isinstance(value, dt.date | dt.time | dt.datetime):
         return value.isoformat()
     raise TypeError(f"cannot put {type(value).__name__} into a key")

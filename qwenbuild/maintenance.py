@@ -9,7 +9,6 @@ dry run that lists the same things without touching them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -19,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .campaign import Campaign
-from .store.location import cache_root as cache_dir_for
-from .store.location import find_repo_root
-from .errors import InputError, LockError
+from .errors import InputError
+from .exports import export_jobs
 from .fsutil import file_sha256, folder_tag
-from .manifest import MANIFEST_NAME, Manifest, StatCache
+from .manifest import MANIFEST_NAME, Manifest
+from .plan import output_path
+from .providers import provider_class
+from .store import Liveness, Store, cache_root, find_repo_root
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 #: Folders never searched for manifests or campaign files.
@@ -56,10 +57,6 @@ class Removal:
 def owned_outputs(campaign: Campaign) -> set[str]:
     """Every output path the campaign makes (relative to its output root), computed from
     ids, aspects, providers and seeds alone: no template is rendered."""
-    from .exports import export_jobs
-    from .plan import output_path
-    from .providers import provider_class
-
     providers = {name: provider_class(spec.kind)(spec)
                  for name, spec in campaign.providers.items()}
     outputs = {
@@ -75,13 +72,12 @@ def clean(campaign: Campaign, dry_run: bool = False) -> Removal:
     makes, their manifest entries, and the folders that removing them empties. A file
     whose bytes are not the ones the manifest records (edited or replaced by someone)
     stays; only its entry goes, and it is reported as kept."""
-    from .build import OutputLock
-
     out = campaign.out
     result = Removal(dry_run)
-    with OutputLock(campaign.cache_dir, out):
+    store = Store(campaign.cache_dir)
+    with store.output_lock(out):
         manifest = Manifest.load(out, campaign.name)
-        stats = StatCache(campaign.cache_dir, out)
+        stats = store.stat_cache(out)
         owned = owned_outputs(campaign)
         emptied: set[Path] = set()
         for section, forget in ((manifest.entries, manifest.remove),
@@ -89,7 +85,7 @@ def clean(campaign: Campaign, dry_run: bool = False) -> Removal:
             for rel in sorted(rel for rel in section if rel not in owned):
                 shown = _shown(out / rel, campaign.root)
                 target = out / rel
-                verdict = _removable(target, out, section[rel].get("sha256"))
+                verdict = _removable(target, out, section[rel].sha256)
                 if verdict is None:
                     size = target.stat().st_size
                     if not dry_run:
@@ -139,65 +135,37 @@ def default_root(start: Path | None = None) -> Path:
 
 
 def cache_gc(root: Path, dry_run: bool = False) -> Removal:
-    """Remove the cache entries that no manifest under `root` references, stray temporary
-    files, and the per-machine records (stat cache, key memo, review record) of output
-    folders and campaign files that no longer exist under `root`."""
+    """Remove what the store holds that no manifest under the repository of `root` needs:
+    every record kind the store declares (`store.RECORD_KINDS`), and stray temporary
+    files. Machine-local records of output folders and campaign files that no longer exist
+    go too."""
     root = root.resolve()
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
     # The cache belongs to the whole repository: every manifest in it must be seen, or
     # entries another project's outputs still use would go.
     root = find_repo_root(root)
-    cache = cache_dir_for(root)
-    result = Removal(dry_run)
-    manifests = list(_files_named(root, MANIFEST_NAME))
+    cache = cache_root(root)
     keys: set[str] = set()
+    images: set[str] = set()
     outs: set[Path] = set()
-    for path in manifests:
+    for path in _files_named(root, MANIFEST_NAME):
         data = _read_manifest(path)
         if data is not None:
             keys |= set(_keys_in(data))
+            images |= set(_images_in(data))
             outs.add(path.parent.resolve())
     if not outs:
         raise InputError(f"{root}: no qwenbuild manifest.json found below it; every cache "
                          f"entry would go. Run cache gc from the repository whose outputs "
                          f"use {cache}, or delete that folder yourself to empty the cache")
-    with _all_locks(cache):
-        for path in _cache_files(cache / "objects"):
-            stem = path.name.split(".", 1)[0]
-            if path.name.endswith(".tmp") or (_KEY.match(stem) and stem not in keys):
-                _remove(path, cache, dry_run, result)
-        _gc_records(cache, root, outs, dry_run, result)
+    live = Liveness(
+        keys=frozenset(keys), images=frozenset(images),
+        out_tags=frozenset(folder_tag(out) for out in outs),
+        campaign_tags=frozenset(folder_tag(p) for p in _files_named(root, suffix=".toml")))
+    result = Removal(dry_run)
+    result.removed = Store(cache).gc(live, dry_run)
     return result
-
-
-def _gc_records(cache: Path, root: Path, outs: set[Path], dry_run: bool,
-                result: Removal) -> None:
-    """Machine-local records are named by a hash of their output folder (state/) or
-    campaign file (plans/): keep those whose folder or file still exists under root."""
-    out_tags = {folder_tag(out) for out in outs}
-    campaign_tags = {folder_tag(p) for p in _files_named(root, suffix=".toml")}
-    for folder, wanted in (("state", out_tags), ("plans", campaign_tags)):
-        for path in _cache_files(cache / folder):
-            if path.name.endswith(".tmp") or path.name.split(".", 1)[0] not in wanted:
-                _remove(path, cache, dry_run, result)
-
-
-def _remove(path: Path, cache: Path, dry_run: bool, result: Removal) -> None:
-    try:
-        size = path.stat().st_size
-        if not dry_run:
-            path.unlink()
-    except FileNotFoundError:
-        return
-    result.removed.append((_shown(path, cache), size))
-
-
-def _cache_files(folder: Path) -> Iterator[Path]:
-    if folder.is_dir():
-        for dirpath, _dirs, files in os.walk(folder):
-            for name in sorted(files):
-                yield Path(dirpath) / name
 
 
 def _files_named(root: Path, name: str | None = None, suffix: str | None = None
@@ -222,36 +190,29 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
 def _keys_in(value: Any) -> Iterator[str]:
     """Every cache key in a manifest: any `key` field holding 64 hex digits, at any depth
     (entries, and lists of attempts that other features record inside them)."""
+    yield from _hashes_named("key", value)
+
+
+def _images_in(data: dict[str, Any]) -> Iterator[str]:
+    """The sha256 of every output and rendition a manifest lists."""
+    for section in ("outputs", "exports"):
+        entries = data.get(section)
+        if isinstance(entries, dict):
+            for entry in entries.values():
+                if isinstance(entry, dict) and isinstance(entry.get("sha256"), str):
+                    yield entry["sha256"]
+
+
+def _hashes_named(name: str, value: Any) -> Iterator[str]:
     if isinstance(value, dict):
-        for name, item in value.items():
-            if name == "key" and isinstance(item, str) and _KEY.match(item):
+        for key, item in value.items():
+            if key == name and isinstance(item, str) and _KEY.match(item):
                 yield item
             else:
-                yield from _keys_in(item)
+                yield from _hashes_named(name, item)
     elif isinstance(value, list):
         for item in value:
-            yield from _keys_in(item)
-
-
-@contextlib.contextmanager
-def _all_locks(cache: Path) -> Iterator[None]:
-    """Hold every output lock of this cache: a build running now may have put entries its
-    manifest does not list yet, so gc refuses to run beside one."""
-    from .build import try_lock
-
-    held: list[int] = []
-    try:
-        for path in sorted((cache / "locks").glob("*.lock")):
-            fd = os.open(path, os.O_RDWR)
-            holder = try_lock(fd)
-            if holder is not None:
-                raise LockError(f"a build is running (pid {holder}) with the cache {cache}; "
-                                "run cache gc when it has finished")
-            held.append(fd)
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)
+            yield from _hashes_named(name, item)
 
 
 def _shown(path: Path, base: Path) -> str:

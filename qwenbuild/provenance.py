@@ -22,13 +22,12 @@ import struct
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import escape
 
+from .contracts import CacheRecord
 from .fsutil import atomic_write
-
-if TYPE_CHECKING:
-    from .plan import Job
+from .plan import Job
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class ProvenanceError(ValueError):
 # -- what goes in ---------------------------------------------------------------------------
 
 
-def job_provenance(job: Job, record: Mapping[str, Any], width: int, height: int) -> dict[str, str]:
+def job_provenance(job: Job, record: CacheRecord, width: int, height: int) -> dict[str, str]:
     """The fields of a generated output: its prompts, seeds, model, provider and key."""
     fields = job.key_fields
     info = {
@@ -70,8 +69,8 @@ def job_provenance(job: Job, record: Mapping[str, Any], width: int, height: int)
         "width": str(width),
         "height": str(height),
     }
-    if record.get("provider_seed") is not None:
-        info["provider_seed"] = str(record["provider_seed"])
+    if record.provider_seed is not None:
+        info["provider_seed"] = str(record.provider_seed)
     info["parameters"] = sd_parameters(info, fields.get("options") or {})
     return info
 
@@ -94,13 +93,13 @@ def sd_parameters(info: Mapping[str, str], options: Mapping[str, Any] | None = N
     return "\n".join(lines)
 
 
-def write_output(target: Path, data: bytes, job: Job, record: Mapping[str, Any]) -> str:
+def write_output(target: Path, data: bytes, job: Job, record: CacheRecord) -> str:
     """Write an output with its provenance (atomically); returns the sha256 of what was
     written, the value the manifest records."""
     from PIL import Image
 
     try:
-        width, height = record.get("width"), record.get("height")
+        width, height = record.width, record.height
         if width is None or height is None:
             import io
 

@@ -11,17 +11,18 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .cache import Cache
 from .campaign import Campaign
+from .contracts import Action
 from .costs import Estimate, estimate, job_price
 from .exports import ExportStatus, assess_exports
-from .manifest import Manifest, StatCache
-from .plan import BUILD, CACHED, UP_TO_DATE, Assessment, Plan, Selection, assess, plan
+from .manifest import Manifest
+from .plan import Assessment, Plan, Selection, assess, plan
+from .store import Store
 
 
 @dataclass(frozen=True)
 class Survey:
-    """The plan of a campaign against its manifest, its files and the cache."""
+    """The plan of a campaign against its manifest, its files and the store."""
 
     the_plan: Plan
     assessments: list[Assessment]
@@ -35,20 +36,20 @@ class Survey:
     def campaign(self) -> Campaign:
         return self.the_plan.campaign
 
-    def count(self, status: str) -> int:
-        return sum(1 for a in self.assessments if a.status == status)
+    def count(self, action: Action) -> int:
+        return sum(1 for a in self.assessments if a.action == action)
 
     def pending(self) -> list[tuple[str, str, str]]:
         """Everything that is not up to date, as (what, path, why); paths relative to the
         campaign folder. Empty when the outputs match the campaign."""
         items = []
         for a in self.assessments:
-            if a.status == BUILD:
+            if a.action == Action.GENERATE:
                 items.append(("generate", self.shown(a.job.output), a.reason))
-            elif a.status == CACHED:
+            elif a.action == Action.RESTORE:
                 items.append(("restore", self.shown(a.job.output), a.reason))
-        items += [("render", self.shown(e.job.output), e.reason)
-                  for e in self.exports if e.status != UP_TO_DATE]
+        items += [("render", self.shown(e.job.output), e.reason.value)
+                  for e in self.exports if e.action != Action.KEEP]
         items += [("stale", self.shown(rel), "no longer in the campaign; qwenbuild clean "
                    "removes it") for rel in (*self.stale, *self.stale_exports)]
         return items
@@ -59,24 +60,26 @@ class Survey:
         return os.path.relpath(campaign.out / rel, campaign.root).replace(os.sep, "/")
 
     def to_json(self) -> dict[str, Any]:
-        price = {a.job.output: job_price(self.the_plan, a.job) if a.status == BUILD else 0.0
-                 for a in self.assessments}
+        price = {a.job.output: job_price(self.the_plan, a.job)
+                 if a.action == Action.GENERATE else 0.0 for a in self.assessments}
         return {
-            "build": self.count(BUILD),
-            "cached": self.count(CACHED),
-            "up_to_date": self.count(UP_TO_DATE),
+            "build": self.count(Action.GENERATE),
+            "cached": self.count(Action.RESTORE),
+            "up_to_date": self.count(Action.KEEP),
             "estimated_cost_usd": self.estimate.usd,
             "budget_usd": self.campaign.budget,
             "stale": self.stale,
             "jobs": [{
                 "asset": a.job.asset, "aspect": a.job.aspect, "provider": a.job.provider,
-                "seed": a.job.seed, "key": a.job.key, "status": a.status, "reason": a.reason,
-                "output": self.shown(a.job.output), "width": a.job.width,
-                "height": a.job.height, "estimated_cost_usd": price[a.job.output],
+                "seed": a.job.seed, "key": a.job.key, "status": str(a.action),
+                "reason": a.reason, "output": self.shown(a.job.output),
+                "width": a.job.width, "height": a.job.height,
+                "estimated_cost_usd": price[a.job.output],
             } for a in self.assessments],
             "exports": [{
                 "export": e.job.export.name, "source": self.shown(e.job.source),
-                "output": self.shown(e.job.output), "status": e.status, "reason": e.reason,
+                "output": self.shown(e.job.output), "status": str(e.action),
+                "reason": e.reason.value,
             } for e in self.exports],
             "stale_exports": self.stale_exports,
         }
@@ -85,11 +88,12 @@ class Survey:
 def survey(campaign: Campaign, selection: Selection | None = None,
            remember: bool = True) -> Survey:
     """Plan the campaign and compare it with what is on disk. With `remember`, the keys
-    are memoised for the next run (in the cache folder); without, nothing is written."""
-    the_plan = plan(campaign, selection or Selection())
+    are memoised for the next run (in the store); without, nothing is written."""
+    store = Store(campaign.cache_dir)
+    the_plan = plan(campaign, selection, store)
     manifest = Manifest.load(campaign.out, campaign.name)
-    stats = StatCache(campaign.cache_dir, campaign.out)
-    assessments = assess(the_plan, manifest, Cache(campaign.cache_dir), stats)
+    stats = store.stat_cache(campaign.out)
+    assessments = assess(the_plan, manifest.entries, store, stats)
     if remember:
         the_plan.remember()
     exports, stale_exports = assess_exports(the_plan, manifest, assessments, stats)

@@ -9,8 +9,11 @@ inputs changed (the cache and the manifest see to that).
 
 A running build is never cancelled, so no image already paid for is lost: saves made
 during a build are collected and give one more rebuild when it ends. An edit that makes
-the campaign invalid (or a rebuild over the `--max-jobs` spending guard) prints the error,
-shows it on the open page and keeps watching; the last good outputs stay in place.
+the campaign invalid (or a rebuild over the `--max-jobs` spending guard) reports the
+error, shows it on the open page and keeps watching; the last good outputs stay in place.
+
+The loop prints nothing: it reports `WatchEvent`s (and each finished job) to its caller;
+the CLI turns them into lines (qwenbuild/cli/watch.py).
 """
 
 from __future__ import annotations
@@ -18,20 +21,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
 
+from .build import BuildReport, JobResult
+from .build.executor import BuildOptions, build_plan
+from .campaign import Campaign, load_campaign
 from .errors import CampaignError, QwenbuildError
-
-if TYPE_CHECKING:
-    from .build import BuildReport
-    from .campaign import Campaign
-    from .review.server import LiveServer, LiveState
+from .plan import Assessment, plan
+from .review.server import LiveServer, LiveState
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ DEFAULT_MAX_JOBS = 20
 class WatchEvent:
     """What the watch loop did, for callers that follow along (the tests, a UI)."""
 
-    #: serving | building (the campaign loaded; its build starts) | built | failed | stopped
+    #: serving | changed (a burst of saves settled; a rebuild starts) | building (the
+    #: campaign loaded; its build starts) | built | failed | stopped
     kind: str
     number: int = 0  # the build's number: 1 is the first build
     report: BuildReport | None = None
@@ -59,6 +62,9 @@ class WatchEvent:
     changed: tuple[str, ...] = ()  # the files whose change started this build
     url: str | None = None  # the review page's address (kind "serving")
     latency: float | None = None  # seconds from the last save to the end of the build
+    campaign: Campaign | None = None  # the campaign being built (kind "building")
+    #: Every job of the build, before any runs (kind "building").
+    assessments: tuple[Assessment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,15 +192,15 @@ class Watcher:
 
     def __init__(self, campaign_path: Path, *, max_jobs: int | None, stop: threading.Event,
                  on_status: Callable[[WatchEvent], None] | None = None,
-                 server: LiveServer | None = None, live: LiveState | None = None,
-                 out: TextIO | None = None, err: TextIO | None = None) -> None:
+                 on_job: Callable[[JobResult], None] | None = None,
+                 server: LiveServer | None = None, live: LiveState | None = None) -> None:
         self.given = campaign_path  # for messages: as the user typed it
         self.path = campaign_path.resolve()
         self.max_jobs = max_jobs
         self.stop = stop
         self.on_status = on_status
+        self.on_job = on_job
         self.server, self.live = server, live
-        self.out, self.err = out or sys.stdout, err or sys.stderr
         self.changes = _Changes()
         self.watch_set = WatchSet(self.path, frozenset({self.path}), ())
         self._roots: dict[tuple[Path, bool], _RootWatcher] = {}
@@ -205,9 +211,7 @@ class Watcher:
         self._follow(self.watch_set)
         if self.server is not None:
             self.server.start()
-            print(f"serving the review page at {self.server.url} (Ctrl-C to stop)",
-                  file=self.out, flush=True)
-            self._emit(WatchEvent("serving", url=self.server.url))
+            self.emit(WatchEvent("serving", url=self.server.url))
         self._rebuild(set())
         while (changed := self.changes.take(self.stop)) is not None:
             self._rebuild(changed)
@@ -221,7 +225,7 @@ class Watcher:
             watcher.thread.join(timeout=2)
         self._roots.clear()
 
-    def _emit(self, event: WatchEvent) -> None:
+    def emit(self, event: WatchEvent) -> None:
         if self.on_status is not None:
             self.on_status(event)
 
@@ -241,29 +245,28 @@ class Watcher:
 
     def _rebuild(self, changed: set[str]) -> None:
         """Reload the campaign and build it; report an invalid campaign and carry on."""
-        from .build import BuildOptions, build_plan
-        from .campaign import load_campaign
-        from .plan import plan
-        from .progress import Progress
-
         self.number += 1
         shown = tuple(sorted(self._shown(p) for p in changed))
         if shown:
-            print(f"\nchanged: {', '.join(shown)}", file=self.out, flush=True)
+            self.emit(WatchEvent("changed", self.number, changed=shown))
         try:
             campaign = load_campaign(self.given)
             # Follow the edit before building: changes during the build must be seen.
             self._follow(WatchSet.of(campaign))
             if self.server is not None:
                 self.server.set_root(campaign.out, campaign.name)
-            the_plan = plan(campaign)
+            store = Store(campaign.cache_dir)
+            the_plan = plan(campaign, store=store)
             if self.live is not None:
                 self.live.rebuilding()
-            self._emit(WatchEvent("building", self.number, changed=shown))
-            progress = Progress(campaign, stream=self.out)
+
+            def started(assessments: list[Assessment]) -> None:
+                self.emit(WatchEvent("building", self.number, changed=shown,
+                                      campaign=campaign, assessments=tuple(assessments)))
+
             report = asyncio.run(build_plan(the_plan, BuildOptions(
-                max_generate=self.max_jobs, on_event=progress.event, on_plan=progress.start)))
-            progress.finish(report)
+                max_generate=self.max_jobs, on_event=self.on_job, on_plan=started),
+                store=store))
         except QwenbuildError as exc:  # invalid input, the spending guard, a held lock
             self._failed(str(exc), shown)
             return
@@ -277,20 +280,15 @@ class Watcher:
             # finished and returned. The interrupt is for the watch: end it.
             raise KeyboardInterrupt
         latency = _since_saved(changed)
-        if latency is not None:
-            print(f"rebuilt {latency:.2f}s after the save", file=self.out, flush=True)
         if self.live is not None:
             self.live.built()
-        self._emit(WatchEvent("built", self.number, report=report, changed=shown,
+        self.emit(WatchEvent("built", self.number, report=report, changed=shown,
                               latency=latency))
 
     def _failed(self, message: str, shown: tuple[str, ...]) -> None:
-        for line in message.splitlines() or [""]:
-            print(f"ERROR: {line}", file=self.err, flush=True)
-        print("still watching; the last good outputs are in place", file=self.err, flush=True)
         if self.live is not None:
             self.live.failed(message)
-        self._emit(WatchEvent("failed", self.number, error=message, changed=shown))
+        self.emit(WatchEvent("failed", self.number, error=message, changed=shown))
 
 
 def _since_saved(changed: set[str]) -> float | None:
@@ -307,16 +305,15 @@ def _since_saved(changed: set[str]) -> float | None:
 def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: bool = True,
           max_jobs: int | None = DEFAULT_MAX_JOBS,
           on_status: Callable[[WatchEvent], None] | None = None,
-          stop_event: threading.Event | None = None,
-          out: TextIO | None = None, err: TextIO | None = None) -> None:
+          on_job: Callable[[JobResult], None] | None = None,
+          stop_event: threading.Event | None = None) -> None:
     """Build a campaign, then rebuild it on every change until Ctrl-C or `stop_event`.
 
     With `serve`, the review page is served on 127.0.0.1:`port` (0 picks a free port) and
     open pages reload after each rebuild. `max_jobs` bounds the jobs each rebuild may send
-    to a paid provider (None: no bound). Returns normally on Ctrl-C.
+    to a paid provider (None: no bound). `on_status` hears every WatchEvent, `on_job`
+    every finished job. Returns normally on Ctrl-C (after a "stopped" event).
     """
-    from .review.server import LiveServer, LiveState
-
     path = Path(campaign_path)
     if not path.is_file():
         raise CampaignError(f"{path}: no such file")
@@ -325,14 +322,13 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
     if server is not None:
         server.httpd.title = path.stem
     watcher = Watcher(path, max_jobs=max_jobs, stop=stop_event or threading.Event(),
-                      on_status=on_status, server=server, live=live, out=out, err=err)
+                      on_status=on_status, on_job=on_job, server=server, live=live)
     try:
         watcher.run()
     except KeyboardInterrupt:
-        # Ctrl-C is how a watch ends: a build it interrupted saved what it had finished.
-        print("\nstopped", file=watcher.out, flush=True)
+        pass  # Ctrl-C is how a watch ends: a build it interrupted saved what it finished
     finally:
         watcher.close()
         if server is not None:
             server.stop()
-    watcher._emit(WatchEvent("stopped", watcher.number))
+    watcher.emit(WatchEvent("stopped", watcher.number))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qwenbuild.build import BuildOptions, build_plan
+from qwenbuild.build.executor import BuildOptions, build_plan
 from qwenbuild.campaign import load_campaign
 from qwenbuild.errors import BudgetError
 from qwenbuild.plan import plan

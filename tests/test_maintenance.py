@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from qwenbuild.build import OutputLock
 from qwenbuild.campaign import load_campaign
+from qwenbuild.store import Store
 
 from .conftest import tree_snapshot
 
@@ -194,7 +194,7 @@ def test_cache_gc_defaults_to_the_repository_and_refuses_without_manifests(
 def test_cache_gc_waits_for_a_running_build(project: Path, run, cache_dir: Path) -> None:
     assert run("build", project).code == 0
     campaign = load_campaign(project)
-    with OutputLock(campaign.cache_dir, campaign.out):
+    with Store(campaign.cache_dir).output_lock(campaign.out):
         result = run("cache", "gc", project.parent)
     assert result.code == 2
     assert f"a build is running (pid {os.getpid()})" in result.err

@@ -25,8 +25,8 @@ from qwenbuild.providers.empiriolabs import (
     PRICE_STANDARD,
     VARIANTS,
     EmpiriolabsProvider,
-    _image_ref,
 )
+from qwenbuild.providers.openai import first_image
 from qwenbuild.sizes import ASPECTS, ratio_error
 
 from .conftest import Result, build_file_tree
@@ -547,13 +547,13 @@ def test_the_fake_checks_the_key(fake: FakeEmpiriolabs) -> None:
     ],
 )
 def test_result_shapes_are_read(result: Any, expected: tuple[str, bool]) -> None:
-    assert _image_ref(result) == expected
+    assert first_image(result) == expected
 
 
 @pytest.mark.parametrize("result", [None, {}, {"data": []}, {"data": [{"id": 1}]}, 42])
 def test_results_without_an_image_fail_clearly(result: Any) -> None:
     with pytest.raises(ProviderError) as info:
-        _image_ref(result)
+        first_image(result)
     assert info.value.code == "no_image"
     assert not info.value.retryable  # the image was paid for: never generate again
 

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 
+from qwenbuild.store import Store
 from qwenbuild.textcheck import TextResult, plan_languages, reading_orders
 from qwenbuild.textcheck.engines import OcrWord
 from qwenbuild.textcheck.score import Words, align, levenshtein, match_line, normalise
@@ -215,7 +216,7 @@ def test_chinese_copy_reads_with_the_chinese_language_data(tmp_path: Path,
         img.save(path)
         return path
 
-    checker = TextChecker(engine, tmp_path / "cache")
+    checker = TextChecker(engine, Store(tmp_path / "cache"))
     lines = ["春季灯光节", "SPRING LIGHT 2026", "春のひかり"]
     good = checker.check(draw("春季灯光节"), "good", lines)
     assert good.languages[:2] == ("eng", "chi_sim")
@@ -414,9 +415,9 @@ def test_a_damaged_output_fails_its_own_check_only(campaign: Path, run: Callable
 
 def test_the_cli_defaults_match_the_library() -> None:
     """The CLI declares --min-score without importing the text check (start-up time)."""
-    from qwenbuild.cli import _parser
+    from qwenbuild.cli import parser as make_parser
     from qwenbuild.textcheck import DEFAULT_MIN_SCORE
 
-    parser = _parser()
+    parser = make_parser()
     assert parser.parse_args(["check", "c.toml"]).min_score == DEFAULT_MIN_SCORE
     assert parser.parse_args(["build", "c.toml"]).min_score == DEFAULT_MIN_SCORE

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from qwenbuild.verify import reroll_seed
+from qwenbuild.textcheck.choices import reroll_seed
 
 from .conftest import SIMPLE_TEMPLATE, build_file_tree
 from .fakes.aimlapi import FAKE_KEY, FakeAimlapi

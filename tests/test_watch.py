@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from qwenbuild.cli.watch import WatchPrinter
 from qwenbuild.review.server import EVENTS_PATH, LiveServer, LiveState
 from qwenbuild.watch import WatchEvent, watch
 
@@ -44,16 +45,19 @@ class WatchThread:
         self.out, self.err = io.StringIO(), io.StringIO()
         self.error: BaseException | None = None
         self._hook = on_status
+        # The CLI's printer: what `qwenbuild watch` would print goes to out and err.
+        printer = WatchPrinter(self.out, self.err)
 
         def status(event: WatchEvent) -> None:
+            printer.status(event)
             if self._hook is not None:
                 self._hook(event)
             self.events.put(event)
 
         def target() -> None:
             try:
-                watch(campaign, stop_event=self.stop, on_status=status, out=self.out,
-                      err=self.err, **{"serve": False, **options})
+                watch(campaign, stop_event=self.stop, on_status=status, on_job=printer.job,
+                      **{"serve": False, **options})
             except BaseException as exc:  # reported by __exit__
                 self.error = exc
 
@@ -260,10 +264,10 @@ def test_an_edit_during_a_build_is_built_after_it(project: Path) -> None:
         assert '"LAST STORY"' in story3.job.request.prompt
         w.nothing_more(0.3)
     # The image of the middle edit, received during the edit, is still in the cache.
-    from qwenbuild.cache import Cache
     from qwenbuild.campaign import load_campaign
+    from qwenbuild.store import Store
 
-    assert Cache(load_campaign(project).cache_dir).has(story.job.key, "png")
+    assert Store(load_campaign(project).cache_dir).has(story.job.key, "png")
 
 
 def test_every_rebuild_is_bounded_by_max_jobs(project: Path) -> None:

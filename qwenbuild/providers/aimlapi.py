@@ -17,8 +17,9 @@ from typing import Any
 
 from ..errors import ProviderError
 from ..sizes import SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec
+from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
 from .http import HttpProvider, data_uri, number_at, one_line
+from .openai import first_image
 
 #: Sizes the schema accepts: `image_size: {width, height}`, each 512..1440 and a multiple
 #: of 32, with no bound on the area beyond that. The model renders near 2K natively, so a
@@ -73,7 +74,9 @@ def _model(model_id: str, title: str, price: float) -> ModelInfo:
 class AimlapiProvider(HttpProvider):
     """Qwen-Image 2.0 (and Pro) through AI/ML API's OpenAI-style image endpoint."""
 
-    kind = "aimlapi"
+    info = ProviderInfo(kind="aimlapi", billable=True, api_key_env="AIMLAPI_API_KEY",
+                        base_url_env="AIMLAPI_BASE_URL",
+                        default_base_url="https://api.aimlapi.com", default_concurrency=4)
     models = {
         # Estimate: the usd_spent of the documented example answer (one 2.0 image).
         "alibaba/qwen-image-2-0": _model("alibaba/qwen-image-2-0",
@@ -91,10 +94,6 @@ class AimlapiProvider(HttpProvider):
         ),
     }
     output_ext = "png"
-    api_key_env = "AIMLAPI_API_KEY"
-    base_url_env = "AIMLAPI_BASE_URL"
-    default_base_url = "https://api.aimlapi.com"
-    default_concurrency = 4
 
     # -- the request ------------------------------------------------------------------------
 
@@ -134,22 +133,8 @@ class AimlapiProvider(HttpProvider):
         if not isinstance(payload, Mapping):
             raise ProviderError(f"unexpected answer: expected a JSON object, got "
                                 f"{type(payload).__name__}", code="bad_response")
-        data = payload.get("data")
-        if not isinstance(data, list) or not data:
-            raise ProviderError("the answer holds no image (empty or missing data list)",
-                                code="no_image")
-        first = data[0]
-        if not isinstance(first, Mapping):
-            raise ProviderError("the answer holds no image (data[0] is not an object)",
-                                code="no_image")
-        url, b64 = first.get("url"), first.get("b64_json")
-        if isinstance(url, str) and url:
-            image = await self.image_from(url, url=True)
-        elif isinstance(b64, str) and b64:
-            image = await self.image_from(b64, url=False)
-        else:
-            raise ProviderError("the answer holds no image (data[0] has neither url nor "
-                                "b64_json)", code="no_image")
+        value, is_url = first_image(payload)
+        image = await self.image_from(value, url=is_url)
         ids: dict[str, str] = {}
         created = payload.get("created")
         if isinstance(created, int | str) and not isinstance(created, bool):

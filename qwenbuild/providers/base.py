@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ..sizes import ASPECTS, SizeRule
 
@@ -120,6 +120,25 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class ProviderInfo:
+    """What the rest of qwenbuild knows about a provider kind: its metadata, no behaviour.
+
+    The build asks `billable` (budgets, --max-jobs, the spending guard of watch) instead of
+    naming kinds; the CLI lists the variables; the campaign loader takes the defaults.
+    """
+
+    kind: str
+    #: Whether its images cost money.
+    billable: bool
+    #: Environment variable holding the API key (None: no key needed).
+    api_key_env: str | None = None
+    #: Environment variable that overrides the API base URL, and the URL itself.
+    base_url_env: str | None = None
+    default_base_url: str | None = None
+    default_concurrency: int = 4
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     """A provider as the campaign declares it, validated."""
 
@@ -133,20 +152,41 @@ class ProviderSpec:
     max_retries: int = 3
 
 
-class Provider:
-    """Base class of every provider. Subclasses set the class attributes and `generate`."""
+class ImageProvider(Protocol):
+    """What the planner and the build need from a provider (`Provider` implements it)."""
 
-    kind: ClassVar[str]
+    info: ClassVar[ProviderInfo]
+    spec: ProviderSpec
+    model: ModelInfo
+
+    @property
+    def output_ext(self) -> str: ...
+
+    def size_for(self, aspect: str) -> tuple[int, int]: ...
+
+    def validate(self, request: GenerationRequest) -> list[str]: ...
+
+    def key_fields(self, request: GenerationRequest) -> dict[str, Any]: ...
+
+    def key_options(self) -> dict[str, Any]: ...
+
+    def price_usd(self) -> float: ...
+
+    async def generate(self, request: GenerationRequest) -> GeneratedImage: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Provider:
+    """Base class of every provider. Subclasses set `info`, `models`, `options` and
+    implement `generate`; the rules shared by all (options, limits, sizes) live here."""
+
+    info: ClassVar[ProviderInfo]
     #: Models of this kind, by id; the first is the default.
     models: ClassVar[dict[str, ModelInfo]]
     options: ClassVar[dict[str, OptionSpec]] = {}
     #: File extension of the images this provider returns ("png", "jpg", "webp").
     output_ext: ClassVar[str] = "png"
-    #: Environment variable holding the API key (None: no key needed).
-    api_key_env: ClassVar[str | None] = None
-    base_url_env: ClassVar[str | None] = None
-    default_base_url: ClassVar[str | None] = None
-    default_concurrency: ClassVar[int] = 4
 
     def __init__(self, spec: ProviderSpec) -> None:
         self.spec = spec
@@ -168,20 +208,21 @@ class Provider:
             known = ", ".join(repr(m) for m in cls.models)
             hint = difflib.get_close_matches(model, list(cls.models), n=1)
             tip = f" (did you mean {hint[0]!r}?)" if hint else ""
-            problems.append(("model", f"unknown model {model!r} for kind {cls.kind!r}{tip}; "
+            problems.append(("model", f"unknown model {model!r} for kind {cls.info.kind!r}{tip}; "
                                       f"known: {known}"))
             return problems
         for key, value in options.items():
             spec = cls.options.get(key)
             if spec is None or (spec.models is not None and model not in spec.models):
-                allowed = [k for k, s in cls.options.items() if s.models is None or model in s.models]
+                allowed = [k for k, o in cls.options.items()
+                           if o.models is None or model in o.models]
                 hint = difflib.get_close_matches(
                     key, allowed + ["kind", "model", "concurrency", "base_url", "timeout",
                                     "max_retries"], n=1)
                 tip = f" (did you mean {hint[0]!r}?)" if hint else ""
                 listed = ", ".join(allowed) if allowed else "none"
-                problems.append((key, f"unknown key{tip}; options of {cls.kind} model {model}: "
-                                      f"{listed}"))
+                problems.append((key, f"unknown key{tip}; options of {cls.info.kind} model "
+                                      f"{model}: {listed}"))
                 continue
             wrong = spec.check(value)
             if wrong:

@@ -22,8 +22,9 @@ from urllib.parse import quote
 
 from ..errors import ProviderError
 from ..sizes import SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec
+from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
 from .http import HttpProvider, data_uri, number_at, one_line
+from .openai import first_image, keys_of
 
 #: The model id of the endpoint, as in the docs' example request.
 MODEL_ID = "qwen-image-2-0"
@@ -75,7 +76,9 @@ _COST_PATHS: tuple[tuple[str, ...], ...] = (
 class EmpiriolabsProvider(HttpProvider):
     """Qwen-Image-2.0 through EmpirioLabs (`kind = "empiriolabs"`)."""
 
-    kind = "empiriolabs"
+    info = ProviderInfo(kind="empiriolabs", billable=True, api_key_env="EMPIRIOLABS_API_KEY",
+                        base_url_env="EMPIRIOLABS_BASE_URL",
+                        default_base_url="https://api.empiriolabs.ai", default_concurrency=4)
     models = {
         MODEL_ID: ModelInfo(
             id=MODEL_ID,
@@ -109,9 +112,6 @@ class EmpiriolabsProvider(HttpProvider):
             affects_image=False),
     }
     output_ext = "png"
-    api_key_env = "EMPIRIOLABS_API_KEY"
-    base_url_env = "EMPIRIOLABS_BASE_URL"
-    default_base_url = "https://api.empiriolabs.ai"
     # 50 requests a minute per account, polls included: poll gently.
     poll_first = 2.0
     poll_max = 8.0
@@ -191,7 +191,7 @@ class EmpiriolabsProvider(HttpProvider):
             return await self._image(answer, answer, ids)
         if not ids:
             raise ProviderError("the answer holds neither an image nor a job_id "
-                                f"(keys: {_keys(answer)})", code="bad_response")
+                                f"(keys: {keys_of(answer)})", code="bad_response")
         job_id = ids["job_id"]
         url = f"{self.base_url}/v1/jobs/{quote(job_id, safe='')}"
         job: Mapping[str, Any] = answer
@@ -201,7 +201,7 @@ class EmpiriolabsProvider(HttpProvider):
         if status in _FAILED:
             message, code = _envelope(job)
             raise ProviderError(f"job {job_id} {status}: "
-                                f"{self.redact(message or 'no reason given')}",
+                                f"{message or 'no reason given'}",
                                 code=code or "job_failed")
         return await self._image(job.get("result"), job, ids)
 
@@ -225,7 +225,7 @@ class EmpiriolabsProvider(HttpProvider):
     async def _image(self, result: Any, answer: Mapping[str, Any],
                      ids: dict[str, str]) -> GeneratedImage:
         """Fetch or decode the image of a finished answer; keep what it reports."""
-        value, is_url = _image_ref(result)
+        value, is_url = first_image(result)
         data = await self.image_from(value, url=is_url)
         return GeneratedImage(
             data=data,
@@ -274,35 +274,6 @@ def _finished(job: Mapping[str, Any]) -> bool:
     return not status and bool(job.get("result"))
 
 
-def _image_ref(result: Any) -> tuple[str, bool]:
-    """The first image of a result as (value, is_url). The result's shape is unconfirmed:
-    `{"data": [...]}`, a list of items, one item, `{"images": [...]}` or a bare URL."""
-    item = result
-    for _ in range(4):  # unwrap {"data": [...]} / {"images": [...]} / [item, ...]
-        if isinstance(item, Mapping):
-            inner = item.get("data", item.get("images"))
-            if inner is None:
-                break
-            item = inner
-        elif isinstance(item, list):
-            if not item:
-                raise ProviderError("the answer holds an empty list of images",
-                                    code="no_image")
-            item = item[0]
-        else:
-            break
-    if isinstance(item, str) and item:
-        return item, item.startswith(("http://", "https://"))
-    if isinstance(item, Mapping):
-        if isinstance(item.get("url"), str) and item["url"]:
-            return item["url"], True
-        if isinstance(item.get("b64_json"), str) and item["b64_json"]:
-            return item["b64_json"], False
-    shown = f"keys {_keys(item)}" if isinstance(item, Mapping) else type(item).__name__
-    raise ProviderError("the answer holds no image (expected data[0].url or "
-                        f"data[0].b64_json; found {shown})", code="no_image")
-
-
 def _reported_seed(*payloads: Any) -> int | None:
     for payload in payloads:
         if isinstance(payload, Mapping):
@@ -310,7 +281,3 @@ def _reported_seed(*payloads: Any) -> int | None:
             if isinstance(seed, int) and not isinstance(seed, bool):
                 return seed
     return None
-
-
-def _keys(value: Mapping[str, Any]) -> str:
-    return ", ".join(sorted(str(k) for k in value)[:12]) or "none"

@@ -1,10 +1,11 @@
 """What every HTTP provider shares: the client, auth, error mapping, downloads, payloads.
 
-The retry *policy* (which faults, how often, how long to wait) lives in build.py; this
-module only classifies faults: a `ProviderError` says whether it is worth retrying and
-what the server asked for with Retry-After. Faults that happen *after* the provider has
-accepted (and may have charged for) a generation, such as polling or downloading, are
-retried here, so that a retry never pays for the same image twice.
+The retry *policy* (how long to wait) lives in qwenbuild/retry.py and the build decides
+when a generation is tried again; this module classifies faults: a `ProviderError` says
+whether it is worth retrying and what the server asked for with Retry-After. Faults that
+happen *after* the provider has accepted (and may have charged for) a generation, such as
+polling or downloading, are retried here, so that a retry never pays for the same image
+twice.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..errors import ProviderError
+from ..retry import retry_delay, retry_scale
 from .base import GenerationRequest, Provider, ProviderSpec, Reference
 
 log = logging.getLogger(__name__)
@@ -35,25 +37,35 @@ FETCH_TRIES = 4
 
 
 class HttpProvider(Provider):
-    """Base of the HTTP providers: one httpx.AsyncClient per provider per build."""
+    """Base of the HTTP providers: one httpx.AsyncClient per provider per build.
 
-    api_key_env: ClassVar[str]
-    base_url_env: ClassVar[str]
-    default_base_url: ClassVar[str]
+    `transport` replaces httpx's network transport (an `httpx.MockTransport` in unit tests
+    of a provider's mapping logic); None talks to the network.
+    """
+
     #: Poll interval bounds (seconds) for asynchronous deliveries.
     poll_first: ClassVar[float] = 1.0
     poll_max: ClassVar[float] = 10.0
     poll_factor: ClassVar[float] = 1.5
 
-    def __init__(self, spec: ProviderSpec) -> None:
+    def __init__(self, spec: ProviderSpec, transport: Any = None) -> None:
         super().__init__(spec)
+        self._transport = transport
         self._client: Any = None
 
     # -- configuration ----------------------------------------------------------------------
 
     @property
+    def api_key_env(self) -> str:
+        name = self.info.api_key_env
+        assert name is not None, "an HTTP provider declares its key variable"
+        return name
+
+    @property
     def base_url(self) -> str:
-        url = self.spec.base_url or os.environ.get(self.base_url_env) or self.default_base_url
+        info = self.info
+        url = (self.spec.base_url or (os.environ.get(info.base_url_env) if info.base_url_env
+                                      else None) or info.default_base_url or "")
         return url.rstrip("/")
 
     def api_key(self) -> str:
@@ -73,6 +85,7 @@ class HttpProvider(Provider):
                 limits=httpx.Limits(max_connections=max(4, self.spec.concurrency * 2)),
                 follow_redirects=False,
                 headers={"User-Agent": f"qwenbuild/{_version()}"},
+                transport=self._transport,
             )
         return self._client
 
@@ -106,7 +119,7 @@ class HttpProvider(Provider):
             raise ProviderError(f"timeout talking to {self.spec.name} ({type(exc).__name__})",
                                 code="timeout", retryable=True) from None
         except httpx.TransportError as exc:
-            raise ProviderError(f"connection error: {self.redact(str(exc)) or type(exc).__name__}",
+            raise ProviderError(f"connection error: {exc or type(exc).__name__}",
                                 code="connection", retryable=True) from None
         status = response.status_code
         payload = _json_or_none(response)
@@ -121,7 +134,7 @@ class HttpProvider(Provider):
         if payload is None:
             message = _snippet(response)
         raise ProviderError(
-            self.redact(message),
+            message,
             code=code,
             status=status,
             retryable=status in TRANSIENT,
@@ -132,17 +145,9 @@ class HttpProvider(Provider):
         """The provider's error envelope as (message, code). Subclasses know the shape."""
         return f"HTTP {status}", None
 
-    def redact(self, text: str) -> str:
-        """Remove the API key from any text that may reach a log or message."""
-        key = os.environ.get(self.api_key_env, "").strip()
-        # A key too short to be real would blank out ordinary words instead.
-        return text.replace(key, "[redacted]") if len(key) >= 8 else text
-
     async def with_fetch_retries(self, what: str, make: Any) -> Any:
         """Run `make()` (a poll or a download) up to FETCH_TRIES times on transient faults.
         Gives up with a non-retryable error: the generation itself must not be repeated."""
-        from ..build import retry_delay
-
         for attempt in range(1, FETCH_TRIES + 1):
             try:
                 return await make()
@@ -155,8 +160,6 @@ class HttpProvider(Provider):
 
     async def poll_until(self, what: str, poll: Any, deadline: float) -> Any:
         """Call `poll()` with backoff until it returns non-None or `deadline` passes."""
-        from ..build import retry_scale
-
         delay = self.poll_first
         while True:
             await asyncio.sleep(delay * retry_scale())

@@ -6,7 +6,14 @@ import asyncio
 from typing import Any
 
 from ..sizes import QWEN_NATIVE, SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, Provider
+from .base import (
+    GeneratedImage,
+    GenerationRequest,
+    ModelInfo,
+    OptionSpec,
+    Provider,
+    ProviderInfo,
+)
 
 PREVIEW_RULE = SizeRule(
     step=16,
@@ -20,7 +27,7 @@ PREVIEW_RULE = SizeRule(
 class PreviewProvider(Provider):
     """Draws the copy (headline, subtitle, blocks, footer) in the brand palette, offline."""
 
-    kind = "preview"
+    info = ProviderInfo(kind="preview", billable=False, default_concurrency=2)
     models = {
         "comp": ModelInfo(
             id="comp",
@@ -47,7 +54,6 @@ class PreviewProvider(Provider):
         ),
     }
     output_ext = "png"
-    default_concurrency = 2
 
     def size_for(self, aspect: str) -> tuple[int, int]:
         width, height = super().size_for(aspect)

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import ProviderError
 from ..sizes import QWEN_NATIVE, SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec
+from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
 from .http import HttpProvider, data_uri, new_task_uuid
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,9 @@ _QWEN_2_INFO = ModelInfo(
 class RunwareProvider(HttpProvider):
     """Qwen-Image models on Runware's task API."""
 
-    kind = "runware"
-    api_key_env = "RUNWARE_API_KEY"
-    base_url_env = "RUNWARE_BASE_URL"
-    default_base_url = "https://api.runware.ai/v1"
-    default_concurrency = 4
+    info = ProviderInfo(kind="runware", billable=True, api_key_env="RUNWARE_API_KEY",
+                        base_url_env="RUNWARE_BASE_URL",
+                        default_base_url="https://api.runware.ai/v1", default_concurrency=4)
 
     models = {
         QWEN_2: _QWEN_2_INFO,
@@ -308,7 +306,7 @@ class RunwareProvider(HttpProvider):
             code = _text(ours[0].get("code")) or "taskError"
             message = "; ".join([_describe(ours[0], with_code=False)]
                                 + [_describe(e, with_code=True) for e in ours[1:]])
-            return ProviderError(self.redact(message or "task failed"), code=code,
+            return ProviderError(message or "task failed", code=code,
                                  retryable=_transient_code(code))
         item = _task_item(payload, task_uuid)
         if item is not None and item.get("status") == "error":
@@ -316,7 +314,7 @@ class RunwareProvider(HttpProvider):
             error = item.get("error")
             message = (_describe(error, with_code=False) if isinstance(error, Mapping)
                        else _text(error) or _describe(item, with_code=False))
-            return ProviderError(self.redact(message or "task ended with status error"),
+            return ProviderError(message or "task ended with status error",
                                  code=code, retryable=_transient_code(code))
         return None
 

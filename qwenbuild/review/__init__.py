@@ -20,22 +20,22 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
+from collections.abc import Mapping
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..fsutil import atomic_write, folder_tag
+from ..build import BuildContext, BuildReport, JobResult, Step
+from ..contracts import JobStatus, ManifestEntry, Reason
+from ..fsutil import write_if_changed
+from ..keys import canonical_json
+from ..manifest import Manifest
+from ..plan import Plan, code_digest
+from ..store import Store
 
 if TYPE_CHECKING:
     from jinja2 import Template
-
-    from ..build import BuildReport, JobResult
-    from ..cache import Cache
-    from ..manifest import Manifest
-    from ..plan import Plan
 
 PAGE_NAME = "index.html"
 
@@ -50,86 +50,78 @@ STATUS_LABELS = {
 }
 
 
+class ReviewPageStep(Step):
+    """Write the review page after every build (interrupted ones too)."""
+
+    def build_finished(self, ctx: BuildContext, report: BuildReport) -> None:
+        write_review(ctx.plan, report, ctx.manifest, ctx.previous, ctx.store)
+
+
 def write_review(the_plan: Plan, report: BuildReport, manifest: Manifest,
-                 previous: dict[str, dict[str, Any]], cache: Cache) -> None:
+                 previous: Mapping[str, ManifestEntry], store: Store) -> None:
     """Write `<out>/index.html` for the build that just finished (if its bytes changed).
 
     `previous` holds the manifest entries from before the build, to mark what changed.
     """
-    memory = _LastBuild(cache.root, the_plan.campaign.out)
+    memory = store.last_build(the_plan.campaign.out)
     noop = (not report.interrupted and previous == manifest.entries
-            and all(r.status == "up_to_date" for r in report.results))
+            and all(r.status == JobStatus.UP_TO_DATE for r in report.results))
     signature = _signature(the_plan)
     page = the_plan.campaign.out / PAGE_NAME
     if noop and memory.signature() == signature and page.is_file():
         return  # nothing the page shows has changed: not even rendered (nor its record read)
     last = memory.load()
-    data = review_data(the_plan, report, manifest, previous, cache, last=last,
+    data = review_data(the_plan, report, manifest, previous, store, last=last,
                        noop=noop)
-    memory.save(data, signature)
+    memory.save(_remembered(data), signature)
     write_if_changed(page, render_page(data))
 
 
-def refresh_review(the_plan: Plan, manifest: Manifest, cache: Cache) -> None:
+def refresh_review(the_plan: Plan, manifest: Manifest, store: Store) -> None:
     """Write the page again after the manifest changed outside a build (`qwenbuild check`
     adding text scores): what the last build did stays as it was shown."""
-    from ..build import BuildReport, JobResult
-
     report = BuildReport(the_plan.campaign,
-                         [JobResult(job, "up_to_date", "up to date") for job in the_plan.jobs],
+                         [JobResult(job, JobStatus.UP_TO_DATE, (Reason.UP_TO_DATE,))
+                          for job in the_plan.jobs],
                          stale=[])
-    memory = _LastBuild(cache.root, the_plan.campaign.out)
-    data = review_data(the_plan, report, manifest, dict(manifest.entries), cache,
+    memory = store.last_build(the_plan.campaign.out)
+    data = review_data(the_plan, report, manifest, dict(manifest.entries), store,
                        last=memory.load(), noop=True)
-    memory.save(data, _signature(the_plan))
+    memory.save(_remembered(data), _signature(the_plan))
     write_if_changed(the_plan.campaign.out / PAGE_NAME, render_page(data))
 
 
 def _signature(the_plan: Plan) -> str:
     """What, besides the manifest and the outputs' prompts (both unchanged by a no-op
     build), the page is made from: the campaign's assets in order, and this code."""
-    from ..keys import canonical_json
-    from ..plan import _code_digest
-
     assets = [[a.id, list(a.aspects), list(a.providers), _headline(a.copy)]
               for a in the_plan.campaign.assets]
     return hashlib.sha256(canonical_json(
-        [_code_digest(), the_plan.campaign.name, assets]).encode()).hexdigest()
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Write `data` atomically unless the file already holds exactly these bytes."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    atomic_write(path, data)
-    return True
+        [code_digest(), the_plan.campaign.name, assets]).encode()).hexdigest()
 
 
 def review_data(the_plan: Plan, report: BuildReport, manifest: Manifest,
-                previous: dict[str, dict[str, Any]], cache: Cache,
+                previous: Mapping[str, ManifestEntry], store: Store,
                 last: dict[str, Any] | None = None, noop: bool = False) -> dict[str, Any]:
     """Everything the page shows, as JSON-able data in a stable order.
 
-    `last` (from `_LastBuild`) is what the page showed after the last build. Its prompts
+    `last` (from `store.last_build`) is what the page showed after the last build. Its prompts
     serve outputs whose key is unchanged (rendering thousands of prompts again would cost
     more than the build); on a no-op build (`noop`) it also replaces what this build did by
     what the last build that changed something did.
     """
     campaign = the_plan.campaign
     results = {r.job.output: r for r in report.results}
-    failed = {rel for rel, r in results.items() if r.status == "failed"}
+    failed = {rel for rel, r in results.items() if r.status == JobStatus.FAILED}
     known = (last or {}).get("prompts", {})
     outputs = [
-        _output(rel, manifest.entries.get(rel), results.get(rel), previous, cache, known)
+        _output(rel, manifest.entries.get(rel), results.get(rel), previous, store, known)
         for rel in sorted(set(manifest.entries) | failed)
     ]
     summary = {
-        "generated": report.count("generated"),
-        "cached": report.count("cached"),
-        "up_to_date": report.count("up_to_date"),
+        "generated": report.count(JobStatus.GENERATED),
+        "cached": report.count(JobStatus.CACHED),
+        "up_to_date": report.count(JobStatus.UP_TO_DATE),
         "failed": len(failed),
         "cost": _money(report.cost),
     }
@@ -191,22 +183,22 @@ def review_data(the_plan: Plan, report: BuildReport, manifest: Manifest,
     }
 
 
-def _output(rel: str, entry: dict[str, Any] | None, result: JobResult | None,
-            previous: dict[str, dict[str, Any]], cache: Cache,
+def _output(rel: str, entry: ManifestEntry | None, result: JobResult | None,
+            previous: Mapping[str, ManifestEntry], store: Store,
             known: dict[str, list[Any]]) -> dict[str, Any]:
     """One output (or one failed job without an image) as the page shows it."""
     job = result.job if result else None
     src = None
     changed = ""
     if entry is not None:
-        sha = str(entry.get("sha256", ""))
+        sha = entry.sha256
         # The content hash in the URL makes a browser fetch a rebuilt image again, though
         # its path did not change; it is ignored when the page is opened from file://.
         src = f"{quote(rel)}?v={sha[:12]}"
         before = previous.get(rel)
         if before is None:
             changed = "new"
-        elif before.get("sha256") != sha:
+        elif before.sha256 != sha:
             changed = "changed"
     remembered = known.get(rel)
     if job is not None and remembered and remembered[0] == job.key:
@@ -215,46 +207,53 @@ def _output(rel: str, entry: dict[str, Any] | None, result: JobResult | None,
         prompt, negative = job.request.prompt, job.request.negative
     else:
         # Not built this time (outside --only, or stale): the cache record remembers.
-        record = cache.record(str(entry.get("key", "")), rel.rsplit(".", 1)[-1]) if entry else None
-        inputs = (record or {}).get("inputs") or {}
+        record = store.record(entry.key, rel.rsplit(".", 1)[-1]) if entry else None
+        inputs = (record.inputs if record else None) or {}
         prompt, negative = inputs.get("prompt"), inputs.get("negative")
-    info = entry or {}
     if result is not None:
-        status = result.status
-    elif info.get("stale"):
+        status = str(result.status)
+    elif entry is not None and entry.stale:
         status = "stale"
     else:
         status = "kept"
-    asset = job.asset if job else str(info.get("asset", ""))
-    width = info.get("width", job.width if job else None)
-    height = info.get("height", job.height if job else None)
-    cost = info.get("cost_usd") if entry is not None else None
+    if entry is not None:
+        asset, aspect, provider = entry.asset, entry.aspect, entry.provider
+        kind, model, seed = entry.kind, entry.model, entry.seed
+        width, height = entry.width, entry.height
+    elif job is not None:  # a failed job that never had an output
+        asset, aspect, provider = job.asset, job.aspect, job.provider
+        kind, model, seed = job.kind, job.model, job.seed
+        width, height = job.width, job.height
+    if job is not None:  # what this build planned wins over what the manifest says
+        asset, aspect, provider = job.asset, job.aspect, job.provider
+        kind, model, seed = job.kind, job.model, job.seed
+    cost = entry.cost_usd if entry is not None else None
     return {
         "output": rel,
         "src": src,
         "asset": asset,
-        "aspect": job.aspect if job else info.get("aspect", ""),
-        "provider": job.provider if job else info.get("provider", ""),
-        "kind": job.kind if job else info.get("kind", ""),
-        "model": job.model if job else info.get("model", ""),
-        "seed": job.seed if job else info.get("seed"),
+        "aspect": aspect,
+        "provider": provider,
+        "kind": kind,
+        "model": model,
+        "seed": seed,
         "variant": job.variant if job else _variant(rel, asset),
-        "provider_seed": info.get("provider_seed"),
+        "provider_seed": entry.provider_seed if entry is not None else None,
         "width": width,
         "height": height,
         "size": f"{width}×{height}" if width and height else "",
-        "bytes": _bytes(info.get("bytes")),
+        "bytes": _bytes(entry.bytes if entry is not None else None),
         "cost_usd": cost,
         "cost": _money(cost),
-        "sha256": str(info.get("sha256", ""))[:12],
+        "sha256": entry.sha256[:12] if entry is not None else "",
         "prompt": prompt,
         "negative": negative,
         "status": status,
         "status_label": STATUS_LABELS[status],
         "reason": result.reason if result and status != "up_to_date" else "",
         "error": result.error if result else None,
-        "key": str(info.get("key") or (job.key if job else "")),
-        "text": _text_check(info.get("text_check")),
+        "key": (entry.key if entry is not None else "") or (job.key if job else ""),
+        "text": _text_check(entry.text_check if entry is not None else None),
         "changed": changed,
         # A failed rebuild leaves the last good image in place; say which one is shown.
         "previous_kept": status == "failed" and entry is not None,
@@ -266,44 +265,21 @@ _BUILD_FIELDS = ("status", "status_label", "reason", "error", "changed", "previo
 _SUMMARY_FIELDS = ("generated", "cached", "up_to_date", "failed", "cost")
 
 
-class _LastBuild:
-    """What the last build that changed something did, per output: machine-local, in the
-    cache folder beside the stat cache (never in the output folder, which stays clean)."""
-
-    def __init__(self, cache_root: Path, out: Path) -> None:
-        tag = folder_tag(out)
-        self.path = cache_root / "state" / f"{tag}.review.json"
-        # Apart: a no-op build compares it without reading the (large) record.
-        self.signature_path = cache_root / "state" / f"{tag}.review.sig"
-
-    def signature(self) -> str | None:
-        try:
-            return self.signature_path.read_text("utf-8")
-        except OSError:
-            return None
-
-    def load(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def save(self, data: dict[str, Any], signature: str) -> None:
-        record = {
-            "build": {k: data["summary"][k] for k in _SUMMARY_FIELDS},
-            "outputs": {
-                item["output"]: {k: item[k] for k in ("sha256", *_BUILD_FIELDS)}
-                for item in data["outputs"] if item["src"]
-            },
-            "prompts": {
-                item["output"]: [item["key"], item["prompt"], item["negative"]]
-                for item in data["outputs"] if item["key"] and item["prompt"] is not None
-            },
-        }
-        write_if_changed(self.path, json.dumps(record, sort_keys=True,
-                                               separators=(",", ":")).encode())
-        write_if_changed(self.signature_path, signature.encode())
+def _remembered(data: dict[str, Any]) -> dict[str, Any]:
+    """What the store keeps of a page for the next build (`LastBuildRecord`): what this
+    build did per output, and the prompts of each key (rendering thousands again would
+    cost more than a no-op build)."""
+    return {
+        "build": {k: data["summary"][k] for k in _SUMMARY_FIELDS},
+        "outputs": {
+            item["output"]: {k: item[k] for k in ("sha256", *_BUILD_FIELDS)}
+            for item in data["outputs"] if item["src"]
+        },
+        "prompts": {
+            item["output"]: [item["key"], item["prompt"], item["negative"]]
+            for item in data["outputs"] if item["key"] and item["prompt"] is not None
+        },
+    }
 
 
 def _ordered(present: set[str], preferred: Any) -> list[str]:

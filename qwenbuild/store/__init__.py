@@ -1,0 +1,9 @@
+"""The store: the cache folder and everything in it (see `store.py` for the layout)."""
+
+from .location import cache_root, find_repo_root
+from .locks import OutputLock
+from .records import KeyMemo, LastBuildRecord, StatCache
+from .store import RECORD_KINDS, Liveness, RecordKind, Store, StoredImage
+
+__all__ = ["RECORD_KINDS", "KeyMemo", "LastBuildRecord", "Liveness", "OutputLock",
+           "RecordKind", "StatCache", "Store", "StoredImage", "cache_root", "find_repo_root"]

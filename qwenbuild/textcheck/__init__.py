@@ -17,21 +17,19 @@ column) because sparse-text OCR loses the order of a headline wrapped beside oth
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..campaign import Asset, Campaign
 from ..errors import TemplateError
-from ..fsutil import atomic_write
+from ..keys import canonical_json
+from ..plan import Job, Plan, job_context
+from ..prompts import Prompts, collapse
+from ..store import Store
 from .engines import OcrEngine, OcrFailed, OcrWord
 from .score import Words, is_cjk, match_line, normalise
-
-if TYPE_CHECKING:
-    from ..campaign import Asset, Campaign
-    from ..plan import Job, Plan
-    from ..prompts import Prompts
 
 #: Bump when preprocessing or scoring changes: every cached result is then read again.
 CHECK_VERSION = 1
@@ -125,9 +123,6 @@ class TextResult:
 
 def expected_lines(campaign: Campaign, asset: Asset, job: Job, prompts: Prompts) -> tuple[str, ...]:
     """The lines `job`'s image must show. Raises TemplateError for a broken expect_text."""
-    from ..plan import job_context
-    from ..prompts import collapse
-
     if asset.expect_text is None:
         lines: list[str] = []
         for key in ("headline", "subtitle"):
@@ -147,8 +142,6 @@ def expected_lines(campaign: Campaign, asset: Asset, job: Job, prompts: Prompts)
 def expectations(the_plan: Plan) -> dict[str, tuple[str, ...]]:
     """Expected lines of every job of a plan, by output path. Every template problem is
     reported at once (TemplateError, exit code 2) before anything is read or generated."""
-    from ..prompts import Prompts
-
     campaign = the_plan.campaign
     prompts = Prompts(campaign.template_dirs)
     assets = {a.id: a for a in campaign.assets}
@@ -297,28 +290,25 @@ def read_image(engine: OcrEngine, path: Path, lines: Sequence[str],
 
 
 class TextChecker:
-    """Checks images with one engine, caching each result under `<cache>/textcheck/`."""
+    """Checks images with one engine, caching each result in the store by image."""
 
-    def __init__(self, engine: OcrEngine, cache_root: Path) -> None:
+    def __init__(self, engine: OcrEngine, store: Store) -> None:
         self.engine = engine
-        self.root = cache_root / "textcheck" / "results"
+        self.results = store.text_results
 
-    def _path(self, sha256: str, lines: Sequence[str], languages: Sequence[str]) -> Path:
-        from ..keys import canonical_json
-
-        digest = hashlib.sha256(canonical_json({
+    def _digest(self, sha256: str, lines: Sequence[str], languages: Sequence[str]) -> str:
+        return hashlib.sha256(canonical_json({
             "v": CHECK_VERSION, "image": sha256, "lines": list(lines),
             "languages": list(languages), "engine": self.engine.identity(),
         }).encode()).hexdigest()
-        return self.root / digest[:2] / f"{digest}.json"
 
     def cached(self, sha256: str, lines: Sequence[str]) -> TextResult | None:
         """The cached result for this image and text, or None (never calls the engine)."""
         languages, _ = plan_languages(lines, self.engine.languages())
+        data = self.results.get(self._digest(sha256, lines, languages))
         try:
-            data = json.loads(self._path(sha256, lines, languages).read_text("utf-8"))
-            return TextResult.from_json(data)
-        except (OSError, ValueError, KeyError, TypeError):
+            return TextResult.from_json(data) if data is not None else None
+        except (ValueError, KeyError, TypeError):
             return None
 
     def check(self, path: Path, sha256: str, lines: Sequence[str]) -> TextResult:
@@ -347,10 +337,10 @@ class TextChecker:
         if result.error is not None:
             return  # a failed read is never cached
         languages, _ = plan_languages(lines, self.engine.languages())
-        path = self._path(sha256, lines, languages)
-        if not path.is_file():
-            data = json.dumps(result.to_json(), ensure_ascii=False, sort_keys=True)
-            atomic_write(path, data.encode("utf-8"))
+        digest = self._digest(sha256, lines, languages)
+        if self.results.get(digest) is None:
+            # `image` names the image the result is about, for `cache gc`.
+            self.results.put(digest, {**result.to_json(), "image": sha256})
 
 
 __all__ = ["AMBER", "CHECK_VERSION", "DEFAULT_MIN_SCORE", "ERROR", "GREEN", "GREEN_AT",

@@ -7,10 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-
-def colour_enabled(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never with NO_COLOR set or TERM=dumb."""
-    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+from .common import colour_enabled
 
 
 class Progress:

@@ -1,104 +1,28 @@
 """Planning: campaign -> jobs (asset x aspect x provider x seed), each with its key.
 
-`plan()` is pure apart from reading templates and reference images. `assess()` compares
-the jobs with the manifest and the cache to say what a build would do and why.
+`plan()` is pure apart from reading templates and reference images (and the key memo in
+the store, which lets an unchanged job skip rendering its prompts).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import hashlib
+import io
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .campaign import Asset, Campaign
-from .errors import InputError, TemplateError, UsageError
-from .fsutil import folder_tag
-from .keys import canonical_json, job_key
-from .prompts import Prompts
-from .providers import provider_class
-from .providers.base import GenerationRequest, Provider, Reference
-from .sizes import aspect_dir, orientation
-
-
-@dataclass(frozen=True, eq=False)
-class Job:
-    """One image to produce: asset x aspect x provider x seed.
-
-    The rendered request (prompt, negative prompt, references) is made on first use: when
-    the key is known from an earlier run with the same inputs, a job that is up to date is
-    never rendered at all.
-    """
-
-    asset: str
-    aspect: str
-    provider: str
-    kind: str
-    model: str
-    seed: int
-    variant: int
-    output: str  # relative to the campaign's output root, POSIX separators
-    width: int
-    height: int
-    key: str
-    _make: Callable[[], tuple[GenerationRequest, dict[str, Any]]] = field(repr=False)
-    _made: list[tuple[GenerationRequest, dict[str, Any]]] = field(
-        default_factory=list, repr=False)
-
-    def _materialise(self) -> tuple[GenerationRequest, dict[str, Any]]:
-        if not self._made:
-            self._made.append(self._make())
-        return self._made[0]
-
-    @property
-    def request(self) -> GenerationRequest:
-        return self._materialise()[0]
-
-    @property
-    def key_fields(self) -> dict[str, Any]:
-        return self._materialise()[1]
-
-    @property
-    def label(self) -> str:
-        return f"{self.asset} {self.aspect} {self.provider} seed {self.seed}"
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which jobs of the campaign to consider (the CLI's --only, --provider, --aspect)."""
-
-    only: tuple[str, ...] = ()
-    providers: tuple[str, ...] = ()
-    aspects: tuple[str, ...] = ()
-
-    def check(self, campaign: Campaign) -> None:
-        problems = []
-        for pattern in self.only:
-            if not any(fnmatch.fnmatchcase(a.id, pattern) for a in campaign.assets):
-                problems.append(f"--only {pattern}: matches no asset id of {campaign.path.name}")
-        used = {p for a in campaign.assets for p in a.providers}
-        for name in self.providers:
-            if name not in used:
-                problems.append(f"--provider {name}: no asset of {campaign.path.name} uses it "
-                                f"(used: {', '.join(sorted(used))})")
-        aspects = {x for a in campaign.assets for x in a.aspects}
-        for aspect in self.aspects:
-            if aspect not in aspects:
-                problems.append(f"--aspect {aspect}: no asset of {campaign.path.name} has it "
-                                f"(used: {', '.join(sorted(aspects))})")
-        if problems:
-            raise UsageError(problems)
-
-    def wants(self, asset: str, aspect: str, provider: str) -> bool:
-        return (
-            (not self.only or any(fnmatch.fnmatchcase(asset, p) for p in self.only))
-            and (not self.providers or provider in self.providers)
-            and (not self.aspects or aspect in self.aspects)
-        )
+from ..campaign import Asset, Campaign
+from ..errors import InputError, TemplateError
+from ..keys import canonical_json, job_key
+from ..prompts import Prompts
+from ..providers import provider_class
+from ..providers.base import GenerationRequest, Provider, ProviderSpec, Reference
+from ..sizes import orientation
+from ..store import KeyMemo, Store
+from .jobs import Job, Selection, output_path
 
 
 @dataclass(frozen=True)
@@ -110,7 +34,7 @@ class Plan:
     #: Output paths of the whole campaign, selected or not (for stale detection).
     all_outputs: frozenset[str]
     providers: dict[str, Provider]
-    memo: _KeyMemo | None = None
+    memo: KeyMemo | None = None
 
     def remember(self) -> None:
         """Save the keys of this plan's jobs, so the next run of unchanged inputs need not
@@ -119,13 +43,12 @@ class Plan:
             self.memo.save()
 
 
-def output_path(asset: Asset, aspect: str, provider: str, ext: str, variant: int) -> str:
-    suffix = f"-v{variant}" if len(asset.seeds) > 1 else ""
-    return f"{aspect_dir(aspect)}/{provider}/{asset.id}{suffix}.{ext}"
+def plan(campaign: Campaign, selection: Selection | None = None,
+         store: Store | None = None) -> Plan:
+    """Expand the campaign into jobs. Raises InputError listing every problem found.
 
-
-def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
-    """Expand the campaign into jobs. Raises InputError listing every problem found."""
+    Keys of jobs planned before with the same inputs come from the store's key memo."""
+    selection = selection or Selection()
     selection.check(campaign)
     providers = {
         name: provider_class(spec.kind)(spec) for name, spec in campaign.providers.items()
@@ -142,8 +65,8 @@ def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
             seen_problems.add(message)
             problems.append(message)
 
-    memo = _KeyMemo(campaign)
-    inputs_of = _Fingerprints(campaign, prompts)
+    memo = (store or Store(campaign.cache_dir)).key_memo(campaign.path)
+    inputs_of = Fingerprints(campaign, prompts)
     for asset in campaign.assets:
         refs = references.load(asset, report)
         asset_digest = inputs_of.asset(asset, refs)
@@ -160,12 +83,13 @@ def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
                     make = functools.partial(_render, campaign, asset, aspect, provider, seed,
                                              variant, refs, prompts)
                     fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant)
-                    common = dict(asset=asset.id, aspect=aspect, provider=spec.name,
-                                  kind=spec.kind, model=spec.model, seed=seed, variant=variant,
-                                  output=out, width=width, height=height)
+                    job = Job(asset=asset.id, aspect=aspect, provider=spec.name,
+                              kind=spec.kind, model=spec.model, seed=seed, variant=variant,
+                              output=out, width=width, height=height, key="",
+                              billable=provider.info.billable, make=make)
                     known = memo.get(fingerprint)
                     if known is not None:
-                        jobs.append(Job(**common, key=known, _make=make))
+                        jobs.append(replace(job, key=known))
                         continue
                     try:
                         request, fields = make()
@@ -180,13 +104,13 @@ def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
                     key = job_key(fields)
                     if not rules:
                         memo.put(fingerprint, key)
-                    jobs.append(Job(**common, key=key, _make=make, _made=[(request, fields)]))
+                    jobs.append(replace(job, key=key, _made=[(request, fields)]))
     if problems:
         raise InputError(problems)
     return Plan(campaign, tuple(jobs), frozenset(all_outputs), providers, memo)
 
 
-def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: Any, width: int,
+def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: ProviderSpec, width: int,
                 height: int, seed: int, variant: int) -> dict[str, Any]:
     """What a job's templates see (the prompt, the negative prompt, `expect_text`)."""
     return {
@@ -261,14 +185,14 @@ def _render(
     return request, fields
 
 
-class _Fingerprints:
+class Fingerprints:
     """A cheap digest of everything a job's key is computed from, before any rendering:
     qwenbuild's own code, every template file, the asset's copy, brand, template and
     references, the provider table, aspect, seed and variant. Equal fingerprints give equal
     keys, so the key of a fingerprint seen before can be reused without rendering."""
 
     def __init__(self, campaign: Campaign, prompts: Prompts) -> None:
-        digest = hashlib.sha256(_code_digest().encode())
+        digest = hashlib.sha256(code_digest().encode())
         for path in prompts.files():
             digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
         self.base = digest.hexdigest()
@@ -283,7 +207,8 @@ class _Fingerprints:
             asset.negative, asset.prompt_extend, asset.copy, [r.sha256 for r in refs],
         ], ensure_ascii=False, default=str))
 
-    def job(self, asset_digest: str, spec: Any, aspect: str, seed: int, variant: int) -> str:
+    def job(self, asset_digest: str, spec: ProviderSpec, aspect: str, seed: int,
+            variant: int) -> str:
         provider = self._providers.get(spec.name)
         if provider is None:
             provider = _sha(canonical_json([spec.name, spec.kind, spec.model, spec.options]))
@@ -291,52 +216,15 @@ class _Fingerprints:
         return _sha(f"{asset_digest}|{provider}|{aspect}|{seed}|{variant}")
 
 
-class _KeyMemo:
-    """fingerprint -> key of the jobs planned before, per campaign file, per machine."""
-
-    def __init__(self, campaign: Campaign) -> None:
-        tag = folder_tag(campaign.path)
-        self.path = campaign.cache_dir / "plans" / f"{tag}.json"
-        try:
-            self.entries: dict[str, str] = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            self.entries = {}
-        self._new: dict[str, str] = {}
-        self._keep: set[str] = set()
-
-    def get(self, fingerprint: str) -> str | None:
-        key = self.entries.get(fingerprint)
-        if key is not None:
-            self._keep.add(fingerprint)
-        return key
-
-    def put(self, fingerprint: str, key: str) -> None:
-        self._new[fingerprint] = key
-        self._keep.add(fingerprint)
-
-    def save(self) -> None:
-        if not self._new:
-            return
-        # Keep what this run used or added, and older entries only while the memo is small
-        # (they serve other selections of the same campaign, e.g. --only).
-        merged = {**self.entries, **self._new}
-        if len(merged) > 4 * max(1, len(self._keep)):
-            merged = {k: v for k, v in merged.items() if k in self._keep}
-        from .fsutil import atomic_write
-
-        atomic_write(self.path, json.dumps(merged, separators=(",", ":")).encode())
-        self.entries, self._new = merged, {}
-
-
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
-def _code_digest() -> str:
+def code_digest() -> str:
     """Size and mtime of qwenbuild's own modules: a code change (a provider's rule, the
     prompt collapsing) must not reuse keys computed by other code."""
-    root = Path(__file__).parent
+    root = Path(__file__).parent.parent
     parts = []
     for path in sorted(root.rglob("*.py")):
         st = path.stat()
@@ -363,8 +251,6 @@ class _References:
         return tuple(refs)
 
     def _read(self, path: Path, where: str, report: Any) -> Reference | None:
-        import io
-
         from PIL import Image, UnidentifiedImageError
 
         shown = _shown(path, self.campaign.root)
@@ -395,78 +281,3 @@ def _shown(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-
-# -- what a build would do ------------------------------------------------------------------
-
-BUILD, CACHED, UP_TO_DATE = "build", "cached", "up_to_date"
-
-_FIELD_REASONS = (
-    ("prompt", "prompt changed"),
-    ("negative", "negative prompt changed"),
-    (("width", "height"), "size changed"),
-    ("seed", "seed changed"),
-    (("kind", "model"), "model changed"),
-    ("references", "references changed"),
-    ("prompt_extend", "prompt_extend changed"),
-    ("options", "options changed"),
-    ("design", "copy or brand changed"),
-    ("renderer", "preview renderer changed"),
-)
-
-
-@dataclass(frozen=True)
-class Assessment:
-    job: Job
-    status: str  # build | cached | up_to_date
-    reason: str
-
-
-def assess(
-    the_plan: Plan,
-    manifest: Any,
-    cache: Any,
-    stats: Any,
-    force: bool = False,
-) -> list[Assessment]:
-    """Say, job by job, whether a build would call the provider, restore from the cache,
-    or leave the output alone, and why."""
-    out = the_plan.campaign.out
-    result = []
-    for job in the_plan.jobs:
-        entry = manifest.entries.get(job.output)
-        reason = _why(job, entry, out / job.output, stats, cache)
-        if force:
-            result.append(Assessment(job, BUILD, "forced"))
-        elif reason is None:
-            result.append(Assessment(job, UP_TO_DATE, "up to date"))
-        elif cache.has(job.key, job.output.rsplit(".", 1)[1]):
-            result.append(Assessment(job, CACHED, reason if entry else "restored from cache"))
-        else:
-            result.append(Assessment(job, BUILD, reason))
-    return result
-
-
-def _why(job: Job, entry: dict[str, Any] | None, file: Path, stats: Any, cache: Any) -> str | None:
-    """Why the output is not up to date, or None when it is."""
-    if entry is None:
-        return "new"
-    if entry.get("key") != job.key:
-        return _changed(job, entry, cache)
-    return stats.problem(job.output, file, entry.get("sha256", ""))
-
-
-def _changed(job: Job, entry: dict[str, Any], cache: Any) -> str:
-    ext = job.output.rsplit(".", 1)[1]
-    old = cache.record(entry.get("key", ""), ext) if entry.get("key") else None
-    before = (old or {}).get("inputs")
-    if before is None:
-        # Without the old record, the manifest still knows size, seed and model.
-        before = {k: entry.get(k) for k in ("width", "height", "seed", "kind", "model")}
-    reasons = []
-    for fields, reason in _FIELD_REASONS:
-        names = fields if isinstance(fields, tuple) else (fields,)
-        if any(n in before and before[n] != job.key_fields.get(n) for n in names):
-            reasons.append(reason)
-    return ", ".join(reasons) or "inputs changed"

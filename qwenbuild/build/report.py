@@ -1,0 +1,89 @@
+"""What a build did: one `JobResult` per job, and the `BuildReport` of the whole build."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..campaign import Campaign
+from ..contracts import JobStatus, Reason, reason_text
+from ..plan import Job
+
+
+@dataclass
+class JobResult:
+    job: Job
+    status: JobStatus
+    reasons: tuple[Reason, ...] = ()
+    error: str | None = None
+    cost: float | None = None
+    #: Text rerolls made for this job (build --verify-text).
+    rerolls: int = 0
+
+    @property
+    def reason(self) -> str:
+        """Why the job was built, as text (`prompt changed; 1 text reroll`)."""
+        text = reason_text(self.reasons)
+        if self.rerolls:
+            text += f"; {self.rerolls} text reroll{'s' if self.rerolls != 1 else ''}"
+        return text
+
+
+#: The error of a job that had not finished when the build was interrupted.
+INTERRUPTED = "interrupted before it finished"
+
+
+@dataclass(repr=False)  # asyncio may format a finished task's result: 20,000 jobs of it
+class BuildReport:
+    campaign: Campaign
+    results: list[JobResult]
+    stale: list[str]
+    interrupted: bool = False
+    seconds: float = 0.0
+    #: Export renditions written by this build (paths relative to the output root).
+    exports: list[str] = field(default_factory=list)
+
+    def count(self, status: JobStatus) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def cost(self) -> float:
+        return round(sum(r.cost or 0.0 for r in self.results
+                         if r.status == JobStatus.GENERATED), 6)
+
+    @property
+    def failed(self) -> list[JobResult]:
+        return [r for r in self.results if r.status == JobStatus.FAILED]
+
+    def to_json(self) -> dict[str, Any]:
+        root = self.campaign.root
+        return {
+            "generated": self.count(JobStatus.GENERATED),
+            "cached": self.count(JobStatus.CACHED),
+            "up_to_date": self.count(JobStatus.UP_TO_DATE),
+            "failed": self.count(JobStatus.FAILED),
+            "cost_usd": self.cost,
+            "stale": self.stale,
+            "interrupted": self.interrupted,
+            "seconds": self.seconds,
+            "exports": self.exports,
+            "jobs": [
+                {
+                    "asset": r.job.asset,
+                    "aspect": r.job.aspect,
+                    "provider": r.job.provider,
+                    "seed": r.job.seed,
+                    "key": r.job.key,
+                    "status": str(r.status),
+                    "output": _relative(self.campaign.out / r.job.output, root),
+                    "error": r.error,
+                }
+                for r in self.results
+            ],
+        }
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()

@@ -1,0 +1,38 @@
+"""`qwenbuild cache gc [ROOT]`: remove what the cache holds that no manifest needs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .common import Parser
+from .removal import add_dry_run, print_removal
+
+NAME = "cache"
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        NAME, parents=parents, help="manage the image cache",
+        description="Manage the image cache.")
+    commands = p.add_subparsers(dest="cache_command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    gc = commands.add_parser(
+        "gc", parents=parents, help="remove cache entries no manifest references",
+        description="Remove what the cache holds that no manifest.json in the repository "
+                    "references (images, their records, text-check results, reroll "
+                    "choices), stray temporary files, and machine-local records of output "
+                    "folders and campaigns that no longer exist; report the bytes freed.")
+    gc.add_argument("root", metavar="ROOT", nargs="?",
+                    help="folder searched for manifests (default: the repository holding the "
+                         "current folder)")
+    add_dry_run(gc)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..maintenance import cache_gc, default_root
+
+    root = Path(args.root) if args.root else default_root()
+    return print_removal(cache_gc(root, dry_run=args.dry_run), args, "cache files")

@@ -1,0 +1,84 @@
+"""`qwenbuild plan CAMPAIGN`: what a build would do, job by job, and what it would cost."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_campaign_arguments,
+    error,
+    paint,
+    print_json,
+    selection,
+)
+
+NAME = "plan"
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        NAME, parents=parents, help="show what a build would do, job by job",
+        description="Show what a build would do and why, without doing it.")
+    add_campaign_arguments(p)
+    p.add_argument("--check", action="store_true",
+                   help="for CI: exit 1, listing what and why, when anything would be "
+                        "generated, restored or rendered or an output is stale, missing or "
+                        "modified; never writes anything")
+    return p
+
+
+_MARKS = {"build": ("build", "33"), "cached": ("cached", "36"), "up_to_date": ("ok", "32"),
+          "render": ("render", "33")}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..campaign import load_campaign
+    from ..contracts import Action
+    from ..costs import usd
+    from ..survey import survey
+
+    campaign = load_campaign(args.campaign)
+    # --check is for CI: it must not write even the machine-local key memo.
+    found = survey(campaign, selection(args), remember=not args.check)
+    pending = found.pending()
+    out = sys.stdout
+    if args.json:
+        print_json(found.to_json())
+    elif args.check:
+        if not args.quiet:
+            for what, path, why in pending:
+                print(f"{paint(what, '33', out):>10}  {path}  ({why})", file=out)
+    elif not args.quiet:
+        for a in found.assessments:
+            print(f"{paint(*_MARKS[a.action], out):>10}  {found.shown(a.job.output)}  "
+                  f"({a.reason})", file=out)
+        for e in found.exports:
+            print(f"{paint(*_MARKS[e.action], out):>10}  {found.shown(e.job.output)}  "
+                  f"({e.reason.value})", file=out)
+        for rel in (*found.stale, *found.stale_exports):
+            print(f"{paint('stale', '35', out):>10}  {found.shown(rel)}  "
+                  "(no longer in the campaign; qwenbuild clean removes it)", file=out)
+    if not args.json and not args.check:
+        stale = len(found.stale) + len(found.stale_exports)
+        print(f"{len(found.assessments)} jobs: {found.count(Action.GENERATE)} to generate, "
+              f"{found.count(Action.RESTORE)} from cache, {found.count(Action.KEEP)} up to "
+              "date" + (f", {stale} stale" if stale else ""), file=out)
+        cost = f"estimated cost {usd(found.estimate.usd)}"
+        if campaign.budget is not None:
+            over = found.estimate.usd > campaign.budget
+            cost += (f" (budget {usd(campaign.budget)}"
+                     + ("; over it: build will refuse)" if over else ")"))
+        print(cost, file=out)
+    if args.check:
+        if pending:
+            error(f"{campaign.shown}: {len(pending)} outputs do not match the campaign; run "
+                  f"qwenbuild build (and qwenbuild clean for stale ones), then commit")
+            return EXIT_FAILED
+        if not args.json and not args.quiet:
+            print(f"{campaign.shown}: all {len(found.assessments)} outputs and "
+                  f"{len(found.exports)} exports up to date", file=out)
+    return EXIT_OK

@@ -1,0 +1,37 @@
+"""`qwenbuild providers`: provider kinds, their models, sizes, prices, options and keys."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import EXIT_OK, print_json
+
+NAME = "providers"
+
+
+def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        NAME, parents=parents, help="list provider kinds, models, sizes and prices",
+        description="List provider kinds, their models, the size each aspect resolves to, "
+                    "price per image, their options, and whether each API key is set.")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..providers import catalogue
+
+    rows = catalogue()
+    if args.json:
+        print_json(rows)
+        return EXIT_OK
+    for row in rows:
+        key = ("no key needed" if row["api_key_env"] is None else
+               f"{row['api_key_env']} {'set' if row['api_key_set'] else 'NOT set'}")
+        print(f"{row['kind']:<12} {row['model']:<28} ${row['price_usd']:<7.4f} {key}")
+        if args.quiet:
+            continue
+        print("    " + "  ".join(f"{a} {s}" for a, s in row["sizes"].items()))
+        if row["options"]:
+            print("    options: " + ", ".join(row["options"]))
+    return EXIT_OK

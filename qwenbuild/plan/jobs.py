@@ -1,0 +1,113 @@
+"""Jobs: one image to produce (asset x aspect x provider x seed), and which jobs a command
+selects."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..campaign import Asset, Campaign
+from ..errors import UsageError
+from ..providers.base import GenerationRequest
+from ..sizes import aspect_dir
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One image to produce: asset x aspect x provider x seed.
+
+    The rendered request (prompt, negative prompt, references) is made on first use: when
+    the key is known from an earlier run with the same inputs, a job that is up to date is
+    never rendered at all.
+    """
+
+    asset: str
+    aspect: str
+    provider: str
+    kind: str
+    model: str
+    seed: int
+    variant: int
+    output: str  # relative to the campaign's output root, POSIX separators
+    width: int
+    height: int
+    key: str
+    #: Whether its provider charges for images (budgets and spending guards count it).
+    billable: bool
+    make: Callable[[], tuple[GenerationRequest, dict[str, Any]]] = field(repr=False)
+    _made: list[tuple[GenerationRequest, dict[str, Any]]] = field(
+        default_factory=list, repr=False)
+
+    def _materialise(self) -> tuple[GenerationRequest, dict[str, Any]]:
+        if not self._made:
+            self._made.append(self.make())
+        return self._made[0]
+
+    @property
+    def request(self) -> GenerationRequest:
+        return self._materialise()[0]
+
+    @property
+    def key_fields(self) -> dict[str, Any]:
+        return self._materialise()[1]
+
+    @property
+    def ext(self) -> str:
+        """The extension of the output file (png, jpg, webp)."""
+        return self.output.rsplit(".", 1)[1]
+
+    @property
+    def label(self) -> str:
+        return f"{self.asset} {self.aspect} {self.provider} seed {self.seed}"
+
+    def with_request(self, request: GenerationRequest, fields: dict[str, Any],
+                     key: str) -> Job:
+        """The same output made from another request (a text reroll's new seed)."""
+        made = (request, fields)
+        return Job(asset=self.asset, aspect=self.aspect, provider=self.provider,
+                   kind=self.kind, model=self.model, seed=request.seed, variant=self.variant,
+                   output=self.output, width=self.width, height=self.height, key=key,
+                   billable=self.billable, make=lambda: made, _made=[made])
+
+
+def output_path(asset: Asset, aspect: str, provider: str, ext: str, variant: int) -> str:
+    """`<W>x<H>/<provider>/<asset>[-vN].<ext>`: the `-vN` only when the asset has several
+    seeds. Existing repositories rely on these paths; never change them silently."""
+    suffix = f"-v{variant}" if len(asset.seeds) > 1 else ""
+    return f"{aspect_dir(aspect)}/{provider}/{asset.id}{suffix}.{ext}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which jobs of the campaign to consider (the CLI's --only, --provider, --aspect)."""
+
+    only: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    aspects: tuple[str, ...] = ()
+
+    def check(self, campaign: Campaign) -> None:
+        problems = []
+        for pattern in self.only:
+            if not any(fnmatch.fnmatchcase(a.id, pattern) for a in campaign.assets):
+                problems.append(f"--only {pattern}: matches no asset id of {campaign.path.name}")
+        used = {p for a in campaign.assets for p in a.providers}
+        for name in self.providers:
+            if name not in used:
+                problems.append(f"--provider {name}: no asset of {campaign.path.name} uses it "
+                                f"(used: {', '.join(sorted(used))})")
+        aspects = {x for a in campaign.assets for x in a.aspects}
+        for aspect in self.aspects:
+            if aspect not in aspects:
+                problems.append(f"--aspect {aspect}: no asset of {campaign.path.name} has it "
+                                f"(used: {', '.join(sorted(aspects))})")
+        if problems:
+            raise UsageError(problems)
+
+    def wants(self, asset: str, aspect: str, provider: str) -> bool:
+        return (
+            (not self.only or any(fnmatch.fnmatchcase(asset, p) for p in self.only))
+            and (not self.providers or provider in self.providers)
+            and (not self.aspects or aspect in self.aspects)
+        )
