@@ -81,7 +81,8 @@ def write_campaign(folder: Path, jobs: int, provider_table: str, provider: str,
                    per_asset: int = 4) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     assets = max(1, jobs // per_asset)
-    text = [HEADER.format(templates=(ROOT / "templates").as_posix(), provider=provider),
+    templates = (ROOT / "qwenbuild" / "templates").as_posix()
+    text = [HEADER.format(templates=templates, provider=provider),
             provider_table]
     aspects = '["1:1", "3:4", "16:9", "9:16"]' if per_asset == 4 else '["1:1"]'
     for i in range(assets):

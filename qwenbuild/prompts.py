@@ -54,7 +54,7 @@ class Prompts:
 
     def files(self) -> list[Path]:
         """Every file in the template folders (what a prompt may depend on)."""
-        out = []
+        out: list[Path] = []
         for folder in self.folders:
             if folder.is_dir():
                 out.extend(p for p in folder.rglob("*") if p.is_file())

@@ -1,9 +1,10 @@
 """`qwenbuild init`: a brand asset repository that builds at once.
 
-The files come from `scaffold_files/` (package data): the prompt templates (copies of the
-repository's `templates/`), an example campaign on the offline preview provider, a README
-walking through the workflow, a `.gitignore` (the cache and the per-machine review page
-stay out of git) and a `.gitattributes` (binary images, LF text, Git LFS suggested).
+The files come from package data: the prompt templates (`qwenbuild/templates/`, the one
+copy, which the demo projects use too) and `scaffold_files/`: an example campaign on the
+offline preview provider, a README walking through the workflow, a `.gitignore` (the
+cache and the per-machine review page stay out of git) and a `.gitattributes` (binary
+images, LF text, Git LFS suggested).
 The campaign schema is generated for the installed qwenbuild, so editors check campaign
 files against the version that builds them.
 """
@@ -45,7 +46,8 @@ def scaffold_files() -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for name, target in _RENAMES.items():
         files[target] = (package / name).read_bytes()
-    for item in sorted((package / "templates").iterdir(), key=lambda i: i.name):
+    templates = resources.files("qwenbuild") / "templates"
+    for item in sorted(templates.iterdir(), key=lambda i: i.name):
         if item.name.endswith(".j2"):
             files[f"templates/{item.name}"] = item.read_bytes()
     files[SCHEMA_PATH] = schema_text().encode("utf-8")

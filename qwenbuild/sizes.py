@@ -122,11 +122,11 @@ def _resolve(rule: SizeRule, aspect: str) -> tuple[int, int]:
             close,
             key=lambda c: (
                 abs(math.log(c[0] * c[1] / rule.native_area)),
-                ratio_error(*c, aspect),
+                ratio_error(c[0], c[1], aspect),
                 -c[0],
             ),
         )
-    return min(candidates, key=lambda c: (ratio_error(*c, aspect), -c[0] * c[1]))
+    return min(candidates, key=lambda c: (ratio_error(c[0], c[1], aspect), -c[0] * c[1]))
 
 
 def _floor_to(value: float, step: int) -> int:

@@ -57,7 +57,8 @@ def test_editing_one_headline_regenerates_exactly_that_assets_jobs(project: Path
     before = _manifest(project)["outputs"]
     project.write_text(project.read_text().replace("SECOND STORY", "SECOND STORY, EDITED"))
     plan = run("plan", project, "--json").json()
-    to_build = {(j["asset"], j["aspect"], j["seed"]) for j in plan["jobs"] if j["status"] == "build"}
+    to_build = {(j["asset"], j["aspect"], j["seed"]) for j in plan["jobs"]
+                if j["status"] == "build"}
     assert {a for a, _, _ in to_build} == {"story"}
     assert all(j["reason"] == "prompt changed, copy or brand changed"
                for j in plan["jobs"] if j["status"] == "build")
@@ -158,7 +159,7 @@ def test_plain_output_and_plan_text(project: Path, run) -> None:
 def test_cache_location_defaults_to_the_repository(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("QWENBUILD_CACHE_DIR")
     repo = tmp_path / "repo"
-    shutil.copytree(REPO / "templates", repo / "templates")
+    shutil.copytree(REPO / "qwenbuild" / "templates", repo / "templates")
     (repo / ".git").mkdir()
     camp = repo / "projects" / "p" / "campaign.toml"
     camp.parent.mkdir(parents=True)
@@ -181,7 +182,7 @@ def test_python_dash_m_and_help() -> None:
 
 def test_demo_project_builds_offline_and_is_stable(tmp_path: Path) -> None:
     """The README's demo, in a copy of the repository, as a subprocess."""
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    shutil.copytree(REPO / "qwenbuild" / "templates", tmp_path / "qwenbuild" / "templates")
     shutil.copytree(REPO / "projects" / "aurelia-transit", tmp_path / "projects/aurelia-transit",
                     ignore=shutil.ignore_patterns("out"))
     camp = tmp_path / "projects/aurelia-transit/campaign.toml"

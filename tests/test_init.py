@@ -68,7 +68,14 @@ def test_init_into_the_current_folder(tmp_path: Path, run, monkeypatch) -> None:
     assert run("init", file).code == 2
 
 
-def test_scaffolded_templates_are_the_repositorys_templates() -> None:
-    shipped = REPO / "qwenbuild" / "scaffold_files" / "templates"
-    ours = {p.name: p.read_bytes() for p in (REPO / "templates").glob("*.j2")}
-    assert {p.name: p.read_bytes() for p in shipped.glob("*.j2")} == ours
+def test_scaffolded_templates_are_the_shipped_templates() -> None:
+    """One copy of the templates: the package's, which init writes and the demos use."""
+    from qwenbuild.scaffold import scaffold_files
+
+    shipped = {f"templates/{p.name}": p.read_bytes()
+               for p in (REPO / "qwenbuild" / "templates").glob("*.j2")}
+    written = {k: v for k, v in scaffold_files().items() if k.startswith("templates/")}
+    assert written == shipped and len(shipped) >= 4
+    assert not (REPO / "templates").exists()
+    for campaign in (REPO / "projects").glob("*/*.toml"):
+        assert '"../../qwenbuild/templates"' in campaign.read_text(), campaign

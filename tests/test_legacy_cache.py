@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, run_subprocess
-from .test_live_demos import _api_calls, fakes  # noqa: F401 (fixture)
+from .test_live_demos import _api_calls
+from .test_live_demos import fakes as fakes  # noqa: F401 (a fixture)
 
 LEGACY = REPO / "tests" / "data" / "legacy-v0.1"
 PAID = ("rw20b", "rw2", "aiml", "emp")

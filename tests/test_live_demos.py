@@ -61,7 +61,7 @@ def _api_calls(apps: dict[str, object]) -> int:
 @pytest.mark.parametrize("name", [p.parent.name for p in LIVE])
 def test_live_campaign_builds_against_the_fakes(name: str, tmp_path: Path,
                                                 fakes: dict[str, object]) -> None:
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    shutil.copytree(REPO / "qwenbuild" / "templates", tmp_path / "qwenbuild" / "templates")
     shutil.copytree(REPO / "projects" / name, tmp_path / "projects" / name,
                     ignore=shutil.ignore_patterns("out", "out-live"))
     campaign = tmp_path / "projects" / name / "live.toml"

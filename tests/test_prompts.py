@@ -73,7 +73,8 @@ def test_missing_top_level_variable(tmp_path: Path) -> None:
 
 def test_syntax_error_has_line(tmp_path: Path) -> None:
     (problem,) = _error(tmp_path, "ok\n{% if copy.headline %}\nno end\n")
-    assert problem.startswith("asset poster: template t.j2: syntax error at line 2: Unexpected end of template")
+    assert problem.startswith("asset poster: template t.j2: syntax error at line 2: "
+                              "Unexpected end of template")
 
 
 def test_negative_prompt_is_a_template_too(tmp_path: Path) -> None:
@@ -124,10 +125,11 @@ def test_shipped_templates_render_every_demo_within_provider_limits() -> None:
 
 def test_shipped_templates_need_a_headline(tmp_path: Path) -> None:
     for name in ("poster.j2", "infographic.j2", "social.j2"):
-        body = (REPO / "templates" / name).read_text()
+        body = (REPO / "qwenbuild" / "templates" / name).read_text()
         folder = tmp_path / name
+        macros = (REPO / "qwenbuild/templates/_macros.j2").read_text()
         build_file_tree(folder, {"templates/" + name: body,
-                                 "templates/_macros.j2": (REPO / "templates/_macros.j2").read_text(),
+                                 "templates/_macros.j2": macros,
                                  "campaign.toml": CAMPAIGN.format(template=name, negative="x")
                                  .replace('headline = "HELLO"', 'subtitle = "only"')})
         with pytest.raises(InputError) as info:

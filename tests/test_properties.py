@@ -122,7 +122,8 @@ def test_order_of_tables_and_keys_does_not_change_keys(doc: dict[str, Any], shuf
 
 
 MUTATIONS = {
-    "headline": lambda d: d["assets"][0]["copy"].update(headline=d["assets"][0]["copy"]["headline"] + "!"),
+    "headline": lambda d: d["assets"][0]["copy"].update(
+        headline=d["assets"][0]["copy"]["headline"] + "!"),
     "negative": lambda d: d["defaults"].update(negative=d["defaults"]["negative"] + " x"),
     "seed": lambda d: d["assets"][0].update(seeds=[s + 1 for s in d["assets"][0]["seeds"]]),
     "brand": lambda d: d["brand"].update(name=d["brand"]["name"] + "?"),

@@ -187,7 +187,8 @@ def test_the_api_key_is_never_written(tmp_path: Path, fake: FakeAimlapi, cache_d
 
 
 def test_no_output_lands_outside_the_output_folder(tmp_path: Path, run) -> None:
-    body = ('[campaign]\nname = "p"\n[brand]\nname = "B"\n[providers.tiny]\nkind = "preview"\nscale = 0.1\n'
+    body = ('[campaign]\nname = "p"\n[brand]\nname = "B"\n'
+            '[providers.tiny]\nkind = "preview"\nscale = 0.1\n'
             '[[assets]]\nid = "a"\ntemplate = "poster.j2"\naspects = ["1:1"]\n'
             'providers = ["tiny"]\n[assets.copy]\nheadline = "HI"\n')
     build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE, "campaign.toml": body})

@@ -24,6 +24,7 @@ from ..campaign import Campaign
 from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
 from ..costs import check_budget
 from ..errors import BudgetError, ProviderError
+from ..exports import ExportsStep
 from ..fsutil import sweep_temporary_files
 from ..images import verify_image
 from ..keys import normalise
@@ -31,7 +32,10 @@ from ..manifest import Manifest
 from ..plan import Assessment, Job, Plan, Selection, assess, plan
 from ..provenance import write_output
 from ..retry import retry_delay
+from ..review import ReviewPageStep
 from ..store import StatCache, Store
+from ..textcheck.choices import restore_source
+from ..textcheck.reroll import VerifyTextStep
 from .report import INTERRUPTED, BuildReport, JobResult
 from .steps import Step
 
@@ -63,10 +67,6 @@ class BuildOptions:
 def default_steps(options: BuildOptions) -> list[Step]:
     """The steps of `qwenbuild build`: the text check (with --verify-text), export
     renditions, then the review page (which shows the other two)."""
-    from ..exports import ExportsStep
-    from ..review import ReviewPageStep
-    from ..textcheck.reroll import VerifyTextStep
-
     steps: list[Step] = []
     if options.verify_text:
         steps.append(VerifyTextStep(options.min_score, options.max_rerolls,
@@ -242,8 +242,6 @@ class Build:
     def _restore(self, job: Job) -> bool:
         """Copy a stored image to the job's output. False when the entry turns out damaged
         (it is discarded: the job is generated again)."""
-        from ..textcheck.choices import restore_source
-
         source = restore_source(self.store, job)
         found = self.store.load(source.key, job.ext)
         if found is None:

@@ -102,7 +102,7 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
         raise CampaignError([f"{shown}: {p}" for p in problems])
     # The parts that are valid are still checked for meaning, so that one run reports all.
     indexed = parts.get("assets", [])
-    model = CampaignFile.model_construct(
+    whole = CampaignFile.model_construct(
         campaign=parts["campaign"],
         brand=parts.get("brand") or {},
         copy_=parts.get("copy_") or {},
@@ -112,7 +112,7 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
         exports=[spec for _, spec in parts.get("exports", [])],
     )
     indexed = [(i, spec, failed | defaults_failed) for i, spec, failed in indexed]
-    campaign = _resolve(model, path.resolve(), problems, indexed, shown,
+    campaign = _resolve(whole, path.resolve(), problems, indexed, shown,
                         parts.get("exports", []))
     if problems:
         raise CampaignError([f"{shown}: {p}" for p in problems])

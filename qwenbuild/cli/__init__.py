@@ -14,6 +14,8 @@ import logging
 import sys
 from types import ModuleType
 
+from ..errors import QwenbuildError
+from ..redact import redact
 from . import (
     build,
     cache,
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     for action in root._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
-                child._json_errors = json_errors  # type: ignore[attr-defined]
+                child._json_errors = json_errors
     args, extras = root.parse_known_args(argv)
     if extras:
         # An option the command does not know: say so with the command's usage, not the
@@ -105,8 +107,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(module: ModuleType, args: argparse.Namespace) -> int:
-    from ..errors import QwenbuildError
-
     try:
         code: int = module.run(args)
         return code
@@ -139,7 +139,6 @@ def _run(module: ModuleType, args: argparse.Namespace) -> int:
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     """Logging is configured here only; library modules use `getLogger(__name__)`. Every
     record goes through the redaction of secrets (qwenbuild/redact.py)."""
-    from ..redact import redact
 
     class Redacting(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:

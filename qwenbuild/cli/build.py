@@ -6,10 +6,12 @@ import argparse
 import sys
 from typing import Any
 
+from ..errors import UsageError
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    Parser,
     add_campaign_arguments,
     add_jobs_option,
     error,
@@ -24,7 +26,7 @@ from .common import (
 NAME = "build"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="generate what changed, restore what is cached",
         description="Build a campaign: generate only what changed; restore from the cache "
@@ -51,8 +53,6 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.Arg
 
 def min_score(value: float) -> float:
     """Validate --min-score. Raises UsageError."""
-    from ..errors import UsageError
-
     if not 0.0 <= value <= 1.0:
         raise UsageError(f"--min-score must be between 0 and 1 (got {value:g})")
     return value
@@ -61,7 +61,6 @@ def min_score(value: float) -> float:
 def run(args: argparse.Namespace) -> int:
     from ..build.executor import BuildOptions, build
     from ..campaign import load_campaign
-    from ..errors import UsageError
     from .progress import Progress
 
     jobs = jobs_option(args)

@@ -12,11 +12,12 @@ from .removal import add_dry_run, print_removal
 NAME = "cache"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="manage the image cache",
         description="Manage the image cache.")
-    commands = p.add_subparsers(dest="cache_command", metavar="COMMAND", parser_class=Parser)
+    commands = p.add_subparsers(dest="cache_command", metavar="COMMAND",
+                                parser_class=Parser)
     commands.required = True
     gc = commands.add_parser(
         "gc", parents=parents, help="remove cache entries no manifest references",

@@ -10,6 +10,7 @@ from .build import min_score
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
+    Parser,
     add_campaign_arguments,
     add_jobs_option,
     colour_enabled,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 NAME = "check"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents,
         help="read the text in each output back and score it against the copy",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_campaign_arguments
+from .common import Parser, add_campaign_arguments
 from .removal import add_dry_run, print_removal
 
 NAME = "clean"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="remove outputs the campaign no longer makes",
         description="Remove the outputs and export renditions that the manifest lists but "

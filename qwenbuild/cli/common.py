@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
+from ..errors import UsageError
+
 #: Exit codes (README "Exit codes"): all done; some jobs failed (or a check found text
 #: that reads wrong); invalid input or usage, nothing done; an internal error of qwenbuild
 #: (a bug: please report it; EX_SOFTWARE of sysexits.h); interrupted (Ctrl-C, SIGTERM).
@@ -56,11 +58,11 @@ def _suggest(typed: str, choices: Sequence[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def common_parent() -> argparse.ArgumentParser:
+def common_parent() -> Parser:
     """The options every command takes, before or after the command's name. Declared once:
     the same parent serves the main parser and each command; SUPPRESS keeps a value given
     before the command from being reset by the command's own default."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = Parser(add_help=False)
     group = parent.add_argument_group("common options")
     group.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="log details, and show the traceback of an internal error")
@@ -100,8 +102,6 @@ def add_jobs_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def jobs_option(args: argparse.Namespace) -> int | None:
-    from ..errors import UsageError
-
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("-j/--jobs must be at least 1")
     return int(args.jobs) if args.jobs is not None else None
@@ -109,7 +109,6 @@ def jobs_option(args: argparse.Namespace) -> int | None:
 
 def selection(args: argparse.Namespace) -> Any:
     """The Selection of --only, --provider and --aspect. Raises UsageError."""
-    from ..errors import UsageError
     from ..plan import Selection
     from ..sizes import ASPECTS
 
@@ -152,4 +151,4 @@ def print_json_error(message: str, **where: Any) -> None:
 
 def relative(path: Any, root: Any) -> str:
     """A path relative to a folder, with forward slashes, as messages show paths."""
-    return os.path.relpath(path, root).replace(os.sep, "/")
+    return str(os.path.relpath(path, root)).replace(os.sep, "/")

@@ -12,13 +12,13 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_OK
+from .common import EXIT_OK, Parser
 
 NAME = "completion"
 SHELLS = ("bash", "zsh", "fish")
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="print a shell completion script (bash, zsh, fish)",
         description="Print a completion script for SHELL: commands, their options, and "

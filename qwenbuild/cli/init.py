@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, paint, print_json
+from .common import EXIT_OK, Parser, paint, print_json
 
 NAME = "init"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="scaffold a brand asset repository that builds at once",
         description="Write a new brand asset repository: templates/, an example campaign "

@@ -6,12 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_FAILED, EXIT_OK, print_json
+from ..errors import InputError
+from .common import EXIT_FAILED, EXIT_OK, Parser, print_json
 
 NAME = "inspect"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="print the provenance stored in an output image",
         description="Print what made an image: prompt, negative prompt, seed, model, "
@@ -22,7 +23,6 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.Arg
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
     from ..provenance import FIELDS, ProvenanceError, inspect_file
 
     try:

@@ -9,6 +9,7 @@ from typing import Any
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
+    Parser,
     add_campaign_arguments,
     error,
     paint,
@@ -19,7 +20,7 @@ from .common import (
 NAME = "plan"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="show what a build would do, job by job",
         description="Show what a build would do and why, without doing it.")

@@ -50,7 +50,7 @@ class Progress:
 
     def _output(self, result: Any) -> str:
         path = self.campaign.out / result.job.output
-        return os.path.relpath(path, self.campaign.root).replace(os.sep, "/")
+        return str(os.path.relpath(path, self.campaign.root)).replace(os.sep, "/")
 
     def _bar(self) -> None:
         width = 28

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import EXIT_OK, print_json
+from .common import EXIT_OK, Parser, print_json
 
 NAME = "providers"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="list provider kinds, models, sizes and prices",
         description="List provider kinds, their models, the size each aspect resolves to, "

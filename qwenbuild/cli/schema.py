@@ -6,12 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_OK
+from .common import EXIT_OK, Parser
 
 NAME = "schema"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents, help="print the JSON Schema of campaign files",
         description="Print the JSON Schema of campaign files, for editors with TOML schema "

@@ -8,7 +8,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .common import EXIT_OK, add_campaign_arguments
+from ..errors import UsageError
+from .common import EXIT_OK, Parser, add_campaign_arguments
 
 if TYPE_CHECKING:
     from ..build import JobResult
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 NAME = "watch"
 
 
-def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents,
         help="build, then rebuild on every change and serve a live review page",
@@ -102,7 +103,6 @@ class WatchPrinter:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UsageError
     from ..watch import watch
 
     if not 0 <= args.port <= 65535:

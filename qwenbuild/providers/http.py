@@ -175,7 +175,9 @@ class HttpProvider(Provider):
 
     async def download(self, url: str) -> bytes:
         """Stream an image URL (http/https only, redirects checked) with a size cap."""
-        return await self.with_fetch_retries("download", lambda: self._download_once(url))
+        data: bytes = await self.with_fetch_retries("download",
+                                                    lambda: self._download_once(url))
+        return data
 
     async def _download_once(self, url: str) -> bytes:
         import httpx

@@ -426,7 +426,8 @@ def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Pla
 
     headline, subtitle = _text(copy.get("headline")), _text(copy.get("subtitle"))
     footer, blocks = _text(copy.get("footer")), _blocks(copy.get("blocks"))
-    extras = [x for k, v in copy.items() if k not in _CORE_COPY_KEYS | _DESCRIPTION_KEYS and (x := _text(v, " · "))]
+    skipped = _CORE_COPY_KEYS | _DESCRIPTION_KEYS
+    extras = [x for k, v in copy.items() if k not in skipped and (x := _text(v, " · "))]
     extras = extras[:6]
     landscape, portrait = aspect >= 1.2, aspect <= 0.8
     zones: dict[str, Box] = {}

@@ -150,7 +150,7 @@ class RunwareProvider(HttpProvider):
 
     # The base declares a class-wide default; here the extension follows each spec's options.
     @property
-    def output_ext(self) -> str:  # type: ignore[misc, override]
+    def output_ext(self) -> str:  # type: ignore[override]
         """The extension of the files this provider returns, from `output_format`."""
         return OUTPUT_EXTS[str(self.spec.options.get("output_format", "PNG"))]
 
@@ -351,7 +351,7 @@ def _finished(item: Mapping[str, Any]) -> bool:
     """Whether an item is a final result (status success, or no status and an image)."""
     status = item.get("status")
     if status is not None:
-        return status == "success"
+        return bool(status == "success")
     return any(item.get(k) for k in ("imageURL", "imageBase64Data", "imageDataURI"))
 
 

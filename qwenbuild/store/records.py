@@ -15,7 +15,7 @@ from typing import Any
 from ..fsutil import atomic_write, file_sha256, write_if_changed
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     """The JSON in `path`, or None when it is missing or unreadable (a record is a cache:
     a damaged one is as good as none)."""
     try:
@@ -31,7 +31,7 @@ class KeyMemo:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        found = _read_json(path)
+        found = read_json(path)
         self.entries: dict[str, str] = found if isinstance(found, dict) else {}
         self._new: dict[str, str] = {}
         self._keep: set[str] = set()
@@ -65,7 +65,7 @@ class StatCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        found = _read_json(path)
+        found = read_json(path)
         self.entries: dict[str, list[Any]] = found if isinstance(found, dict) else {}
         self._dirty = False
 
@@ -125,7 +125,7 @@ class LastBuildRecord:
             return None
 
     def load(self) -> dict[str, Any] | None:
-        found = _read_json(self.path)
+        found = read_json(self.path)
         return found if isinstance(found, dict) else None
 
     def save(self, record: dict[str, Any], signature: str) -> None:
@@ -148,7 +148,7 @@ class JsonRecords:
         return self.folder / f"{digest}.json"
 
     def get(self, digest: str) -> dict[str, Any] | None:
-        found = _read_json(self.path(digest))
+        found = read_json(self.path(digest))
         return found if isinstance(found, dict) else None
 
     def put(self, digest: str, data: dict[str, Any]) -> None:

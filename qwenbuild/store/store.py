@@ -31,7 +31,7 @@ from ..fsutil import folder_tag, is_temporary
 from ..images import VerifiedImage
 from .backend import LocalBackend
 from .locks import OutputLock, hold_all
-from .records import JsonRecords, KeyMemo, LastBuildRecord, StatCache, _read_json
+from .records import JsonRecords, KeyMemo, LastBuildRecord, StatCache, read_json
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _stem(name: str) -> str:
 
 
 def _result_live(name: str, live: Liveness, root: Path) -> bool:
-    data = _read_json(root / name)
+    data = read_json(root / name)
     image = data.get("image") if isinstance(data, dict) else None
     # Results written before they named their image cannot be matched: they go (reading an
     # image again costs a second of OCR, never money).
@@ -122,7 +122,7 @@ class Store:
     def get(self, key: str, ext: str) -> StoredImage | None:
         """The image stored for `key`, or None. A half-written entry counts as absent."""
         image_name, record_name = self._names(key, ext)
-        data = _read_json(self.root / record_name)
+        data = read_json(self.root / record_name)
         if not isinstance(data, dict):
             return None
         path = self.local.path(image_name)

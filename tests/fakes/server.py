@@ -143,8 +143,8 @@ class FakeServer:
         self.url = f"http://{host}:{port}"
         app.base_url = self.url
         # A short poll interval makes shutdown() quick (the default waits up to 0.5 s).
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> FakeServer:
         self.thread.start()
