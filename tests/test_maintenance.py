@@ -198,3 +198,49 @@ def test_cache_gc_waits_for_a_running_build(project: Path, run, cache_dir: Path)
         result = run("cache", "gc", project.parent)
     assert result.code == 2
     assert f"a build is running (pid {os.getpid()})" in result.err
+
+
+def test_cache_gc_collects_every_record_kind_the_store_declares(
+        project: Path, run, cache_dir: Path, tmp_path: Path) -> None:
+    """One file of each kind that nothing needs goes; one that a manifest needs stays."""
+    from qwenbuild.fsutil import folder_tag
+    from qwenbuild.store import RECORD_KINDS
+
+    assert run("build", project).code == 0
+    entry = _manifest(project)["outputs"]["9x16/small/story.png"]
+    live_key, live_image = entry["key"], entry["sha256"]
+    dead_key, dead_image = "d" * 64, "e" * 64
+    store = Store(cache_dir)
+    # Live records: the build made objects, a key memo, a stat cache, a review record and
+    # a lock for this campaign; a text-check result and a reroll choice are added here.
+    store.text_results.put("1" * 64, {"image": live_image, "lines": []})
+    store.choices.put(live_key, {"key": live_key})
+    # Dead ones, one of each kind.
+    dead = {
+        "objects": [f"objects/dd/{dead_key}.png", f"objects/dd/{dead_key}.json"],
+        "textcheck/choices": [f"textcheck/choices/{dead_key}.json"],
+        "textcheck/results": ["textcheck/results/22/" + "2" * 64 + ".json",
+                              "textcheck/results/33/" + "3" * 64 + ".json"],
+        "plans": [f"plans/{folder_tag(tmp_path / 'gone.toml')}.json"],
+        "state": [f"state/{folder_tag(tmp_path / 'gone-out')}.json",
+                  f"state/{folder_tag(tmp_path / 'gone-out')}.review.json"],
+        "locks": [f"locks/{folder_tag(tmp_path / 'gone-out')}.lock"],
+    }
+    assert set(dead) == {kind.folder for kind in RECORD_KINDS}, "a kind without a test"
+    for names in dead.values():
+        for name in names:
+            (cache_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (cache_dir / name).write_text("{}")
+    # A result about an image no manifest lists, and one from before results named theirs.
+    (cache_dir / dead["textcheck/results"][0]).write_text(json.dumps({"image": dead_image}))
+    live_files = {p.relative_to(cache_dir).as_posix() for p in cache_dir.rglob("*")
+                  if p.is_file()} - {n for names in dead.values() for n in names}
+    assert {name.split("/")[0] for name in live_files} >= {
+        "objects", "plans", "state", "locks", "textcheck"}
+
+    result = run("cache", "gc", project.parent.parent, "--json")
+    assert result.code == 0, result.err
+    removed = {r["path"] for r in result.json()["removed"]}
+    assert removed == {n for names in dead.values() for n in names}
+    left = {p.relative_to(cache_dir).as_posix() for p in cache_dir.rglob("*") if p.is_file()}
+    assert left == live_files

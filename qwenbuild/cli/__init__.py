@@ -85,16 +85,19 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 child._json_errors = json_errors
-    args, extras = root.parse_known_args(argv)
-    if extras:
-        # An option the command does not know: say so with the command's usage, not the
-        # top-level one, and suggest the closest option.
-        target = _command_parser(root, args.command) or root
-        target.error(f"unrecognized arguments: {' '.join(extras)}")
-    settle_common(args)
+    try:
+        args, extras = root.parse_known_args(argv)
+        if extras:
+            # An option the command does not know: say so with the command's usage, not
+            # the top-level one, and suggest the closest option.
+            target = _command_parser(root, args.command) or root
+            target.error(f"unrecognized arguments: {' '.join(extras)}")
+        settle_common(args)
+        if args.verbose and args.quiet:
+            root.error("-v/--verbose and -q/--quiet contradict each other; give one")
+    except SystemExit as exc:  # --help, --version, and usage errors (exit code 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     args.root_parser = root
-    if args.verbose and args.quiet:
-        root.error("-v/--verbose and -q/--quiet contradict each other; give one")
     _configure_logging(args.verbose, args.quiet)
     module = next(m for m in COMMANDS if m.NAME == args.command)
     try:

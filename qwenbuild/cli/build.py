@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     threshold = min_score(args.min_score)
     campaign = load_campaign(args.campaign)
     progress = Progress(campaign, quiet=args.json or args.quiet,
-                        stream=sys.stderr if args.json else sys.stdout)
+                        stream=sys.stderr if args.json else sys.stdout, summary=not args.json)
     report = build(campaign, selection(args), BuildOptions(
         force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
         on_plan=progress.start, budget_usd=args.budget, verify_text=args.verify_text,

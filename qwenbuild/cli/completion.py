@@ -37,7 +37,12 @@ def commands(parser: argparse.ArgumentParser) -> dict[str, tuple[list[str], bool
             if isinstance(action, argparse._SubParsersAction):
                 for name, child in action.choices.items():
                     walk(child, f"{prefix} {name}".strip())
-        if prefix:
+        subcommands = [name for action in p._actions
+                       if isinstance(action, argparse._SubParsersAction)
+                       for name in action.choices]
+        if prefix and subcommands:
+            found[prefix] = (subcommands, False)
+        elif prefix:
             options = sorted(s for a in p._actions for s in a.option_strings
                              if a.help != argparse.SUPPRESS)
             takes_file = any(not a.option_strings and a.metavar in ("CAMPAIGN", "IMAGE",
@@ -68,7 +73,6 @@ _qwenbuild() {{
         "") COMPREPLY=($(compgen -W "{" ".join(top)} --help --version -v -q --json" -- "$cur"))
             return ;;
 {cases}
-        cache*) opts="gc"; files=0 ;;
         *) opts=""; files=1 ;;
     esac
     if [[ "$cur" == -* || $files -eq 0 ]]; then

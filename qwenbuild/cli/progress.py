@@ -11,9 +11,13 @@ from .common import colour_enabled
 
 
 class Progress:
-    def __init__(self, campaign: Any, quiet: bool = False, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, campaign: Any, quiet: bool = False, stream: TextIO = sys.stdout,
+                 summary: bool = True) -> None:
         self.campaign = campaign
+        #: No bar and no line per job (failures are still printed).
         self.quiet = quiet
+        #: The summary when the build ends (-q keeps it; --json has its own report).
+        self.summary = summary
         self.stream = stream
         self.tty = stream.isatty()
         self.color = colour_enabled(stream)
@@ -68,10 +72,10 @@ class Progress:
     def finish(self, report: Any) -> None:
         if self.tty and not self.quiet:
             self.stream.write("\n")
-        if self.quiet:
+        if not self.summary:
             return
         out = self.stream
-        for rel in report.stale:
+        for rel in report.stale if not self.quiet else ():
             path = os.path.relpath(self.campaign.out / rel, self.campaign.root)
             print(f"{self._paint('stale', '35')}  {path}: no longer in the campaign "
                   "(kept; not deleted)", file=out)
