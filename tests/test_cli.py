@@ -127,3 +127,9 @@ def test_zsh_and_fish_scripts_name_every_command(shell: str) -> None:
         proc = subprocess.run([checker, *flag], input=result.out, capture_output=True,
                               text=True, timeout=30)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_verbose_errors_are_one_message_without_a_stray_line(tmp_path: Path) -> None:
+    result = run_subprocess("-v", "plan", tmp_path / "missing.toml")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [f"ERROR: {tmp_path / 'missing.toml'}: no such file"]

@@ -114,8 +114,9 @@ def _run(module: ModuleType, args: argparse.Namespace) -> int:
         code: int = module.run(args)
         return code
     except QwenbuildError as exc:
+        # An error qwenbuild reports is the message; -v shows where it came from.
         if args.verbose:
-            logging.getLogger("qwenbuild").exception("error")
+            logging.getLogger("qwenbuild").debug("raised", exc_info=True)
         error(str(exc))
         if args.json:
             print_json_error(str(exc), kind=type(exc).__name__,
@@ -130,7 +131,9 @@ def _run(module: ModuleType, args: argparse.Namespace) -> int:
         raise
     except Exception as exc:  # a bug of ours: say so plainly, traceback only with -v
         if args.verbose:
-            logging.getLogger("qwenbuild").exception("internal error")
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         message = (f"internal error: {type(exc).__name__}: {exc} (a bug in qwenbuild; "
                    "run with -v for the traceback and report it)")
         error(message)
