@@ -159,7 +159,8 @@ def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
                         continue
                     make = functools.partial(_render, campaign, asset, aspect, provider, seed,
                                              variant, refs, prompts)
-                    fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant)
+                    fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant,
+                                                provider.key_environment())
                     common = dict(asset=asset.id, aspect=aspect, provider=spec.name,
                                   kind=spec.kind, model=spec.model, seed=seed, variant=variant,
                                   output=out, width=width, height=height)
@@ -264,7 +265,8 @@ def _render(
 class _Fingerprints:
     """A cheap digest of everything a job's key is computed from, before any rendering:
     qwenbuild's own code, every template file, the asset's copy, brand, template and
-    references, the provider table, aspect, seed and variant. Equal fingerprints give equal
+    references, the provider table (and what the provider's key reads from this machine,
+    `Provider.key_environment`), aspect, seed and variant. Equal fingerprints give equal
     keys, so the key of a fingerprint seen before can be reused without rendering."""
 
     def __init__(self, campaign: Campaign, prompts: Prompts) -> None:
@@ -283,10 +285,12 @@ class _Fingerprints:
             asset.negative, asset.prompt_extend, asset.copy, [r.sha256 for r in refs],
         ], ensure_ascii=False, default=str))
 
-    def job(self, asset_digest: str, spec: Any, aspect: str, seed: int, variant: int) -> str:
+    def job(self, asset_digest: str, spec: Any, aspect: str, seed: int, variant: int,
+            environment: str = "") -> str:
         provider = self._providers.get(spec.name)
         if provider is None:
-            provider = _sha(canonical_json([spec.name, spec.kind, spec.model, spec.options]))
+            provider = _sha(canonical_json([spec.name, spec.kind, spec.model, spec.options,
+                                            environment]))
             self._providers[spec.name] = provider
         return _sha(f"{asset_digest}|{provider}|{aspect}|{seed}|{variant}")
 
@@ -413,6 +417,7 @@ _FIELD_REASONS = (
     ("options", "options changed"),
     ("design", "copy or brand changed"),
     ("renderer", "preview renderer changed"),
+    ("fonts", "preview fonts changed"),
 )
 
 
