@@ -9,7 +9,8 @@ Text is drawn through a font fallback chain (``preview_fonts``: the built-in fon
 the system fonts fontconfig lists, chosen by each font's cmap), so every script an
 installed font covers is drawn, and the comp depends on the installed fonts only through
 what ``fonts_key`` records. Palette names resolve through a colour-name table
-(``colours``).
+(``colours``). :func:`render_edit_png` draws new copy over a parent image, the offline
+stand-in for an edit request.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, ImageStat
 
 from . import colours
 from . import preview_fonts as fonts
@@ -116,6 +117,7 @@ class _TextEl:
     origin: tuple[int, int]
     panel: RGB | None  # solid fill directly behind the text when it sits on a panel
     display: bool  # display type may take brand colours; body copy sticks to ink/paper
+    zone: Box  # the layout box the text was fitted to (an edit covers it, see render_edit)
 
     @property
     def bbox(self) -> Box:
@@ -153,7 +155,7 @@ class _Plan:
             e = fit.ext
             ox = box[2] - e[2] if right else box[0] - e[0]
             oy = box[3] - e[3] if bottom else box[1] - e[1]
-            self.texts.append(_TextEl(fit, (ox, oy), panel, display))
+            self.texts.append(_TextEl(fit, (ox, oy), panel, display, box))
 
 
 def _split(a: int, b: int, weights: Sequence[float], gap: int) -> list[tuple[int, int]]:
@@ -461,4 +463,113 @@ def render_png(width: int, height: int, seed: int, design: Mapping[str, Any]) ->
     """render_comp, encoded as PNG bytes deterministically (no metadata, no timestamps)."""
     buf = io.BytesIO()
     render_comp(width, height, seed, design).save(buf, "PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def _parent_image(
+    parent: bytes | Image.Image, width: int, height: int
+) -> tuple[Image.Image, bool]:
+    """The parent as RGB, scaled to cover width x height and centre-cropped to it, and
+    whether that changed its aspect ratio (by more than 2%)."""
+    if isinstance(parent, Image.Image):
+        im = parent.copy()
+    else:
+        try:
+            with Image.open(io.BytesIO(parent)) as opened:
+                opened.load()
+                im = opened.copy()
+        except (OSError, SyntaxError, ValueError) as exc:  # Pillow's "cannot identify", etc.
+            raise ValueError(f"the parent is not a readable image ({exc})") from exc
+    im = ImageOps.exif_transpose(im) or im
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.new("RGB", rgba.size, _PAPER)
+        im.paste(rgba, mask=rgba.getchannel("A"))
+    im = im.convert("RGB")
+    reframed = abs(math.log((im.width / im.height) / (width / height))) > math.log(1.02)
+    if im.size != (width, height):
+        im = ImageOps.fit(im, (width, height), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    return im, reframed
+
+
+def _plate(region: Image.Image) -> tuple[Image.Image, list[RGB]]:
+    """A text-free stand-in for a region of the parent: a linear gradient between the
+    medians of its two halves (top/bottom or left/right, whichever differ more). Medians
+    ignore text, which covers less than half of a region; the gradient continues the
+    parent's own shading, so on a comp's backdrop the plate does not show."""
+    w, h = region.size
+
+    def med(box: Box) -> RGB:
+        m = ImageStat.Stat(region.crop(box)).median
+        return (m[0], m[1], m[2])
+
+    top, bottom = med((0, 0, w, max(1, h // 2))), med((0, h // 2, w, h))
+    left, right = med((0, 0, max(1, w // 2), h)), med((w // 2, 0, w, h))
+    vertical = sum(abs(a - b) for a, b in zip(top, bottom, strict=True)) >= sum(
+        abs(a - b) for a, b in zip(left, right, strict=True))
+    a, b = (top, bottom) if vertical else (left, right)
+    strip = Image.new("RGB", (1, 2) if vertical else (2, 1), a)
+    strip.putpixel((0, 1) if vertical else (1, 0), b)
+    return strip.resize((w, h), Image.Resampling.BILINEAR), [a, b]
+
+
+def render_edit(
+    parent: bytes | Image.Image,
+    width: int,
+    height: int,
+    seed: int,
+    design: Mapping[str, Any],
+    *,
+    soften: bool | None = None,
+) -> Image.Image:
+    """The offline stand-in for an edit request: the parent image (scaled to cover
+    width x height, centre-cropped) with the design's copy laid out as render_comp lays
+    it out. Each text element's layout box is first covered by a plate made from the
+    parent's own colours there (``_plate``), so text of the parent there is replaced (a
+    parent comp of the same layout loses its old copy, and on its backdrop the plate does
+    not show); the text is then drawn in an ink with >= 4.5:1 contrast on the plate. Elsewhere
+    the parent's pixels show unchanged (including any of its text outside the new layout's
+    text boxes).
+
+    ``soften`` blurs the parent (radius 2.5% of the short side) so its own text turns into
+    texture and only its composition and colours carry over. By default it is on when the
+    parent had to be cropped to another aspect ratio (a reframe: the parent's copy sits
+    where the new layout does not expect it) and off when the aspect is the same (a
+    localised or re-worded edit, where the plates replace the parent's copy).
+
+    Raises ValueError for an invalid size or a parent that is not a readable image.
+    """
+    plan = _plan(width, height, seed, design)
+    img, reframed = _parent_image(parent, width, height)
+    if soften if soften is not None else reframed:
+        img = img.filter(ImageFilter.GaussianBlur(max(1.0, min(width, height) * 0.025)))
+    plates: list[tuple[Box, Image.Image, list[RGB]]] = []
+    for el in plan.texts:  # sample every plate before drawing any: order cannot matter
+        (zx0, zy0, zx1, zy1), (bx0, by0, bx1, by1) = el.zone, el.bbox
+        x0 = min(width - 1, max(0, min(zx0, bx0)))
+        y0 = min(height - 1, max(0, min(zy0, by0)))
+        x1 = max(x0 + 1, min(width, max(zx1, bx1)))
+        y1 = max(y0 + 1, min(height, max(zy1, by1)))
+        box = (x0, y0, x1, y1)
+        plates.append((box, *_plate(img.crop(box))))
+    for box, fill, _ in plates:
+        img.paste(fill, box[:2])
+    inks = [
+        _pick_ink(ends, [*plan.accents, plan.bg] if el.display else []) or _INK
+        for el, (_, _, ends) in zip(plan.texts, plates, strict=True)
+    ]
+    draw = ImageDraw.Draw(img)
+    _draw_texts(draw, plan, inks)
+    return img
+
+
+def render_edit_png(
+    parent_png: bytes, width: int, height: int, seed: int, design: Mapping[str, Any]
+) -> bytes:
+    """render_edit, encoded as PNG bytes deterministically (no metadata, no timestamps).
+    ``parent_png`` may be any image Pillow reads (PNG, JPEG, WebP)."""
+    buf = io.BytesIO()
+    render_edit(parent_png, width, height, seed, design).save(
+        buf, "PNG", optimize=False, compress_level=6
+    )
     return buf.getvalue()
