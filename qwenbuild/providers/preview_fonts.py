@@ -91,8 +91,11 @@ class FontFace:
         """sha256 of the font's bytes (the same on every machine with the same font)."""
         if self.data is not None:
             return hashlib.sha256(self.data).hexdigest()
-        st = os.stat(self.path or "")
-        return _file_digest(self.path or "", st.st_size, st.st_mtime_ns)
+        try:
+            st = os.stat(self.path or "")
+            return _file_digest(self.path or "", st.st_size, st.st_mtime_ns)
+        except OSError:  # removed since the chain was read: say so, the key changes
+            return "gone"
 
     def stamp(self) -> str:
         """Cheap identity for this machine: path, face, size and modification time."""
@@ -107,7 +110,15 @@ class FontFace:
 
 @lru_cache(maxsize=256)
 def _ranges(face: FontFace) -> tuple[tuple[int, int], ...]:
-    return read_cmap(face.data if face.data is not None else face.path or "", face.index)
+    """The face's coverage; none at all if FreeType cannot load it (then it is never used)."""
+    ranges = read_cmap(face.data if face.data is not None else face.path or "", face.index)
+    if ranges:
+        try:
+            _font(face, 12)
+        except OSError as exc:
+            log.debug("preview fonts: skipping %s: %s", face.name, exc)
+            return ()
+    return ranges
 
 
 @lru_cache(maxsize=256)
