@@ -173,29 +173,42 @@ def test_scaffold_comps_render_without_a_missing_glyph(
     assert not [r for r in caplog.records if r.name == LOGGER]
 
 
-def test_cjk_and_accents_are_drawn_in_fallback_fonts() -> None:
+def test_an_element_is_drawn_in_one_font_when_one_font_has_it_all() -> None:
+    (face, text), = pf.runs("OCT 18\u201320")  # not 'OCT' in one font, '18–20' in another
+    assert face.path and text == "OCT 18\u201320"
+    (face, _), = pf.runs(f"{CJK} Welcome")
+    assert face.covers(ord(CJK[0])) and face.covers(ord("W"))
+    (face, _), = pf.runs("Welcome")
+    assert face.path is None  # ASCII stays in the built-in font
+
+
+def test_without_one_font_for_all_each_word_keeps_one_font() -> None:
     def face_of(text: str, word: str) -> pf.FontFace:
-        (face,) = {f for f, t in pf.runs(text) if word in t}
+        (face,) = {f for f, t in pf.runs(text, prefer=0) if word in t}
         return face
 
     text = f"{CJK} Welcome caf\u00e9 \u00a528"
-    assert face_of(text, "Welcome").path is None  # ASCII stays in the built-in font
+    assert face_of(text, "Welcome").path is None
     assert face_of(text, CJK).path and all(face_of(text, CJK).covers(ord(c)) for c in CJK)
     assert face_of(text, "caf\u00e9").path  # the whole word in one font, not 'caf' + 'é'
     assert face_of(text, "\u00a528").path  # the yen sign itself, not 'JPY'
-    assert "".join(t for _, t in pf.runs(text)) == text
+    assert "".join(t for _, t in pf.runs(text, prefer=0)) == text
 
 
-def test_a_word_keeps_one_font_and_lines_share_a_baseline() -> None:
+def test_runs_of_several_fonts_share_a_baseline() -> None:
     text = f"Hamburg {CJK}"
-    (_, a), (_, b) = pf.runs(text)[0], pf.runs(text)[-1]
-    assert a.strip() == "Hamburg" and b == CJK
+    (fa, a), (fb, b) = pf.runs(text, prefer=0)
+    assert a.strip() == "Hamburg" and b == CJK and fa != fb
     x0, y0, x1, y1 = pf.line_bbox(40, text)
     assert x1 - x0 > pf.advance(40, "Hamburg ") and y1 - y0 < 2 * 40
     img = Image.new("L", (600, 120), 0)
     pf.draw_line(ImageDraw.Draw(img), (10, 20), 40, text, 255)
     bbox = img.getbbox()
     assert bbox is not None and bbox[1] >= 20 + y0 - 1 and bbox[3] <= 20 + y1 + 1
+    # The Latin and the CJK glyphs stand on one line: their lowest ink rows are close.
+    left, right = img.crop((0, 0, 10 + round(pf.advance(40, "Hamburg")), 120)), img.crop(
+        (10 + round(pf.advance(40, "Hamburg ")), 0, 600, 120))
+    assert abs((left.getbbox() or (0, 0, 0, 0))[3] - (right.getbbox() or (0, 0, 0, 0))[3]) < 8
 
 
 # -- characters no font has -----------------------------------------------------------------

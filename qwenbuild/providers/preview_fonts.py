@@ -7,9 +7,11 @@ fallback order, the same on every run for a given set of installed fonts and fon
 configuration; ``lang=en`` keeps the user's locale out of it). Colour and bitmap fonts are
 skipped (FreeType cannot scale them), and so are formats other than TrueType/OpenType.
 
-Which font draws what is decided from each font's ``cmap`` table (``font_cmap``): a *word*
-(a run without spaces) is drawn in the first font of the chain that has every one of its
-characters, so "café" is one font, not two; a word no single font covers falls back
+Which font draws what is decided from each font's ``cmap`` table (``font_cmap``): a text
+element (a headline, a block body) is drawn in the first font of the chain that has every
+one of its characters, so "OCT 18–20" or "Crab Soup Dumplings ¥38" is one font throughout;
+when no one font has them all, each *word* is drawn in the first font that has all of its
+characters ("café" in one font, not two), and a word no single font covers falls back
 character cluster by cluster (a base character and its combining marks). A character no
 installed font has is drawn as the built-in font's missing-glyph box (or, for a few
 symbols, a stand-in such as "JPY" for the yen sign), and one warning per process names such
@@ -206,7 +208,8 @@ def set_chain(faces: Sequence[FontFace] | None) -> None:
     global _chain
     with _chain_lock:
         _chain = tuple(faces) if faces is not None else None
-    for cached in (_runs, advance, line_bbox, _missing_in, environment_digest):
+    for cached in (_runs, _element_face, advance, line_bbox, _missing_in,
+                   environment_digest):
         cached.cache_clear()
     with _warned_lock:
         _warned.clear()
@@ -261,13 +264,35 @@ def _drawable(face: FontFace, text: str) -> str:
     return "".join(c for c in text if not _ignorable(ord(c)) or face.covers(ord(c)))
 
 
+def _element_needs(text: str) -> str:
+    """What an element needs a face to have: its characters, a space if it has any white
+    space (lines are joined with spaces), and the ellipsis a truncated line ends with."""
+    return "".join(text.split()) + (" " if any(c.isspace() for c in text) else "") + ELLIPSIS
+
+
+@lru_cache(maxsize=4096)
+def _element_face(text: str) -> int | None:
+    return _first_cover(chain(), _element_needs(text))
+
+
+def element_face(text: str) -> int:
+    """The face a whole text element (a headline, a block body) is drawn in: the first face
+    of the chain that has all of its characters, so "OCT 18–20" is one font rather than
+    "OCT" in one and "18–20" in another; 0 (word by word) when no one face has them all."""
+    at = _element_face(text)
+    return 0 if at is None else at
+
+
 @lru_cache(maxsize=16384)
-def _runs(text: str) -> tuple[Run, ...]:
+def _runs(text: str, prefer: int = 0) -> tuple[Run, ...]:
     faces = chain()
     pieces: list[Run] = []
     for token in re.findall(r"\s+|\S+", text):
         if token.isspace() and pieces and _first_cover([faces[pieces[-1].face]], token) == 0:
             pieces.append(Run(pieces[-1].face, token))
+            continue
+        if prefer and _first_cover([faces[prefer]], token) == 0:
+            pieces.append(Run(prefer, _drawable(faces[prefer], token)))
             continue
         whole = _first_cover(faces, token)
         if whole is not None:
@@ -300,10 +325,12 @@ def _runs(text: str) -> tuple[Run, ...]:
     return tuple(r for r in merged if r.text)
 
 
-def runs(text: str) -> list[tuple[FontFace, str]]:
-    """(face, text) runs, left to right in logical order, that draw ``text``."""
+def runs(text: str, prefer: int | None = None) -> list[tuple[FontFace, str]]:
+    """(face, text) runs, left to right in logical order, that draw ``text`` as an element
+    (``prefer``: the element's face, by default ``element_face(text)``; 0: word by word)."""
     faces = chain()
-    return [(faces[r.face], r.text) for r in _runs(text)]
+    at = element_face(text) if prefer is None else prefer
+    return [(faces[r.face], r.text) for r in _runs(text, at)]
 
 
 # -- measuring and drawing -------------------------------------------------------------------
@@ -313,20 +340,21 @@ def _ascent(size: int) -> int:
 
 
 @lru_cache(maxsize=32768)
-def advance(size: int, text: str) -> float:
-    """Advance width of ``text`` drawn through the chain at ``size``."""
+def advance(size: int, text: str, prefer: int = 0) -> float:
+    """Advance width of ``text`` drawn through the chain at ``size`` (``prefer``: the face
+    of the element it belongs to, see element_face)."""
     faces = chain()
-    return sum(faces[r.face].font(size).getlength(r.text) for r in _runs(text))
+    return sum(faces[r.face].font(size).getlength(r.text) for r in _runs(text, prefer))
 
 
 @lru_cache(maxsize=32768)
-def line_bbox(size: int, text: str) -> Box:
+def line_bbox(size: int, text: str, prefer: int = 0) -> Box:
     """Ink box of one line relative to its drawing origin (left, ascender of the built-in
     font): every run sits on one baseline, whatever its font's own ascender."""
     faces, asc, x = chain(), _ascent(size), 0.0
     x0 = y0 = 1 << 30
     x1 = y1 = -(1 << 30)
-    for r in _runs(text):
+    for r in _runs(text, prefer):
         font = faces[r.face].font(size)
         left, top, right, bottom = font.getbbox(r.text, anchor="ls")
         x0, y0 = min(x0, math.floor(x + left)), min(y0, math.floor(top) + asc)
@@ -336,9 +364,9 @@ def line_bbox(size: int, text: str) -> Box:
 
 
 def draw_line(draw: ImageDraw.ImageDraw, xy: tuple[int, int], size: int, text: str,
-              fill: Any) -> None:
+              fill: Any, prefer: int = 0) -> None:
     faces, asc, x = chain(), _ascent(size), float(xy[0])
-    for r in _runs(text):
+    for r in _runs(text, prefer):
         font = faces[r.face].font(size)
         draw.text((x, xy[1] + asc), r.text, font=font, fill=fill, anchor="ls")
         x += font.getlength(r.text)
@@ -422,6 +450,9 @@ def fonts_key(texts: Iterable[str]) -> dict[str, Any]:
     faces = chain()
     last, lacking, whole_chain = 0, set(), False
     for text in texts:
+        if (at := _element_face(text)) is not None:  # every line of it is drawn in that face
+            last = max(last, at)
+            continue
         for token in re.findall(r"\S+", text):
             for variant in (token, token + ELLIPSIS):  # truncated lines end in an ellipsis
                 if _first_cover(faces, variant) is None:

@@ -456,7 +456,8 @@ def _draw_texts(draw: ImageDraw.ImageDraw, plan: _Plan, inks: Sequence[RGB]) -> 
     for el, ink in zip(plan.texts, inks, strict=True):
         lh = line_h(el.fit.size)
         for i, line in enumerate(el.fit.lines):
-            fonts.draw_line(draw, (el.origin[0], el.origin[1] + i * lh), el.fit.size, line, ink)
+            at = (el.origin[0], el.origin[1] + i * lh)
+            fonts.draw_line(draw, at, el.fit.size, line, ink, el.fit.face)
 
 
 def render_png(width: int, height: int, seed: int, design: Mapping[str, Any]) -> bytes:
