@@ -55,6 +55,7 @@ class Reason(StrEnum):
     OPTIONS = "options changed"
     DESIGN = "copy or brand changed"
     RENDERER = "preview renderer changed"
+    FONTS = "preview fonts changed"
     INPUTS = "inputs changed"
     TEXT_REROLL = "text reroll"
     # Export renditions:

@@ -25,6 +25,7 @@ _FIELD_REASONS: tuple[tuple[tuple[str, ...], Reason], ...] = (
     (("options",), Reason.OPTIONS),
     (("design",), Reason.DESIGN),
     (("renderer",), Reason.RENDERER),
+    (("fonts",), Reason.FONTS),
 )
 
 

@@ -82,7 +82,8 @@ def plan(campaign: Campaign, selection: Selection | None = None,
                         continue
                     make = functools.partial(_render, campaign, asset, aspect, provider, seed,
                                              variant, refs, prompts)
-                    fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant)
+                    fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant,
+                                                provider.key_environment())
                     job = Job(asset=asset.id, aspect=aspect, provider=spec.name,
                               kind=spec.kind, model=spec.model, seed=seed, variant=variant,
                               output=out, width=width, height=height, key="",
@@ -188,7 +189,8 @@ def _render(
 class Fingerprints:
     """A cheap digest of everything a job's key is computed from, before any rendering:
     qwenbuild's own code, every template file, the asset's copy, brand, template and
-    references, the provider table, aspect, seed and variant. Equal fingerprints give equal
+    references, the provider table (and what the provider's key reads from this machine,
+    `Provider.key_environment`), aspect, seed and variant. Equal fingerprints give equal
     keys, so the key of a fingerprint seen before can be reused without rendering."""
 
     def __init__(self, campaign: Campaign, prompts: Prompts) -> None:
@@ -208,10 +210,11 @@ class Fingerprints:
         ], ensure_ascii=False, default=str))
 
     def job(self, asset_digest: str, spec: ProviderSpec, aspect: str, seed: int,
-            variant: int) -> str:
+            variant: int, environment: str = "") -> str:
         provider = self._providers.get(spec.name)
         if provider is None:
-            provider = _sha(canonical_json([spec.name, spec.kind, spec.model, spec.options]))
+            provider = _sha(canonical_json([spec.name, spec.kind, spec.model, spec.options,
+                                            environment]))
             self._providers[spec.name] = provider
         return _sha(f"{asset_digest}|{provider}|{aspect}|{seed}|{variant}")
 

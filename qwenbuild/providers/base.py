@@ -239,6 +239,12 @@ class Provider:
         """Provider-specific inputs that change the image, beyond the common ones."""
         return {}
 
+    def key_environment(self) -> str:
+        """A digest of what on this machine, outside the campaign, key_fields depends on
+        (the preview's installed fonts); "" when nothing. The planner's key memo includes
+        it, so a change there recomputes the keys instead of reusing remembered ones."""
+        return ""
+
     def key_options(self) -> dict[str, Any]:
         """The options that can change the image (those marked affects_image)."""
         kept = {}

@@ -68,10 +68,17 @@ class PreviewProvider(Provider):
         return [] if lo <= request.seed <= hi else [f"seed {request.seed} is outside {lo}..{hi}"]
 
     def key_fields(self, request: GenerationRequest) -> dict[str, Any]:
-        from .preview_render import RENDERER_VERSION
+        from .preview_render import RENDERER_VERSION, fonts_key
 
-        # The comp draws the copy and palette directly, not the prompt: they are its inputs.
-        return {"design": request.design, "renderer": RENDERER_VERSION}
+        # The comp draws the copy and palette directly, not the prompt: they are its inputs,
+        # and so are the installed fonts it can draw that copy with (preview_fonts).
+        return {"design": request.design, "renderer": RENDERER_VERSION,
+                "fonts": fonts_key(request.design)}
+
+    def key_environment(self) -> str:
+        from .preview_fonts import environment_digest
+
+        return environment_digest()
 
     async def generate(self, request: GenerationRequest) -> GeneratedImage:
         from .preview_render import render_png

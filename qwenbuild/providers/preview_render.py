@@ -3,102 +3,60 @@
 The real providers ask Qwen-Image for a finished poster; this one draws a deterministic
 Swiss-grid *comp* with Pillow so designers can check how their copy fits at every aspect
 ratio without a GPU or network.  The PNG bytes must be stable because they are cached
-under a key that includes ``RENDERER_VERSION``.
+under a key that includes ``RENDERER_VERSION`` and :func:`fonts_key`.
+
+Text is drawn through a font fallback chain (``preview_fonts``: the built-in font, then
+the system fonts fontconfig lists, chosen by each font's cmap), so every script an
+installed font covers is drawn, and the comp depends on the installed fonts only through
+what ``fonts_key`` records. Palette names resolve through a colour-name table
+(``colours``). :func:`render_edit_png` draws new copy over a parent image, the offline
+stand-in for an edit request.
 """
 
 from __future__ import annotations
 
-import colorsys
-import hashlib
 import io
 import math
 import random
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from PIL import Image, ImageColor, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, ImageStat
 
-RENDERER_VERSION = 2  # bump when the drawing changes (it is part of a cache key)
+from . import colours
+from . import preview_fonts as fonts
+from .preview_text import Fit, fit_group, fit_text, line_h
+
+# Bump when the drawing changes (it is part of a cache key). 3: font fallback chain, colour
+# names from the CSS/XKCD table.
+RENDERER_VERSION = 3
 
 RGB = tuple[int, int, int]
 Box = tuple[int, int, int, int]
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
-MIN_FONT = 8
 MIN_CONTRAST = 4.5
-ELLIPSIS = "\u2026"
 _MAX_CHARS = 1500  # far more than any box holds; bounds wrap cost for pathological copy
 _INK: RGB = (18, 18, 20)
 _PAPER: RGB = (250, 248, 243)
 _CORE_COPY_KEYS = frozenset({"headline", "subtitle", "blocks", "footer"})
 # Copy keys the shipped templates use to describe the artwork; they are never text to draw.
 _DESCRIPTION_KEYS = frozenset({"scene", "diagram"})
-# Pillow's bundled font lacks these glyphs; draw a close stand-in rather than a box.
-_STAND_INS = str.maketrans({
-    "\u2022": "\u00b7", "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u00d7": "x",
-    "\u2192": "->", "\u2190": "<-", "\u20ac": "EUR", "\u00a3": "GBP", "\u00a5": "JPY",
-    "\u00ae": "(R)", "\u2605": "*", "\u2713": "v",
-})
-
-# fmt: off
-_NAMED_COLOURS: dict[str, RGB] = {
-    "teal": (0, 128, 128), "saffron": (244, 196, 48), "cream": (246, 238, 218),
-    "midnight blue": (28, 36, 74), "midnight": (28, 36, 74), "coral": (255, 127, 80),
-    "gold": (212, 175, 55), "deep indigo": (49, 39, 131), "indigo": (75, 0, 130),
-    "rose pink": (240, 128, 160), "rose": (226, 86, 120), "sage green": (156, 175, 136),
-    "sage": (156, 175, 136), "deep forest green": (22, 64, 42), "forest green": (34, 100, 52),
-    "rust red": (183, 65, 14), "rust": (183, 65, 14), "aged gold": (190, 150, 70),
-    "ivory": (255, 252, 235), "brass": (181, 166, 66), "jade green": (0, 168, 107),
-    "jade": (0, 168, 107), "champagne": (247, 231, 206), "red": (214, 40, 40),
-    "magenta": (202, 31, 123), "cyan": (0, 183, 235), "black": (17, 17, 17),
-    "white": (255, 255, 255), "off white": (248, 246, 240), "charcoal": (54, 62, 70),
-    "navy": (20, 33, 61), "mustard": (225, 173, 1), "terracotta": (226, 114, 91),
-    "olive": (110, 112, 40), "burgundy": (128, 0, 32), "blush": (244, 194, 194),
-    "sand": (214, 196, 150), "slate": (90, 105, 120), "mint": (170, 220, 190),
-    "lavender": (200, 190, 230), "peach": (255, 203, 164), "plum": (142, 69, 133),
-    "emerald": (0, 155, 119), "sky blue": (135, 206, 235), "electric blue": (44, 117, 255),
-    "orange": (245, 130, 32), "yellow": (250, 210, 40), "green": (46, 139, 87),
-    "blue": (30, 90, 200), "purple": (110, 60, 160), "pink": (240, 140, 180),
-    "grey": (128, 128, 128), "gray": (128, 128, 128), "beige": (232, 220, 196),
-    "copper": (184, 115, 51), "silver": (192, 192, 192), "crimson": (190, 20, 50),
-    "maroon": (110, 20, 35), "turquoise": (48, 200, 190), "bone": (227, 218, 201),
-}
-# fmt: on
 # cream, midnight blue, coral, teal, saffron
 _DEFAULT_PALETTE = [(246, 238, 218), (28, 36, 74), (255, 127, 80), (0, 128, 128), (244, 196, 48)]
 
 
 def _parse_colour(value: Any) -> RGB | None:
-    """Map a palette entry (name, hex, CSS string or RGB triple) to RGB; None if unusable."""
+    """Map a palette entry (name, hex, CSS string or RGB triple) to RGB; None if unusable.
+    Names go through the colour-name table; an unknown one logs a warning (``colours``)."""
     if isinstance(value, list | tuple) and len(value) in (3, 4):
         if all(isinstance(c, int) and not isinstance(c, bool) for c in value[:3]):
             r, g, b = (max(0, min(255, c)) for c in value[:3])
             return (r, g, b)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    name = " ".join(str(value).lower().replace("-", " ").replace("_", " ").split())[:80]
-    if not name:
-        return None
-    if name in _NAMED_COLOURS:
-        return _NAMED_COLOURS[name]
-    for candidate in (name, name.replace(" ", "")):  # "#1a2b3c", "rgb(..)", "midnightblue"
-        try:
-            r, g, b = (max(0, min(255, int(c))) for c in ImageColor.getrgb(candidate)[:3])
-            return (r, g, b)  # clamped: getrgb passes "rgb(300,0,0)" through unchecked
-        except ValueError:
-            pass
-    words = name.split()  # "dusty sage green" -> "sage green": the tail carries the hue
-    for i in range(1, len(words)):
-        if (tail := " ".join(words[i:])) in _NAMED_COLOURS:
-            return _NAMED_COLOURS[tail]
-    # hashlib, not hash(): the colour must not change with PYTHONHASHSEED or across runs.
-    digest = hashlib.sha256(name.encode("utf-8", "replace")).digest()
-    hue, light, sat = digest[0] / 255, 0.35 + digest[1] / 850, 0.45 + digest[2] / 730
-    r, g, b = (round(c * 255) for c in colorsys.hls_to_rgb(hue, light, sat))
-    return (r, g, b)
+    return colours.palette_colour(str(value)) if str(value).strip() else None
 
 
 def _palette(brand: Mapping[str, Any]) -> list[RGB]:
@@ -139,20 +97,6 @@ def _pick_ink(behind: Sequence[RGB], prefs: Sequence[RGB]) -> RGB | None:
     return None
 
 
-@lru_cache(maxsize=512)
-def _font(size: int) -> Font:
-    return ImageFont.load_default(size=size)
-
-
-@lru_cache(maxsize=16384)
-def _advance(size: int, text: str) -> float:
-    return _font(size).getlength(text)  # words recur across the size search: cache them
-
-
-def _line_h(size: int) -> int:
-    return max(size + 1, round(size * 1.22))
-
-
 def _text(value: Any, sep: str = " ") -> str:
     """Best-effort string for a copy value: scalars via str(), lists joined, mappings skipped."""
     if isinstance(value, list | tuple):
@@ -164,122 +108,16 @@ def _text(value: Any, sep: str = " ") -> str:
         ch
         for ch in str(value)[:_MAX_CHARS]
         if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cs")
-    ).translate(_STAND_INS).strip()
-
-
-@dataclass(frozen=True)
-class _Fit:
-    size: int
-    lines: tuple[str, ...]
-    ext: Box  # ink extent relative to the first line's drawing origin
-
-
-def _fits(size: int, lines: Sequence[str], w: int, h: int) -> Box | None:
-    """Real ink extent of the lines (not advance widths) if it fits w x h."""
-    font, lh = _font(size), _line_h(size)
-    x0 = y0 = 1 << 30
-    x1 = y1 = -(1 << 30)
-    for i, line in enumerate(lines):
-        left, top, right, bottom = font.getbbox(line)
-        x0, y0 = min(x0, math.floor(left)), min(y0, math.floor(top) + i * lh)
-        x1, y1 = max(x1, math.ceil(right)), max(y1, math.ceil(bottom) + i * lh)
-    return (x0, y0, x1, y1) if x1 - x0 <= w and y1 - y0 <= h else None
-
-
-def _break_word(word: str, size: int, w: int) -> list[str] | None:
-    """Split an over-long word into pieces that each fit ``w``; None if one glyph can't."""
-    pieces: list[str] = []
-    while word:
-        if _advance(size, word[:1]) > w:
-            return None
-        lo, hi = 1, len(word)
-        while lo < hi:  # longest fitting prefix
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if _advance(size, word[:mid]) <= w else (lo, mid - 1)
-        pieces.append(word[:lo])
-        word = word[lo:]
-    return pieces
-
-
-def _wrap(paras: list[list[str]], size: int, w: int, limit: int, split: bool) -> list[str] | None:
-    """Greedy word wrap; bails out past ``limit`` lines since those can never fit."""
-    lines: list[str] = []
-    space = _advance(size, " ")
-    for words in paras:
-        cur, cur_w = "", 0.0
-        for word in words:
-            ww = _advance(size, word)
-            if cur and cur_w + space + ww <= w:
-                cur, cur_w = f"{cur} {word}", cur_w + space + ww
-                continue
-            if cur:
-                lines.append(cur)
-            if ww <= w:
-                cur, cur_w = word, ww
-            elif (pieces := _break_word(word, size, w) if split else None) is None:
-                return None
-            else:
-                lines.extend(pieces[:-1])
-                cur, cur_w = pieces[-1], _advance(size, pieces[-1])
-            if len(lines) > limit:
-                return lines
-        if cur:
-            lines.append(cur)
-    return lines
-
-
-def _fit(text: str, w: int, h: int, max_size: int) -> _Fit | None:
-    """Largest size whose wrapped text fits w x h; else min size truncated with an ellipsis."""
-    paras = [words for p in text.split("\n") if (words := p.split())]
-    if not paras or w < 1 or h < 1:
-        return None
-    # Prefer a smaller size that keeps words whole over a bigger one that splits them.
-    for split in (False, True):
-        best: _Fit | None = None
-        lo, hi = MIN_FONT, max(MIN_FONT, max_size)
-        while lo <= hi:  # binary search: wrapped height grows ~monotonically with size
-            mid = (lo + hi) // 2
-            limit = h // _line_h(mid) + 1
-            lines = _wrap(paras, mid, w, limit, split)
-            ext = _fits(mid, lines, w, h) if lines and len(lines) <= limit else None
-            if lines and ext:
-                best, lo = _Fit(mid, tuple(lines), ext), mid + 1
-            else:
-                hi = mid - 1
-        if best:
-            return best
-    limit = h // _line_h(MIN_FONT) + 1
-    lines = _wrap(paras, MIN_FONT, w, limit, True) or []
-    k = min(len(lines), limit)
-    while k and not _fits(MIN_FONT, lines[:k], w, h):
-        k -= 1
-    while k:  # keep what fits, end the last kept line with an ellipsis
-        stem = lines[k - 1]
-        while stem and _advance(MIN_FONT, stem.rstrip() + ELLIPSIS) > w:
-            stem = stem[:-1]
-        cand = (*lines[: k - 1], stem.rstrip() + ELLIPSIS)
-        if ext := _fits(MIN_FONT, cand, w, h):
-            return _Fit(MIN_FONT, cand, ext)
-        k -= 1
-    return None
-
-
-def _fit_group(texts: Sequence[str], w: int, h: int, max_size: int) -> list[_Fit | None]:
-    """Fit siblings (block titles, bodies, extras) at one shared size so panels match."""
-    fits = [_fit(t, w, h, max_size) for t in texts]
-    common = min((f.size for f in fits if f), default=max_size)
-    return [
-        _fit(t, w, h, common) if f and f.size > common else f
-        for t, f in zip(texts, fits, strict=True)
-    ]
+    ).strip()
 
 
 @dataclass(frozen=True)
 class _TextEl:
-    fit: _Fit
+    fit: Fit
     origin: tuple[int, int]
     panel: RGB | None  # solid fill directly behind the text when it sits on a panel
     display: bool  # display type may take brand colours; body copy sticks to ink/paper
+    zone: Box  # the layout box the text was fitted to (an edit covers it, see render_edit)
 
     @property
     def bbox(self) -> Box:
@@ -301,7 +139,7 @@ class _Plan:
 
     def place(
         self,
-        text: str | _Fit | None,
+        text: str | Fit | None,
         box: Box,
         max_size: int = 0,
         *,
@@ -312,12 +150,12 @@ class _Plan:
     ) -> None:
         """Fit (unless pre-fitted) and anchor text in box; the fit keeps its ink inside."""
         w, h = box[2] - box[0], box[3] - box[1]
-        fit = _fit(text, w, h, max_size) if isinstance(text, str) else text
+        fit = fit_text(text, w, h, max_size) if isinstance(text, str) else text
         if fit is not None:
             e = fit.ext
             ox = box[2] - e[2] if right else box[0] - e[0]
             oy = box[3] - e[3] if bottom else box[1] - e[1]
-            self.texts.append(_TextEl(fit, (ox, oy), panel, display))
+            self.texts.append(_TextEl(fit, (ox, oy), panel, display, box))
 
 
 def _split(a: int, b: int, weights: Sequence[float], gap: int) -> list[tuple[int, int]]:
@@ -368,13 +206,61 @@ def _blocks(raw: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Plan:
-    if not (isinstance(width, int) and isinstance(height, int)) or width < 1 or height < 1:
-        raise ValueError(f"invalid canvas size {width!r}x{height!r}")
+@dataclass(frozen=True)
+class _Copy:
+    """The texts a comp draws, read once from the design (the plan and the font key agree)."""
+
+    brand: Mapping[str, Any]
+    brand_name: str
+    label: str
+    headline: str
+    subtitle: str
+    footer: str
+    blocks: list[tuple[str, str]]
+    extras: list[str]
+
+    def texts(self) -> list[str]:
+        parts = [self.brand_name, self.label, self.headline, self.subtitle, self.footer]
+        parts += [t for block in self.blocks for t in block] + self.extras
+        return [t for t in parts if t]
+
+
+def _read_copy(design: Any) -> _Copy:
     design = design if isinstance(design, Mapping) else {}
     brand, copy = design.get("brand"), design.get("copy")
     brand = brand if isinstance(brand, Mapping) else {"name": brand}  # a bare str is the name
     copy = copy if isinstance(copy, Mapping) else {"headline": copy}  # ... or the headline
+    extras = [
+        x for k, v in copy.items()
+        if k not in _CORE_COPY_KEYS | _DESCRIPTION_KEYS and (x := _text(v, " · "))
+    ]
+    return _Copy(
+        brand=brand,
+        brand_name=_text(brand.get("name")),
+        label=_text(design.get("label")),
+        headline=_text(copy.get("headline")),
+        subtitle=_text(copy.get("subtitle")),
+        footer=_text(copy.get("footer")),
+        blocks=_blocks(copy.get("blocks")),
+        extras=extras[:6],
+    )
+
+
+def drawn_texts(design: Mapping[str, Any]) -> list[str]:
+    """Every text a comp of ``design`` may draw (before wrapping), at any size or seed."""
+    return _read_copy(design).texts()
+
+
+def fonts_key(design: Mapping[str, Any]) -> dict[str, Any]:
+    """What of the installed fonts a comp of ``design`` depends on; part of its job key."""
+    return fonts.fonts_key(drawn_texts(design))
+
+
+def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Plan:
+    if not (isinstance(width, int) and isinstance(height, int)) or width < 1 or height < 1:
+        raise ValueError(f"invalid canvas size {width!r}x{height!r}")
+    content = _read_copy(design)
+    brand = content.brand
     rng = random.Random(seed)  # int seeds are hashed deterministically, unlike str()
     palette = _palette(brand)
     bg_i = rng.randrange(len(palette))
@@ -413,7 +299,7 @@ def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Pla
         )
 
     x0, y0, x1, y1 = m, m, width - m, height - m
-    brand_name, label = _text(brand.get("name")), _text(design.get("label"))
+    brand_name, label = content.brand_name, content.label
     sy1 = y0 + max(12, round(s * 0.03))
     if (brand_name or label) and sy1 <= y1:  # tiny canvases have no room for the meta strip
         size = round(s * 0.016)
@@ -424,11 +310,8 @@ def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Pla
         plan.place(label, (split + g, y0, x1, sy1), size, right=True)
         y0 = sy1 + g
 
-    headline, subtitle = _text(copy.get("headline")), _text(copy.get("subtitle"))
-    footer, blocks = _text(copy.get("footer")), _blocks(copy.get("blocks"))
-    skipped = _CORE_COPY_KEYS | _DESCRIPTION_KEYS
-    extras = [x for k, v in copy.items() if k not in skipped and (x := _text(v, " · "))]
-    extras = extras[:6]
+    headline, subtitle, footer = content.headline, content.subtitle, content.footer
+    blocks, extras = content.blocks, content.extras
     landscape, portrait = aspect >= 1.2, aspect <= 0.8
     zones: dict[str, Box] = {}
 
@@ -473,7 +356,7 @@ def _plan(width: int, height: int, seed: int, design: Mapping[str, Any]) -> _Pla
         _place_blocks(plan, blocks, zones["blocks"], s, portrait, panel_off)
     if "extras" in zones:
         cells, cw, ch = _grid(zones["extras"], len(extras), len(extras) if landscape else 1, g)
-        for cell, fit in zip(cells, _fit_group(extras, cw, ch, round(s * 0.026)), strict=True):
+        for cell, fit in zip(cells, fit_group(extras, cw, ch, round(s * 0.026)), strict=True):
             plan.place(fit, cell)
     if "footer" in zones:
         plan.place(footer, zones["footer"], round(s * 0.022), bottom=True)
@@ -491,10 +374,10 @@ def _place_blocks(
     pad = max(2, min(round(s * 0.018), cw // 10, ch // 10))
     iw, ih = cw - 2 * pad, ch - 2 * pad
     th = round(ih * 0.3) if any(t for t, _ in blocks) else 0
-    titles = _fit_group(
+    titles = fit_group(
         [t for t, _ in blocks], iw, th if any(b for _, b in blocks) else ih, round(s * 0.04)
     )
-    bodies = _fit_group([b for _, b in blocks], iw, ih - th - (pad if th else 0), round(s * 0.028))
+    bodies = fit_group([b for _, b in blocks], iw, ih - th - (pad if th else 0), round(s * 0.028))
     for i, cell in enumerate(cells):
         colour = plan.accents[(i + off) % len(plan.accents)]
         plan.shapes.append(("panel", cell, colour))
@@ -564,15 +447,130 @@ def render_comp(width: int, height: int, seed: int, design: Mapping[str, Any]) -
             )
             ink = _pick_ink([plan.bg], prefs) or _INK
         inks.append(ink)
-    for el, ink in zip(plan.texts, inks, strict=True):  # text last: plates must not cover it
-        font, lh = _font(el.fit.size), _line_h(el.fit.size)
-        for i, line in enumerate(el.fit.lines):
-            draw.text((el.origin[0], el.origin[1] + i * lh), line, font=font, fill=ink)
+    _draw_texts(draw, plan, inks)  # text last: plates must not cover it
     return img
+
+
+def _draw_texts(draw: ImageDraw.ImageDraw, plan: _Plan, inks: Sequence[RGB]) -> None:
+    fonts.warn_missing(line for el in plan.texts for line in el.fit.lines)
+    for el, ink in zip(plan.texts, inks, strict=True):
+        lh = line_h(el.fit.size)
+        for i, line in enumerate(el.fit.lines):
+            at = (el.origin[0], el.origin[1] + i * lh)
+            fonts.draw_line(draw, at, el.fit.size, line, ink, el.fit.face)
 
 
 def render_png(width: int, height: int, seed: int, design: Mapping[str, Any]) -> bytes:
     """render_comp, encoded as PNG bytes deterministically (no metadata, no timestamps)."""
     buf = io.BytesIO()
     render_comp(width, height, seed, design).save(buf, "PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def _parent_image(
+    parent: bytes | Image.Image, width: int, height: int
+) -> tuple[Image.Image, bool]:
+    """The parent as RGB, scaled to cover width x height and centre-cropped to it, and
+    whether that changed its aspect ratio (by more than 2%)."""
+    if isinstance(parent, Image.Image):
+        im = parent.copy()
+    else:
+        try:
+            with Image.open(io.BytesIO(parent)) as opened:
+                opened.load()
+                im = opened.copy()
+        except (OSError, SyntaxError, ValueError) as exc:  # Pillow's "cannot identify", etc.
+            raise ValueError(f"the parent is not a readable image ({exc})") from exc
+    im = ImageOps.exif_transpose(im) or im
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.new("RGB", rgba.size, _PAPER)
+        im.paste(rgba, mask=rgba.getchannel("A"))
+    im = im.convert("RGB")
+    reframed = abs(math.log((im.width / im.height) / (width / height))) > math.log(1.02)
+    if im.size != (width, height):
+        im = ImageOps.fit(im, (width, height), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    return im, reframed
+
+
+def _plate(region: Image.Image) -> tuple[Image.Image, list[RGB]]:
+    """A text-free stand-in for a region of the parent: a linear gradient between the
+    medians of its two halves (top/bottom or left/right, whichever differ more). Medians
+    ignore text, which covers less than half of a region; the gradient continues the
+    parent's own shading, so on a comp's backdrop the plate does not show."""
+    w, h = region.size
+
+    def med(box: Box) -> RGB:
+        m = ImageStat.Stat(region.crop(box)).median
+        return (m[0], m[1], m[2])
+
+    top, bottom = med((0, 0, w, max(1, h // 2))), med((0, h // 2, w, h))
+    left, right = med((0, 0, max(1, w // 2), h)), med((w // 2, 0, w, h))
+    vertical = sum(abs(a - b) for a, b in zip(top, bottom, strict=True)) >= sum(
+        abs(a - b) for a, b in zip(left, right, strict=True))
+    a, b = (top, bottom) if vertical else (left, right)
+    strip = Image.new("RGB", (1, 2) if vertical else (2, 1), a)
+    strip.putpixel((0, 1) if vertical else (1, 0), b)
+    return strip.resize((w, h), Image.Resampling.BILINEAR), [a, b]
+
+
+def render_edit(
+    parent: bytes | Image.Image,
+    width: int,
+    height: int,
+    seed: int,
+    design: Mapping[str, Any],
+    *,
+    soften: bool | None = None,
+) -> Image.Image:
+    """The offline stand-in for an edit request: the parent image (scaled to cover
+    width x height, centre-cropped) with the design's copy laid out as render_comp lays
+    it out. Each text element's layout box is first covered by a plate made from the
+    parent's own colours there (``_plate``), so text of the parent there is replaced (a
+    parent comp of the same layout loses its old copy, and on its backdrop the plate does
+    not show); the text is then drawn in an ink with >= 4.5:1 contrast on the plate. Elsewhere
+    the parent's pixels show unchanged (including any of its text outside the new layout's
+    text boxes).
+
+    ``soften`` blurs the parent (radius 2.5% of the short side) so its own text turns into
+    texture and only its composition and colours carry over. By default it is on when the
+    parent had to be cropped to another aspect ratio (a reframe: the parent's copy sits
+    where the new layout does not expect it) and off when the aspect is the same (a
+    localised or re-worded edit, where the plates replace the parent's copy).
+
+    Raises ValueError for an invalid size or a parent that is not a readable image.
+    """
+    plan = _plan(width, height, seed, design)
+    img, reframed = _parent_image(parent, width, height)
+    if soften if soften is not None else reframed:
+        img = img.filter(ImageFilter.GaussianBlur(max(1.0, min(width, height) * 0.025)))
+    plates: list[tuple[Box, Image.Image, list[RGB]]] = []
+    for el in plan.texts:  # sample every plate before drawing any: order cannot matter
+        (zx0, zy0, zx1, zy1), (bx0, by0, bx1, by1) = el.zone, el.bbox
+        x0 = min(width - 1, max(0, min(zx0, bx0)))
+        y0 = min(height - 1, max(0, min(zy0, by0)))
+        x1 = max(x0 + 1, min(width, max(zx1, bx1)))
+        y1 = max(y0 + 1, min(height, max(zy1, by1)))
+        box = (x0, y0, x1, y1)
+        plates.append((box, *_plate(img.crop(box))))
+    for box, fill, _ in plates:
+        img.paste(fill, box[:2])
+    inks = [
+        _pick_ink(ends, [*plan.accents, plan.bg] if el.display else []) or _INK
+        for el, (_, _, ends) in zip(plan.texts, plates, strict=True)
+    ]
+    draw = ImageDraw.Draw(img)
+    _draw_texts(draw, plan, inks)
+    return img
+
+
+def render_edit_png(
+    parent_png: bytes, width: int, height: int, seed: int, design: Mapping[str, Any]
+) -> bytes:
+    """render_edit, encoded as PNG bytes deterministically (no metadata, no timestamps).
+    ``parent_png`` may be any image Pillow reads (PNG, JPEG, WebP)."""
+    buf = io.BytesIO()
+    render_edit(parent_png, width, height, seed, design).save(
+        buf, "PNG", optimize=False, compress_level=6
+    )
     return buf.getvalue()
