@@ -56,6 +56,10 @@ class Reason(StrEnum):
     DESIGN = "copy or brand changed"
     RENDERER = "preview renderer changed"
     FONTS = "preview fonts changed"
+    #: The output a job is edited from changed (derived assets, localised edits).
+    PARENT = "parent changed"
+    #: ...or will change in this build: the job is made once its parent is.
+    PARENT_CHANGES = "parent changes"
     INPUTS = "inputs changed"
     TEXT_REROLL = "text reroll"
     # Export renditions:

@@ -23,13 +23,13 @@ from pathlib import Path
 from ..campaign import Campaign
 from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
 from ..costs import check_budget
-from ..errors import BudgetError, ProviderError
+from ..errors import BudgetError, InputError, ProviderError
 from ..exports import ExportsStep
 from ..fsutil import sweep_temporary_files
 from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
-from ..plan import Assessment, Job, Plan, Selection, assess, plan
+from ..plan import Assessment, Job, Plan, Selection, assess, assess_one, plan
 from ..provenance import write_output
 from ..retry import retry_delay
 from ..review import ReviewPageStep
@@ -128,6 +128,7 @@ class Build:
         self.previous: Mapping[str, ManifestEntry] = dict(manifest.entries)
         self.results: dict[str, JobResult] = {}
         self._slots: dict[str, tuple[asyncio.Semaphore, ...]] = {}
+        self._done: dict[str, asyncio.Event] = {}
 
     @property
     def campaign(self) -> Campaign:
@@ -189,9 +190,18 @@ class Build:
         missing_keys = {name: env for name, p in providers.items()
                         if (env := p.info.api_key_env) and not os.environ.get(env)}
         every_job = any(step.wants_up_to_date for step in self.steps)
+        # A job made from another job's output waits for that job: parents first, the
+        # rest concurrently.
+        self._done = {a.job.output: asyncio.Event() for a in assessments}
 
         async def one(a: Assessment) -> None:
             try:
+                if a.job.pending:
+                    waited = await self._after_parent(a)
+                    if isinstance(waited, JobResult):
+                        self._finish(waited)
+                        return
+                    a = waited
                 result = await attempt(a)
                 for step in self.steps:
                     if result.status != JobStatus.UP_TO_DATE or step.wants_up_to_date:
@@ -236,8 +246,37 @@ class Build:
 
     def _finish(self, result: JobResult) -> None:
         self.results[result.job.output] = result
+        done = self._done.get(result.job.output)
+        if done is not None:
+            done.set()
         if self.options.on_event:
             self.options.on_event(result)
+
+    async def _after_parent(self, a: Assessment) -> Assessment | JobResult:
+        """Wait for the parent of a pending job, then assess the job with its key; or its
+        failure, with the reason, when the parent has no output (nothing is sent)."""
+        job = a.job
+        assert job.parent is not None
+        done = self._done.get(job.parent)
+        if done is not None:
+            await done.wait()
+            parent = self.results.get(job.parent)
+            if parent is not None and parent.status == JobStatus.FAILED:
+                return JobResult(job, JobStatus.FAILED, a.reasons,
+                                 error=f"its parent {job.parent} failed: {parent.error}")
+        entry = self.manifest.entries.get(job.parent)
+        file = self.campaign.out / job.parent
+        if entry is None or not file.is_file():
+            return JobResult(job, JobStatus.FAILED, a.reasons, error=(
+                f"its parent {job.parent} is not built; build it first (it is outside "
+                "the selection)"))
+        try:
+            resolved = self.plan.resolve(job, entry.sha256, file.read_bytes)
+        except (InputError, OSError) as exc:
+            return JobResult(job, JobStatus.FAILED, a.reasons, error=str(exc))
+        return assess_one(resolved, self.manifest.entries.get(job.output),
+                          self.campaign.out / job.output, self.store, self.stats,
+                          self.options.force)
 
     def _restore(self, job: Job) -> bool:
         """Copy a stored image to the job's output. False when the entry turns out damaged

@@ -4,7 +4,8 @@ locate each problem (`messages`), and the resolved campaign the rest of qwenbuil
 
 from .load import campaign_from_data, load_campaign
 from .models import MAX_SEED, NAME_PATTERN, WINDOWS_RESERVED, CampaignFile
-from .resolved import Asset, Campaign, Export, derive_seed
+from .resolved import Asset, Campaign, Export, ParentRef, derive_seed
 
 __all__ = ["MAX_SEED", "NAME_PATTERN", "WINDOWS_RESERVED", "Asset", "Campaign", "CampaignFile",
+           "ParentRef",
            "Export", "campaign_from_data", "derive_seed", "load_campaign"]

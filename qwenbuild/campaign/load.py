@@ -22,6 +22,7 @@ from ..providers import KINDS, provider_class
 from ..providers.base import ProviderSpec
 from ..sizes import ASPECTS
 from ..store.location import find_repo_root
+from .derived import check_locale_list, check_locales, check_parents, locale_copies, parent_ref
 from .messages import describe_value, did_you_mean, pydantic_problems, toml_message
 from .models import (
     MAX_SEED,
@@ -235,6 +236,10 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
     defaults = model.defaults
     if defaults.seeds is not None and defaults.variants is not None:
         problems.append("defaults: set either seeds or variants, not both")
+    locales = tuple(model.campaign.locales or ())
+    check_locale_list(locales, problems)
+    check_locales(locales, model.locales, "locales", problems)
+    check_locales(locales, defaults.locales or {}, "defaults.locales", problems)
     assets: list[Asset] = []
     seen: dict[str, str] = {}
     for index, spec, failed in indexed:
@@ -247,10 +252,12 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
                             "ids differing only in case collide on some file systems)")
         else:
             seen[folded] = f"assets[{index}]"
+        check_locales(locales, spec.locales or {}, f"{where}.locales", problems)
         asset = _resolve_asset(spec, index, defaults, model, root, repo_root, prompts,
                                known_providers, problems, failed)
         if asset is not None:
             assets.append(asset)
+    check_parents(assets, providers, locales, problems)
     _check_file_names(assets, problems)
     out = (root / model.campaign.out).resolve()
     if out.exists() and not out.is_dir():
@@ -273,6 +280,7 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
         assets=tuple(assets),
         budget=model.campaign.budget,
         exports=resolved_exports,
+        locales=locales,
     )
 
 
@@ -298,6 +306,8 @@ def _resolve_asset(
     template = pick("template")
     if "template" in failed:
         pass  # its type error is reported already
+    elif template is None and spec.from_ is not None:
+        template = ""  # made by editing its parent: the edit instruction is its prompt
     elif template is None:
         problems.append(f"{where}.template: no template; set it here or in [defaults]")
     elif not prompts.exists(template):
@@ -353,6 +363,7 @@ def _resolve_asset(
         references.append(resolved)
 
     copy = {**model.copy_, **(defaults.copy_ or {}), **(spec.copy_ or {})}
+    locales = model.campaign.locales or []
     if len(problems) > before:
         return None
     return Asset(
@@ -367,6 +378,11 @@ def _resolve_asset(
         prompt_extend=bool(pick("prompt_extend") or False),
         copy=copy,
         expect_text=None if pick("expect_text") is None else tuple(pick("expect_text")),
+        parent=parent_ref(spec.from_),
+        edit=pick("edit"),
+        locale_strategy=pick("locale_strategy") or "generate",
+        locale_copy=locale_copies(locales, copy,
+                                  [model.locales, defaults.locales, spec.locales]),
     )
 
 

@@ -18,6 +18,10 @@ WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10
                      *(f"lpt{i}" for i in range(1, 10))}
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+#: A BCP 47 language tag as qwenbuild accepts it (it becomes a folder name): en, de,
+#: zh-Hans, pt-BR, sr-Latn-RS.
+LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$"
+Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN)]
 MAX_SEED = 2**63 - 1
 MAX_VARIANTS = 100
 
@@ -44,6 +48,12 @@ class CampaignSection(_Model):
         None, ge=0, allow_inf_nan=False,
         description="Most a build may spend, in USD: a build whose estimated cost is higher "
                     "stops before any request (`build --budget` overrides it).",
+    )
+    locales: list[Locale] | None = Field(
+        None, min_length=1,
+        description="Locales to build every asset in (BCP 47 tags such as en, de, zh-Hans); "
+                    "the first is the master locale. Outputs go to "
+                    "<aspect>/<provider>/<locale>/.",
     )
 
 
@@ -80,12 +90,49 @@ class AssetFields(_Model):
         description="Lines that must appear in the image, template strings rendered like "
                     "the prompt; default: copy.headline and copy.subtitle (`check`).",
     )
+    edit: str | None = Field(
+        None,
+        description="For an asset made `from` another: the edit instruction sent with the "
+                    "parent image, a template string rendered like the prompt.",
+    )
+    locale_strategy: Literal["generate", "edit"] | None = Field(
+        None,
+        description="How the other locales of an asset are made: `generate` (default) a "
+                    "fresh image from the localised copy; `edit` the master locale's image "
+                    "with its text replaced.",
+    )
+    locales: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="Copy per locale (`[assets.locales.de]`), merged over the asset's copy.",
+    )
+
+
+class ParentSpec(_Model):
+    """`from = { asset = "key-visual", aspect = "1:1", provider = "draft", variant = 1 }`:
+    which output of another asset an asset is edited from."""
+
+    asset: Name = Field(description="The parent asset's id.")
+    aspect: str | None = Field(
+        None, description="The parent's aspect ratio (default: the child's when the parent "
+                          "has it, else the parent's first).")
+    provider: str | None = Field(
+        None, description="The parent's provider (default: the child's when the parent has "
+                          "it, else the parent's first).")
+    variant: int | None = Field(
+        None, ge=1, le=MAX_VARIANTS,
+        description="The parent's variant, 1-based (default: the picked one in the review "
+                    "file, else the first).")
 
 
 class AssetSpec(AssetFields):
     """One `[[assets]]` entry."""
 
     id: Name = Field(description="Asset id: letters, digits, '-' and '_'; unique.")
+    from_: Name | ParentSpec | None = Field(
+        None, alias="from",
+        description="Make this asset by editing another asset's output (its id, or a table "
+                    "naming the aspect, provider and variant); see `edit`.",
+    )
 
 
 class ProviderTable(BaseModel):
@@ -133,6 +180,10 @@ class CampaignFile(_Model):
                                   description="Free-form brand table; templates see `brand`.")
     copy_: dict[str, Any] = Field(default_factory=dict, alias="copy",
                                   description="Campaign-wide copy, merged under each asset's.")
+    locales: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Campaign-wide copy per locale (`[locales.de]`), merged over [copy] for "
+                    "that locale.")
     defaults: AssetFields = Field(default_factory=AssetFields,
                                   description="Defaults for every asset field.")
     providers: dict[str, ProviderTable] = Field(default_factory=dict,

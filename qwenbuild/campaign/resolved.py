@@ -6,7 +6,7 @@ Frozen dataclasses that the rest of qwenbuild reads; nothing here knows the TOML
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,26 @@ class Export:
 
 
 @dataclass(frozen=True)
+class ParentRef:
+    """Which output of another asset an asset is edited from; None parts follow the child
+    (its aspect and provider when the parent has them) or the parent's defaults."""
+
+    asset: str
+    aspect: str | None = None
+    provider: str | None = None
+    variant: int | None = None
+
+
+#: The default edit instruction of a derived asset (a template, like the prompt).
+DEFAULT_EDIT = (
+    "Adapt this image to a {{ asset.orientation }} {{ asset.aspect }} format "
+    "({{ asset.width }}x{{ asset.height }} pixels). Keep its composition, imagery, colours, "
+    "typography and every text exactly as they are; extend or crop the background where the "
+    "new format needs it, and never cut off or change any lettering."
+)
+
+
+@dataclass(frozen=True)
 class Asset:
     """An asset with defaults applied and everything resolved."""
 
@@ -44,6 +64,17 @@ class Asset:
     copy: dict[str, Any]
     #: `expect_text` as written (templates); None: the copy's headline and subtitle.
     expect_text: tuple[str, ...] | None = None
+    #: The asset this one is edited from, with the edit instruction (a template).
+    parent: ParentRef | None = None
+    edit: str | None = None
+    #: How locales other than the master are made: "generate" or "edit".
+    locale_strategy: str = "generate"
+    #: The copy of each locale other than the master's (the master's is `copy`).
+    locale_copy: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def copy_for(self, locale: str | None) -> dict[str, Any]:
+        """The copy of a locale (None or the master locale: `copy`)."""
+        return self.locale_copy.get(locale, self.copy) if locale else self.copy
 
 
 @dataclass(frozen=True)
@@ -65,6 +96,13 @@ class Campaign:
     #: Most a build may spend in USD (None: no limit).
     budget: float | None = None
     exports: tuple[Export, ...] = ()
+    #: The locales every asset is built in, master first; empty: no locales (today's
+    #: output paths, without a locale folder).
+    locales: tuple[str, ...] = ()
+
+    @property
+    def master_locale(self) -> str | None:
+        return self.locales[0] if self.locales else None
 
     @property
     def cache_dir(self) -> Path:

@@ -26,6 +26,7 @@ _FIELD_REASONS: tuple[tuple[tuple[str, ...], Reason], ...] = (
     (("design",), Reason.DESIGN),
     (("renderer",), Reason.RENDERER),
     (("fonts",), Reason.FONTS),
+    (("parent",), Reason.PARENT),
 )
 
 
@@ -46,22 +47,59 @@ class Assessment:
 def assess(the_plan: Plan, entries: Mapping[str, ManifestEntry], store: Store,
            stats: StatCache, force: bool = False) -> list[Assessment]:
     """Say, job by job, whether a build would call the provider, restore from the store,
-    or leave the output alone, and why."""
+    or leave the output alone, and why.
+
+    A job made from another job's output (`Job.pending`) is resolved here when that output
+    is up to date (its key follows from the output's sha256); when the parent will change
+    in this build, the job is to be made after it (`parent changes`)."""
     out = the_plan.campaign.out
-    result = []
+    result: list[Assessment] = []
+    by_output: dict[str, Assessment] = {}
     for job in the_plan.jobs:
-        entry = entries.get(job.output)
-        reasons = _why(job, entry, out / job.output, stats, store)
-        if force:
-            result.append(Assessment(job, Action.GENERATE, (Reason.FORCED,)))
-        elif not reasons:
-            result.append(Assessment(job, Action.KEEP, (Reason.UP_TO_DATE,)))
-        elif store.has(job.key, job.ext):
-            result.append(Assessment(job, Action.RESTORE,
-                                     reasons if entry else (Reason.RESTORED,)))
-        else:
-            result.append(Assessment(job, Action.GENERATE, reasons))
+        if job.pending:
+            resolved = _resolve(the_plan, job, by_output, entries, stats, force)
+            if resolved is None:
+                a = Assessment(job, Action.GENERATE, (Reason.PARENT_CHANGES,))
+                result.append(a)
+                by_output[job.output] = a
+                continue
+            job = resolved
+        a = assess_one(job, entries.get(job.output), out / job.output, store, stats, force)
+        result.append(a)
+        by_output[job.output] = a
     return result
+
+
+def assess_one(job: Job, entry: ManifestEntry | None, file: Path, store: Store,
+               stats: StatCache, force: bool = False) -> Assessment:
+    """What a build would do with one job whose key is known."""
+    reasons = _why(job, entry, file, stats, store)
+    if force:
+        return Assessment(job, Action.GENERATE, (Reason.FORCED,))
+    if not reasons:
+        return Assessment(job, Action.KEEP, (Reason.UP_TO_DATE,))
+    if store.has(job.key, job.ext):
+        return Assessment(job, Action.RESTORE, reasons if entry else (Reason.RESTORED,))
+    return Assessment(job, Action.GENERATE, reasons)
+
+
+def _resolve(the_plan: Plan, job: Job, by_output: Mapping[str, Assessment],
+             entries: Mapping[str, ManifestEntry], stats: StatCache,
+             force: bool) -> Job | None:
+    """`job` with its key when its parent's output stays as it is in this build; None when
+    the parent is to be made (or is missing)."""
+    assert job.parent is not None
+    parent = by_output.get(job.parent)
+    entry = entries.get(job.parent)
+    file = the_plan.campaign.out / job.parent
+    if force or entry is None:
+        return None
+    if parent is not None:
+        if parent.action != Action.KEEP:
+            return None
+    elif entry.stale or stats.problem(job.parent, file, entry.sha256) is not None:
+        return None  # a parent outside the selection that is not built as recorded
+    return the_plan.resolve(job, entry.sha256, file.read_bytes)
 
 
 def _why(job: Job, entry: ManifestEntry | None, file: Path, stats: StatCache,

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..campaign import Asset, Campaign
 from ..errors import UsageError
-from ..providers.base import GenerationRequest
+from ..providers.base import GenerationRequest, Reference
 from ..sizes import aspect_dir
 
 
@@ -39,6 +39,21 @@ class Job:
     make: Callable[[], tuple[GenerationRequest, dict[str, Any]]] = field(repr=False)
     _made: list[tuple[GenerationRequest, dict[str, Any]]] = field(
         default_factory=list, repr=False)
+    #: The locale of the copy (None: a campaign without locales).
+    locale: str | None = None
+    #: A job made by editing another job's output: that output (relative to the output
+    #: root). Until the parent's image is known its key is "" (see `Plan.resolve`).
+    parent: str | None = None
+    #: For a job with a parent: its request and key fields from the parent's image.
+    derive: Callable[[Reference], tuple[GenerationRequest, dict[str, Any]]] | None = field(
+        default=None, repr=False)
+    #: A cheap digest of every input but the parent's image (see `Fingerprints`).
+    fingerprint: str = field(default="", repr=False)
+
+    @property
+    def pending(self) -> bool:
+        """A job with a parent whose image is not known yet (no key)."""
+        return self.parent is not None and not self.key
 
     def _materialise(self) -> tuple[GenerationRequest, dict[str, Any]]:
         if not self._made:
@@ -60,7 +75,8 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"{self.asset} {self.aspect} {self.provider} seed {self.seed}"
+        where = f" {self.locale}" if self.locale else ""
+        return f"{self.asset}{where} {self.aspect} {self.provider} seed {self.seed}"
 
     def with_request(self, request: GenerationRequest, fields: dict[str, Any],
                      key: str) -> Job:
@@ -69,14 +85,18 @@ class Job:
         return Job(asset=self.asset, aspect=self.aspect, provider=self.provider,
                    kind=self.kind, model=self.model, seed=request.seed, variant=self.variant,
                    output=self.output, width=self.width, height=self.height, key=key,
-                   billable=self.billable, make=lambda: made, _made=[made])
+                   billable=self.billable, make=lambda: made, _made=[made],
+                   locale=self.locale, parent=self.parent)
 
 
-def output_path(asset: Asset, aspect: str, provider: str, ext: str, variant: int) -> str:
-    """`<W>x<H>/<provider>/<asset>[-vN].<ext>`: the `-vN` only when the asset has several
-    seeds. Existing repositories rely on these paths; never change them silently."""
+def output_path(asset: Asset, aspect: str, provider: str, ext: str, variant: int,
+                locale: str | None = None) -> str:
+    """`<W>x<H>/<provider>/[<locale>/]<asset>[-vN].<ext>`: the `-vN` only when the asset
+    has several seeds, the locale folder only when the campaign has locales. Existing
+    repositories rely on these paths; never change them silently."""
     suffix = f"-v{variant}" if len(asset.seeds) > 1 else ""
-    return f"{aspect_dir(aspect)}/{provider}/{asset.id}{suffix}.{ext}"
+    folder = f"{locale}/" if locale else ""
+    return f"{aspect_dir(aspect)}/{provider}/{folder}{asset.id}{suffix}.{ext}"
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,7 @@ class Selection:
     only: tuple[str, ...] = ()
     providers: tuple[str, ...] = ()
     aspects: tuple[str, ...] = ()
+    locales: tuple[str, ...] = ()
 
     def check(self, campaign: Campaign) -> None:
         problems = []
@@ -102,12 +123,17 @@ class Selection:
             if aspect not in aspects:
                 problems.append(f"--aspect {aspect}: no asset of {campaign.path.name} has it "
                                 f"(used: {', '.join(sorted(aspects))})")
+        for locale in self.locales:
+            if locale not in campaign.locales:
+                problems.append(f"--locale {locale}: not a locale of {campaign.path.name} "
+                                f"(its locales: {', '.join(campaign.locales) or 'none'})")
         if problems:
             raise UsageError(problems)
 
-    def wants(self, asset: str, aspect: str, provider: str) -> bool:
+    def wants(self, asset: str, aspect: str, provider: str, locale: str | None = None) -> bool:
         return (
             (not self.only or any(fnmatch.fnmatchcase(asset, p) for p in self.only))
             and (not self.providers or provider in self.providers)
             and (not self.aspects or aspect in self.aspects)
+            and (not self.locales or locale in self.locales)
         )

@@ -10,18 +10,26 @@ import functools
 import hashlib
 import io
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..campaign import Asset, Campaign
-from ..errors import InputError, TemplateError
+from ..errors import InputError, TemplateError, ValidationError
 from ..keys import canonical_json, job_key
 from ..prompts import Prompts
 from ..providers import provider_class
 from ..providers.base import GenerationRequest, Provider, ProviderSpec, Reference
 from ..sizes import orientation
 from ..store import KeyMemo, Store
+from .derived import (
+    PLACEHOLDER_PARENT,
+    edit_template,
+    localise_instruction,
+    parent_output,
+    parent_reference,
+)
 from .jobs import Job, Selection, output_path
 
 
@@ -42,12 +50,42 @@ class Plan:
         if self.memo is not None:
             self.memo.save()
 
+    def resolve(self, job: Job, parent_sha256: str, load: Callable[[], bytes]) -> Job:
+        """A pending derived job with its key, now that its parent's output is known (its
+        sha256, and how to read its bytes when the request must be made). Raises
+        ValidationError when the provider would refuse the request."""
+        assert job.derive is not None and job.parent is not None
+        derive = job.derive
+        parent = job.parent
+        fingerprint = _sha(f"{job.fingerprint}|parent:{parent_sha256}")
+
+        def make() -> tuple[GenerationRequest, dict[str, Any]]:
+            return derive(parent_reference(parent, parent_sha256, load))
+
+        known = self.memo.get(fingerprint) if self.memo is not None else None
+        if known is not None:
+            return replace(job, key=known, make=make)
+        request, fields = make()
+        provider = self.providers[job.provider]
+        rules = provider.validate(request)
+        if rules:
+            raise ValidationError([f"{job.label}: {rule}" for rule in rules])
+        key = job_key(fields)
+        if self.memo is not None:
+            self.memo.put(fingerprint, key)
+        return replace(job, key=key, make=make, _made=[(request, fields)])
+
 
 def plan(campaign: Campaign, selection: Selection | None = None,
-         store: Store | None = None) -> Plan:
-    """Expand the campaign into jobs. Raises InputError listing every problem found.
+         store: Store | None = None,
+         picks: Mapping[tuple[str, str, str, str | None], int] | None = None) -> Plan:
+    """Expand the campaign into jobs, parents before the jobs made from them. Raises
+    InputError listing every problem found.
 
-    Keys of jobs planned before with the same inputs come from the store's key memo."""
+    Keys of jobs planned before with the same inputs come from the store's key memo. A job
+    made from another job's output has no key until that output is known (`resolve`);
+    `picks` are the variants picked in the review file, (asset, aspect, provider, locale)
+    -> variant, which derived assets are made from by default."""
     selection = selection or Selection()
     selection.check(campaign)
     providers = {
@@ -59,6 +97,7 @@ def plan(campaign: Campaign, selection: Selection | None = None,
     seen_problems: set[str] = set()
     jobs: list[Job] = []
     all_outputs: set[str] = set()
+    by_id = {a.id: a for a in campaign.assets}
 
     def report(message: str) -> None:
         if message not in seen_problems:
@@ -67,57 +106,126 @@ def plan(campaign: Campaign, selection: Selection | None = None,
 
     memo = (store or Store(campaign.cache_dir)).key_memo(campaign.path)
     inputs_of = Fingerprints(campaign, prompts)
-    for asset in campaign.assets:
+    for asset in _parents_first(campaign.assets):
         refs = references.load(asset, report)
-        asset_digest = inputs_of.asset(asset, refs)
-        for aspect in asset.aspects:
-            for provider_name in asset.providers:
-                provider = providers[provider_name]
-                spec = provider.spec
-                width, height = provider.size_for(aspect)
-                for variant, seed in enumerate(asset.seeds, start=1):
-                    out = output_path(asset, aspect, provider_name, provider.output_ext, variant)
-                    all_outputs.add(out)
-                    if not selection.wants(asset.id, aspect, provider_name):
-                        continue
-                    make = functools.partial(_render, campaign, asset, aspect, provider, seed,
-                                             variant, refs, prompts)
-                    fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant,
-                                                provider.key_environment())
-                    job = Job(asset=asset.id, aspect=aspect, provider=spec.name,
-                              kind=spec.kind, model=spec.model, seed=seed, variant=variant,
-                              output=out, width=width, height=height, key="",
-                              billable=provider.info.billable, make=make)
-                    known = memo.get(fingerprint)
-                    if known is not None:
-                        jobs.append(replace(job, key=known))
-                        continue
-                    try:
-                        request, fields = make()
-                    except TemplateError as exc:
-                        for p in exc.problems:
-                            report(p)
-                        continue
-                    rules = provider.validate(request)
-                    for rule in rules:
-                        report(f"asset {asset.id}, provider {provider_name} ({spec.kind} "
-                               f"{spec.model}), aspect {aspect}: {rule}")
-                    key = job_key(fields)
-                    if not rules:
-                        memo.put(fingerprint, key)
-                    jobs.append(replace(job, key=key, _made=[(request, fields)]))
+        for locale in campaign.locales or (None,):
+            asset_digest = inputs_of.asset(asset, refs, locale)
+            for aspect in asset.aspects:
+                for provider_name in asset.providers:
+                    provider = providers[provider_name]
+                    spec = provider.spec
+                    width, height = provider.size_for(aspect)
+                    for variant, seed in enumerate(asset.seeds, start=1):
+                        out = output_path(asset, aspect, provider_name, provider.output_ext,
+                                          variant, locale)
+                        all_outputs.add(out)
+                        if not selection.wants(asset.id, aspect, provider_name, locale):
+                            continue
+                        where = Where(campaign, asset, aspect, provider, seed, variant, locale)
+                        fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant,
+                                                    provider.key_environment())
+                        job = Job(asset=asset.id, aspect=aspect, provider=spec.name,
+                                  kind=spec.kind, model=spec.model, seed=seed,
+                                  variant=variant, output=out, width=width, height=height,
+                                  key="", billable=provider.info.billable,
+                                  make=functools.partial(_render, where, refs, prompts, None),
+                                  locale=locale, fingerprint=fingerprint)
+                        parent = parent_output(campaign, by_id, providers, asset, aspect,
+                                               provider_name, variant, locale, picks or {})
+                        if parent is not None:
+                            derived = replace(job, parent=parent, make=_unresolved, derive=(
+                                functools.partial(_render, where, refs, prompts)))
+                            _check(derived, PLACEHOLDER_PARENT, provider, report)
+                            jobs.append(derived)
+                            continue
+                        known = memo.get(fingerprint)
+                        if known is not None:
+                            jobs.append(replace(job, key=known))
+                            continue
+                        made = _check(job, None, provider, report)
+                        if made is None:
+                            continue
+                        request, fields, ok = made
+                        key = job_key(fields)
+                        if ok:
+                            memo.put(fingerprint, key)
+                        jobs.append(replace(job, key=key, _made=[(request, fields)]))
     if problems:
         raise InputError(problems)
     return Plan(campaign, tuple(jobs), frozenset(all_outputs), providers, memo)
 
 
+def _check(job: Job, parent: Reference | None, provider: Provider, report: Callable[[str], None]
+           ) -> tuple[GenerationRequest, dict[str, Any], bool] | None:
+    """Render a job (a derived one with `parent`) and check it against its provider's
+    rules, reporting every problem; (request, key fields, whether it passed), or None when
+    a template failed."""
+    try:
+        if parent is not None:
+            assert job.derive is not None
+            request, fields = job.derive(parent)
+        else:
+            request, fields = job.make()
+    except TemplateError as exc:
+        for p in exc.problems:
+            report(p)
+        return None
+    rules = provider.validate(request)
+    spec = provider.spec
+    locale = f", locale {job.locale}" if job.locale else ""
+    for rule in rules:
+        report(f"asset {job.asset}, provider {spec.name} ({spec.kind} {spec.model}), "
+               f"aspect {job.aspect}{locale}: {rule}")
+    return request, fields, not rules
+
+
+def _unresolved() -> tuple[GenerationRequest, dict[str, Any]]:
+    raise RuntimeError("a derived job was used before its parent's output was known")
+
+
+def _parents_first(assets: Sequence[Asset]) -> list[Asset]:
+    """The assets in campaign order, except that each comes after the asset it is made
+    from (the campaign has no cycles: the loader refuses them)."""
+    by_id = {a.id: a for a in assets}
+    ordered: list[Asset] = []
+    placed: set[str] = set()
+
+    def place(asset: Asset) -> None:
+        if asset.id in placed:
+            return
+        if asset.parent is not None and asset.parent.asset in by_id:
+            place(by_id[asset.parent.asset])
+        placed.add(asset.id)
+        ordered.append(asset)
+
+    for asset in assets:
+        place(asset)
+    return ordered
+
+
+@dataclass(frozen=True)
+class Where:
+    """One job's place in the campaign: what its templates are rendered for."""
+
+    campaign: Campaign
+    asset: Asset
+    aspect: str
+    provider: Provider
+    seed: int
+    variant: int
+    locale: str | None
+
+
 def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: ProviderSpec, width: int,
-                height: int, seed: int, variant: int) -> dict[str, Any]:
-    """What a job's templates see (the prompt, the negative prompt, `expect_text`)."""
+                height: int, seed: int, variant: int,
+                locale: str | None = None) -> dict[str, Any]:
+    """What a job's templates see (the prompt, the negative prompt, `expect_text`, the edit
+    instruction)."""
     return {
         "brand": campaign.brand,
-        "copy": asset.copy,
-        "campaign": {"name": campaign.name},
+        "copy": asset.copy_for(locale),
+        "campaign": {"name": campaign.name, "locales": list(campaign.locales)},
+        "locale": locale or "",
         "asset": {
             "id": asset.id,
             "aspect": aspect,
@@ -133,26 +241,29 @@ def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: ProviderSpe
     }
 
 
-def _render(
-    campaign: Campaign,
-    asset: Asset,
-    aspect: str,
-    provider: Provider,
-    seed: int,
-    variant: int,
-    refs: tuple[Reference, ...],
-    prompts: Prompts,
-) -> tuple[GenerationRequest, dict[str, Any]]:
-    """Render a job's prompts and form its provider-neutral request and key fields."""
+def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
+            parent: Reference | None) -> tuple[GenerationRequest, dict[str, Any]]:
+    """Render a job's prompts and form its provider-neutral request and key fields. With a
+    `parent`, the request is an edit of that image: its prompt is the edit instruction."""
+    campaign, asset, aspect = where.campaign, where.asset, where.aspect
+    provider, seed, variant, locale = where.provider, where.seed, where.variant, where.locale
     spec = provider.spec
     width, height = provider.size_for(aspect)
-    context = job_context(campaign, asset, aspect, spec, width, height, seed, variant)
-    where = f"asset {asset.id}"
-    prompt = prompts.render(asset.template, context, where)
+    context = job_context(campaign, asset, aspect, spec, width, height, seed, variant, locale)
+    label = f"asset {asset.id}" + (f" ({locale})" if locale else "")
+    if parent is None:
+        prompt = prompts.render(asset.template, context, label)
+    else:
+        template = edit_template(campaign, asset, locale)
+        prompt = (prompts.render_string(template, context, f"{label}: edit instruction")
+                  if template is not None else
+                  localise_instruction(asset.copy, asset.copy_for(locale), locale or ""))
     negative = (
-        prompts.render_string(asset.negative, context, f"{where}: negative prompt")
+        prompts.render_string(asset.negative, context, f"{label}: negative prompt")
         if asset.negative else ""
     )
+    copy = asset.copy_for(locale)
+    shown = f"{asset.id} · {locale} · {aspect}" if locale else f"{asset.id} · {aspect}"
     request = GenerationRequest(
         prompt=prompt,
         negative=negative,
@@ -160,15 +271,16 @@ def _render(
         height=height,
         seed=seed,
         prompt_extend=asset.prompt_extend,
-        references=refs,
+        references=(parent, *refs) if parent is not None else refs,
         options=dict(spec.options),
         design={
             "brand": campaign.brand,
-            "copy": asset.copy,
-            "label": f"{asset.id} · {aspect} · seed {seed}",
+            "copy": copy,
+            "label": f"{shown} · seed {seed}",
         },
         asset=asset.id,
         aspect=aspect,
+        edit=parent is not None,
     )
     fields = {
         "kind": spec.kind,
@@ -183,6 +295,8 @@ def _render(
         "options": provider.key_options(),
         **provider.key_fields(request),
     }
+    if parent is not None:
+        fields["parent"] = parent.sha256
     return request, fields
 
 
@@ -201,13 +315,19 @@ class Fingerprints:
         self.campaign = campaign
         self._providers: dict[str, str] = {}
 
-    def asset(self, asset: Asset, refs: tuple[Reference, ...]) -> str:
+    def asset(self, asset: Asset, refs: tuple[Reference, ...], locale: str | None) -> str:
         # Not canonical: a template looping over copy.items() sees the keys in file order,
         # so that order is an input of the prompt too.
-        return _sha(json.dumps([
+        parts: list[Any] = [
             self.base, self.campaign.name, self.campaign.brand, asset.id, asset.template,
             asset.negative, asset.prompt_extend, asset.copy, [r.sha256 for r in refs],
-        ], ensure_ascii=False, default=str))
+        ]
+        if locale is not None:  # campaigns without locales keep their fingerprints
+            parts += [locale, list(self.campaign.locales), asset.copy_for(locale),
+                      asset.edit, asset.locale_strategy]
+        elif asset.parent is not None:
+            parts += [asset.edit]
+        return _sha(json.dumps(parts, ensure_ascii=False, default=str))
 
     def job(self, asset_digest: str, spec: ProviderSpec, aspect: str, seed: int,
             variant: int, environment: str = "") -> str:

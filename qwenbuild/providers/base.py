@@ -42,6 +42,8 @@ class GenerationRequest:
     #: For messages only: which asset and aspect this request is for.
     asset: str = ""
     aspect: str = ""
+    #: An edit: `references[0]` is the image to edit and the prompt is the instruction.
+    edit: bool = False
 
 
 @dataclass(frozen=True)

@@ -81,9 +81,16 @@ class PreviewProvider(Provider):
         return environment_digest()
 
     async def generate(self, request: GenerationRequest) -> GeneratedImage:
-        from .preview_render import render_png
+        from .preview_render import render_edit_png, render_png
 
-        data = await asyncio.to_thread(
-            render_png, request.width, request.height, request.seed, request.design
-        )
+        if request.edit and request.references:
+            # An edit of another output (a derived asset, a localised one): the parent
+            # image with the new copy drawn over it, so the comp shows what the edit keeps.
+            parent = request.references[0].data
+            data = await asyncio.to_thread(render_edit_png, parent, request.width,
+                                           request.height, request.seed, request.design)
+        else:
+            data = await asyncio.to_thread(
+                render_png, request.width, request.height, request.seed, request.design
+            )
         return GeneratedImage(data=data, seed=request.seed, cost=0.0)

@@ -125,15 +125,16 @@ def expected_lines(campaign: Campaign, asset: Asset, job: Job, prompts: Prompts)
     """The lines `job`'s image must show. Raises TemplateError for a broken expect_text."""
     if asset.expect_text is None:
         lines: list[str] = []
+        copy = asset.copy_for(job.locale)
         for key in ("headline", "subtitle"):
-            value = asset.copy.get(key)
+            value = copy.get(key)
             values = value if isinstance(value, list | tuple) else [value]
             lines.extend(collapse(str(v)) for v in values
                          if isinstance(v, str | int | float) and not isinstance(v, bool))
         return tuple(line for line in lines if line)
     spec = campaign.providers[job.provider]
     context = job_context(campaign, asset, job.aspect, spec, job.width, job.height, job.seed,
-                          job.variant)
+                          job.variant, job.locale)
     rendered = (prompts.render_string(text, context, f"asset {asset.id}: expect_text[{i}]")
                 for i, text in enumerate(asset.expect_text))
     return tuple(line for line in rendered if line)

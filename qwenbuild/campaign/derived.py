@@ -1,0 +1,127 @@
+"""Locales and assets made from assets: resolving and checking them when a campaign loads.
+
+- Locale copy: for locale L, an asset's copy is its master copy with the campaign's
+  `[locales.L]`, then `[defaults.locales.L]`, then the asset's `[assets.locales.L]` merged
+  over it (the more specific wins; a locale table's key wins over the master copy's).
+- Parents: `from` names another asset; the graph of `from` must have no cycle, every
+  parent must exist and have the aspect, provider and variant asked for, and every
+  provider of an asset that is made by editing (a `from`, or locales made with the `edit`
+  strategy) must take a reference image to edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..providers import provider_class
+from ..providers.base import ProviderSpec
+from .messages import did_you_mean
+from .models import ParentSpec
+from .resolved import Asset, ParentRef
+
+
+def check_locales(locales: Sequence[str], tables: Mapping[str, Any], where: str,
+                  problems: list[str]) -> None:
+    """Locale tables (`[locales.de]`) must name a locale of `campaign.locales`."""
+    for name in tables:
+        if not locales:
+            problems.append(f"{where}.{name}: a copy table for locale {name!r}, but the "
+                            "campaign has no locales; add campaign.locales = [...] (the "
+                            "master first)")
+        elif name not in locales:
+            problems.append(f"{where}.{name}: unknown locale {name!r}"
+                            f"{did_you_mean(name, list(locales))}; campaign.locales is "
+                            f"{list(locales)}")
+
+
+def check_locale_list(locales: Sequence[str], problems: list[str]) -> None:
+    folded: dict[str, str] = {}
+    for i, locale in enumerate(locales):
+        if locale.lower() in folded:
+            problems.append(f"campaign.locales[{i}]: {locale!r} is listed twice (also "
+                            f"{folded[locale.lower()]!r}; locales name folders, and case "
+                            "differences collide on some file systems)")
+        folded.setdefault(locale.lower(), locale)
+
+
+def locale_copies(locales: Sequence[str], copy: Mapping[str, Any],
+                  layers: Sequence[Mapping[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    """The copy of every locale but the master's: the master copy with each layer's table
+    for that locale merged over it, in order (campaign, defaults, asset)."""
+    found: dict[str, dict[str, Any]] = {}
+    for locale in locales[1:]:
+        merged = dict(copy)
+        for layer in layers:
+            merged.update((layer or {}).get(locale) or {})
+        found[locale] = merged
+    return found
+
+
+def parent_ref(value: str | ParentSpec | None) -> ParentRef | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return ParentRef(value)
+    return ParentRef(value.asset, value.aspect, value.provider, value.variant)
+
+
+def check_parents(assets: Sequence[Asset], providers: Mapping[str, ProviderSpec],
+                  locales: Sequence[str], problems: list[str]) -> None:
+    """Parents exist and have what is asked of them, no cycles, providers that edit."""
+    by_id = {a.id: a for a in assets}
+    for asset in assets:
+        where = f"assets[{asset.index}] ({asset.id})"
+        parent = asset.parent
+        if parent is not None:
+            found = by_id.get(parent.asset)
+            if parent.asset == asset.id:
+                problems.append(f"{where}.from: an asset cannot be made from itself")
+                continue
+            if found is None:
+                problems.append(f"{where}.from: unknown asset {parent.asset!r}"
+                                f"{did_you_mean(parent.asset, list(by_id))}")
+                continue
+            if parent.aspect is not None and parent.aspect not in found.aspects:
+                problems.append(f"{where}.from.aspect: {found.id} is not built at "
+                                f"{parent.aspect} (its aspects: {', '.join(found.aspects)})")
+            if parent.provider is not None and parent.provider not in found.providers:
+                problems.append(f"{where}.from.provider: {found.id} is not built by "
+                                f"{parent.provider!r} (its providers: "
+                                f"{', '.join(found.providers)})")
+            if parent.variant is not None and parent.variant > len(found.seeds):
+                problems.append(f"{where}.from.variant: {found.id} has "
+                                f"{len(found.seeds)} variant(s); {parent.variant} asked")
+        edits = parent is not None or (len(locales) > 1 and asset.locale_strategy == "edit")
+        if edits:
+            for i, name in enumerate(asset.providers):
+                spec = providers.get(name)
+                if spec is None:
+                    continue  # reported already (unknown provider)
+                model = provider_class(spec.kind).models.get(spec.model)
+                if model is not None and model.max_references == 0:
+                    why = ("is made from another asset" if parent is not None
+                           else "localises by editing (locale_strategy = \"edit\")")
+                    problems.append(
+                        f"{where}.providers[{i}]: {name!r} ({spec.kind} {spec.model}) cannot "
+                        f"edit an image, and this asset {why}; use a model that takes "
+                        "reference images (Qwen-Image 2.0 at Runware, AI/ML API or "
+                        "EmpirioLabs, or the preview)")
+    cycle = _cycle({a.id: a.parent.asset for a in assets
+                    if a.parent is not None and a.parent.asset in by_id})
+    if cycle:
+        first = by_id[cycle[0]]
+        problems.append(f"assets[{first.index}] ({first.id}).from: assets made from each "
+                        f"other in a circle: {' -> '.join(cycle)}")
+
+
+def _cycle(edges: Mapping[str, str]) -> list[str] | None:
+    for start in sorted(edges):
+        seen = [start]
+        node = edges.get(start)
+        while node is not None:
+            if node in seen:
+                return seen[seen.index(node):] + [node]
+            seen.append(node)
+            node = edges.get(node)
+    return None
