@@ -131,8 +131,12 @@ class ManifestEntry(_Record):
     text_check: Mapping[str, Any] | None = None
     #: The campaign no longer makes this output; kept until `qwenbuild clean`.
     stale: bool = False
+    #: The locale of its copy (campaigns with locales only).
+    locale: str | None = None
+    #: The output it was edited from (derived assets, localised edits only).
+    parent: str | None = None
 
-    _optional: ClassVar[frozenset[str]] = frozenset({"text_check", "stale"})
+    _optional: ClassVar[frozenset[str]] = frozenset({"text_check", "stale", "locale", "parent"})
 
 
 @dataclass(frozen=True)

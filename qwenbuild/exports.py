@@ -52,9 +52,10 @@ def settings(export: Export) -> dict[str, Any]:
 
 def output_for(export: Export, source: str) -> str:
     """The rendition's path for an output path (both relative to the output root)."""
-    _aspect, provider, filename = source.split("/")
+    _aspect, provider, *locale, filename = source.split("/")
     stem = filename.rsplit(".", 1)[0]
-    return f"{EXPORTS_DIR}/{export.name}/{provider}/{stem}.{export.format}"
+    folder = "/".join([provider, *locale])  # <provider>/[<locale>/]
+    return f"{EXPORTS_DIR}/{export.name}/{folder}/{stem}.{export.format}"
 
 
 @dataclass(frozen=True)

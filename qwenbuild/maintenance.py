@@ -60,9 +60,9 @@ def owned_outputs(campaign: Campaign) -> set[str]:
     providers = {name: provider_class(spec.kind)(spec)
                  for name, spec in campaign.providers.items()}
     outputs = {
-        output_path(asset, aspect, name, providers[name].output_ext, variant)
+        output_path(asset, aspect, name, providers[name].output_ext, variant, locale)
         for asset in campaign.assets for aspect in asset.aspects for name in asset.providers
-        for variant in range(1, len(asset.seeds) + 1)
+        for variant in range(1, len(asset.seeds) + 1) for locale in campaign.locales or (None,)
     }
     return outputs | {job.output for job in export_jobs(campaign, outputs)}
 

@@ -296,6 +296,8 @@ class Build:
                        to_output: bool = True) -> JobResult:
         """Generate `job`'s image into the store, then (unless `to_output` is false: a text
         reroll, written only once chosen) into its output and the manifest."""
+        if job.pending:  # a bug: only a job with its parent's image may be sent
+            raise RuntimeError(f"{job.label}: sent before its parent's output was known")
         provider = self.plan.providers[job.provider]
         spec = provider.spec
         attempt = 0
@@ -406,5 +408,7 @@ class Build:
             height=record.height if record.height is not None else job.height,
             cost_usd=record.cost_usd,
             text_check=text_check,
+            locale=job.locale,
+            parent=job.parent,
         ))
         self.stats.remember(job.output, target, sha)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..providers import provider_class
@@ -24,7 +25,11 @@ from .resolved import Asset, ParentRef
 def check_locales(locales: Sequence[str], tables: Mapping[str, Any], where: str,
                   problems: list[str]) -> None:
     """Locale tables (`[locales.de]`) must name a locale of `campaign.locales`."""
-    for name in tables:
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            problems.append(f"{where}.{name}: expected a table of copy for locale {name!r} "
+                            f"(`[{where}.{name}]`), got {type(table).__name__}")
+            continue
         if not locales:
             problems.append(f"{where}.{name}: a copy table for locale {name!r}, but the "
                             "campaign has no locales; add campaign.locales = [...] (the "
@@ -56,6 +61,37 @@ def locale_copies(locales: Sequence[str], copy: Mapping[str, Any],
             merged.update((layer or {}).get(locale) or {})
         found[locale] = merged
     return found
+
+
+def inherit_copy(assets: Sequence[Asset], own: Mapping[str, tuple[Mapping[str, Any] | None,
+                                                                    Mapping[str, Any] | None]],
+                 locales: Sequence[str]) -> list[Asset]:
+    """Assets made from another take its copy: the parent's copy (per locale) with the
+    asset's own copy and own locale tables merged over it. `own` maps each asset id to its
+    `copy` and `locales` tables as written. Parents are resolved first; a missing parent or
+    a cycle (reported elsewhere) leaves the asset as it is."""
+    by_id = {a.id: a for a in assets}
+    done: dict[str, Asset] = {}
+
+    def resolve(asset: Asset, seen: frozenset[str]) -> Asset:
+        if asset.id in done:
+            return done[asset.id]
+        ref = asset.parent
+        if ref is None or ref.asset not in by_id or ref.asset in seen:
+            done[asset.id] = asset
+            return asset
+        parent = resolve(by_id[ref.asset], seen | {asset.id})
+        copy, tables = own.get(asset.id, (None, None))
+        merged = {**parent.copy, **(copy or {})}
+        per_locale = {}
+        for locale in locales[1:]:
+            per_locale[locale] = {**parent.copy_for(locale), **(copy or {}),
+                                  **((tables or {}).get(locale) or {})}
+        result = replace(asset, copy=merged, locale_copy=per_locale)
+        done[asset.id] = result
+        return result
+
+    return [resolve(a, frozenset()) for a in assets]
 
 
 def parent_ref(value: str | ParentSpec | None) -> ParentRef | None:

@@ -22,7 +22,14 @@ from ..providers import KINDS, provider_class
 from ..providers.base import ProviderSpec
 from ..sizes import ASPECTS
 from ..store.location import find_repo_root
-from .derived import check_locale_list, check_locales, check_parents, locale_copies, parent_ref
+from .derived import (
+    check_locale_list,
+    check_locales,
+    check_parents,
+    inherit_copy,
+    locale_copies,
+    parent_ref,
+)
 from .messages import describe_value, did_you_mean, pydantic_problems, toml_message
 from .models import (
     MAX_SEED,
@@ -107,6 +114,7 @@ def campaign_from_data(data: dict[str, Any], path: Path) -> Campaign:
         campaign=parts["campaign"],
         brand=parts.get("brand") or {},
         copy_=parts.get("copy_") or {},
+        locales=parts.get("locales") or {},
         defaults=parts.get("defaults") or AssetFields(),
         providers=parts.get("providers") or {},
         assets=[spec for _, spec, _ in indexed],
@@ -258,6 +266,8 @@ def _resolve(model: CampaignFile, path: Path, problems: list[str],
         if asset is not None:
             assets.append(asset)
     check_parents(assets, providers, locales, problems)
+    assets = inherit_copy(assets, {spec.id: (spec.copy_, spec.locales)
+                                   for _, spec, _ in indexed}, locales)
     _check_file_names(assets, problems)
     out = (root / model.campaign.out).resolve()
     if out.exists() and not out.is_dir():

@@ -94,6 +94,8 @@ def add_campaign_arguments(parser: argparse.ArgumentParser, selection: bool = Tr
                             help="only jobs of this provider (repeatable)")
         parser.add_argument("--aspect", action="append", default=[], metavar="RATIO",
                             help="only jobs of this aspect ratio, e.g. 9:16 (repeatable)")
+        parser.add_argument("--locale", action="append", default=[], metavar="LOCALE",
+                            help="only jobs of this locale, e.g. de (repeatable)")
 
 
 def add_jobs_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -116,7 +118,8 @@ def selection(args: argparse.Namespace) -> Any:
     if bad:
         raise UsageError([f"--aspect {a}: unsupported aspect ratio (supported: "
                           f"{', '.join(ASPECTS)})" for a in bad])
-    return Selection(tuple(args.only), tuple(args.provider), tuple(args.aspect))
+    return Selection(tuple(args.only), tuple(args.provider), tuple(args.aspect),
+                     tuple(args.locale))
 
 
 def colour_enabled(stream: TextIO) -> bool:

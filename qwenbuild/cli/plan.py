@@ -32,6 +32,29 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     return p
 
 
+def _tree(assessments: list[Any]) -> list[tuple[Any, int]]:
+    """The assessments with each one's depth, every job right after the one it is made
+    from (jobs whose parent is outside the selection stay at the top)."""
+    children: dict[str, list[Any]] = {}
+    listed = {a.job.output for a in assessments}
+    roots = []
+    for a in assessments:
+        if a.job.parent in listed:
+            children.setdefault(a.job.parent, []).append(a)
+        else:
+            roots.append(a)
+    ordered: list[tuple[Any, int]] = []
+
+    def walk(a: Any, depth: int) -> None:
+        ordered.append((a, depth))
+        for child in children.get(a.job.output, ()):
+            walk(child, depth + 1)
+
+    for a in roots:
+        walk(a, 0)
+    return ordered
+
+
 _MARKS = {"build": ("build", "33"), "cached": ("cached", "36"), "up_to_date": ("ok", "32"),
           "render": ("render", "33")}
 
@@ -54,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
             for what, path, why in pending:
                 print(f"{paint(what, '33', out):>10}  {path}  ({why})", file=out)
     elif not args.quiet:
-        for a in found.assessments:
-            print(f"{paint(*_MARKS[a.action], out):>10}  {found.shown(a.job.output)}  "
-                  f"({a.reason})", file=out)
+        # Jobs made from another job's output are listed under it, indented: the tree.
+        for a, depth in _tree(found.assessments):
+            branch = "  " * (depth - 1) + "└─ " if depth else ""
+            print(f"{paint(*_MARKS[a.action], out):>10}  {branch}{found.shown(a.job.output)}"
+                  f"  ({a.reason})", file=out)
         for e in found.exports:
             print(f"{paint(*_MARKS[e.action], out):>10}  {found.shown(e.job.output)}  "
                   f"({e.reason.value})", file=out)

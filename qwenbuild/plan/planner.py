@@ -133,8 +133,11 @@ def plan(campaign: Campaign, selection: Selection | None = None,
                         parent = parent_output(campaign, by_id, providers, asset, aspect,
                                                provider_name, variant, locale, picks or {})
                         if parent is not None:
-                            derived = replace(job, parent=parent, make=_unresolved, derive=(
-                                functools.partial(_render, where, refs, prompts)))
+                            derive = functools.partial(_render, where, refs, prompts)
+                            # Until resolved, its request shows everything but the parent's
+                            # bytes (a placeholder); the executor never sends a pending job.
+                            derived = replace(job, parent=parent, derive=derive,
+                                              make=functools.partial(derive, PLACEHOLDER_PARENT))
                             _check(derived, PLACEHOLDER_PARENT, provider, report)
                             jobs.append(derived)
                             continue
@@ -177,10 +180,6 @@ def _check(job: Job, parent: Reference | None, provider: Provider, report: Calla
         report(f"asset {job.asset}, provider {spec.name} ({spec.kind} {spec.model}), "
                f"aspect {job.aspect}{locale}: {rule}")
     return request, fields, not rules
-
-
-def _unresolved() -> tuple[GenerationRequest, dict[str, Any]]:
-    raise RuntimeError("a derived job was used before its parent's output was known")
 
 
 def _parents_first(assets: Sequence[Asset]) -> list[Asset]:
