@@ -11,7 +11,7 @@ import base64
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from qwenbuild.providers.runware import QWEN_2, QWEN_2_PRO, QWEN_20B, RunwarePro
 from qwenbuild.sizes import ratio_error
 
 from .conftest import Result, build_file_tree
+from .fakes import FakeProviders
 from .fakes.runware import API_PATH, FAKE_KEY, PRICES, FakeRunware, TaskError
 from .fakes.server import FakeServer, Reply, png_bytes
 
@@ -40,13 +41,9 @@ COMMON_FIELDS = {"taskType", "taskUUID", "model", "positivePrompt", "width", "he
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRunware]:
-    app = FakeRunware()
-    with FakeServer(app) as server:
-        monkeypatch.setenv("RUNWARE_BASE_URL", server.url + API_PATH)
-        monkeypatch.setenv("RUNWARE_API_KEY", FAKE_KEY)
-        yield app
-        app.release()
+def fake(fake_providers: FakeProviders) -> FakeRunware:
+    app: FakeRunware = fake_providers["runware"]
+    return app
 
 
 def write_campaign(root: Path, providers: str, assets: str,
@@ -243,40 +240,6 @@ references = ["refs/a.png", "refs/b.jpg"]
     assert job["status"] == "build" and "references changed" in job["reason"]
 
 
-def test_pro_refuses_references_with_a_negative_prompt(fake: FakeRunware, run: Run,
-                                                       tmp_path: Path) -> None:
-    path = write_campaign(tmp_path, f'[providers.pro]\nkind = "runware"\nmodel = "{QWEN_2_PRO}"\n',
-                          f"""\
-[[assets]]
-id = "billboard"
-providers = ["pro"]
-references = ["refs/a.png"]
-negative = "{NEGATIVE}"
-""", {"refs/a.png": png_bytes(16, 16)})
-    result = run("build", path, "--json")
-    assert result.code == 2
-    assert "asset billboard" in result.err
-    assert "provider pro" in result.err
-    assert "cannot combine reference images with a negative prompt" in result.err
-    assert not fake.requests
-    assert not (tmp_path / "out").exists()
-
-
-def test_four_references_are_refused(fake: FakeRunware, run: Run, tmp_path: Path) -> None:
-    refs = {f"refs/{i}.png": png_bytes(16, 16, (i * 40, 0, 0)) for i in range(4)}
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', f"""\
-[[assets]]
-id = "collage"
-providers = ["rw"]
-references = {json.dumps(sorted(refs))}
-""", refs)
-    result = run("build", path, "--json")
-    assert result.code == 2
-    assert "asset collage" in result.err and "4 reference images" in result.err
-    assert "at most 3" in result.err
-    assert not fake.requests
-
-
 # -- async delivery ----------------------------------------------------------------------------
 
 
@@ -381,24 +344,6 @@ aspects = ["9:16"]
     assert len(fake.tasks_for(marker("bad"))) == 1  # not retried: not a transient fault
 
 
-def test_wrong_key_fails_runware_jobs_with_401(fake: FakeRunware, run: Run, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RUNWARE_API_KEY", "rw-wrong-key-000")
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
-[[assets]]
-id = "hero"
-providers = ["rw", "preview"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    jobs = {j["provider"]: j for j in result.json()["jobs"]}
-    assert jobs["preview"]["status"] == "generated"
-    assert jobs["rw"]["status"] == "failed"
-    assert "HTTP 401 invalidApiKey: Invalid API key" in jobs["rw"]["error"]
-    assert "RUNWARE_API_KEY" in jobs["rw"]["error"]
-    assert len(fake.api_posts()) == 1
-
-
 def test_429_with_retry_after_is_retried_once(fake: FakeRunware, run: Run,
                                               tmp_path: Path) -> None:
     fake.fail_when(marker("hero"), TaskError(429, "tooManyRequests", "Queue is full",
@@ -415,101 +360,6 @@ providers = ["rw"]
     assert len(tasks) == 2
     assert tasks[0]["taskUUID"] != tasks[1]["taskUUID"]  # a retry is a new task
     assert len(fake.api_posts()) == 2
-
-
-def test_503_until_retries_run_out_then_rerun_retries_only_that_job(
-        fake: FakeRunware, run: Run, tmp_path: Path) -> None:
-    fake.fail_when(marker("flaky"), TaskError(503, "serviceUnavailable", "Try again later"),
-                   times=None)
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\nmax_retries = 2\n', """\
-[[assets]]
-id = "steady"
-providers = ["rw"]
-
-[[assets]]
-id = "flaky"
-providers = ["rw"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    jobs = jobs_by_asset(result)
-    assert jobs[("steady", "1:1")]["status"] == "generated"
-    failed = jobs[("flaky", "1:1")]
-    assert failed["status"] == "failed"
-    assert "HTTP 503 serviceUnavailable: Try again later" in failed["error"]
-    assert "after 2 retries" in failed["error"]
-    assert len(fake.tasks_for(marker("flaky"))) == 3  # max_retries + 1 attempts
-
-    fake.prompt_faults.clear()
-    posts = len(fake.api_posts())
-    again = run("build", path, "--json")
-    assert again.code == 0, again.err
-    statuses = {a: j["status"] for (a, _), j in jobs_by_asset(again).items()}
-    assert statuses == {"steady": "up_to_date", "flaky": "generated"}
-    new = fake.api_posts()[posts:]
-    assert len(new) == 1 and marker("flaky") in new[0].json()[0]["positivePrompt"]
-
-
-def test_corrupt_image_is_not_cached(fake: FakeRunware, run: Run, tmp_path: Path,
-                                     cache_dir: Path) -> None:
-    fake.corrupt_when = marker("broken")
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
-[[assets]]
-id = "fine"
-providers = ["rw"]
-
-[[assets]]
-id = "broken"
-providers = ["rw"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    jobs = jobs_by_asset(result)
-    failed = jobs[("broken", "1:1")]
-    assert failed["status"] == "failed" and "not a valid image" in failed["error"]
-    assert not (tmp_path / failed["output"]).exists()
-    cached = [p.name for p in (cache_dir / "objects").rglob("*") if p.is_file()]
-    assert not [name for name in cached if name.startswith(failed["key"])]
-    good = jobs[("fine", "1:1")]["key"]
-    assert sorted(cached) == [f"{good}.json", f"{good}.png"]
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
-    assert list(manifest) == ["1x1/rw/fine.png"]
-
-
-def test_timeout(fake: FakeRunware, run: Run, tmp_path: Path) -> None:
-    fake.slow = 3.0
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ntimeout = 1\n', """\
-[[assets]]
-id = "hero"
-providers = ["rw"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    (job,) = result.json()["jobs"]
-    assert job["status"] == "failed"
-    assert "timed out after 1s" in job["error"]
-    assert not (tmp_path / job["output"]).exists()
-
-
-def test_missing_key_fails_only_runware_jobs(fake: FakeRunware, run: Run, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RUNWARE_API_KEY")
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
-[[assets]]
-id = "hero"
-providers = ["rw", "preview"]
-aspects = ["1:1", "16:9"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    for job in result.json()["jobs"]:
-        if job["provider"] == "preview":
-            assert job["status"] == "generated"
-            assert (tmp_path / job["output"]).is_file()
-        else:
-            assert job["status"] == "failed"
-            assert "RUNWARE_API_KEY is not set" in job["error"]
-    assert not fake.requests
 
 
 def test_the_key_is_never_written_or_shown(fake: FakeRunware, run: Run, tmp_path: Path,

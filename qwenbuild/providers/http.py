@@ -308,7 +308,8 @@ def _snippet(response: Any) -> str:
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
         text = title.group(1).strip() if title else ""
     text = text[:160] + ("..." if len(text) > 160 else "")
-    return f"HTTP {response.status_code} {kind} answer, not JSON" + (f": {text}" if text else "")
+    # No status here: ProviderError puts `HTTP <status>` in front of every message.
+    return f"{kind} answer, not JSON" + (f": {text}" if text else "")
 
 
 def new_task_uuid() -> str:

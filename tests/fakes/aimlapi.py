@@ -99,6 +99,8 @@ class FakeAimlapi(FakeApp):
     - `missing_file`: answer a URL that answers 404.
     """
 
+    generation_path = GENERATIONS
+
     def __init__(self, key: str = FAKE_KEY) -> None:
         super().__init__()
         self.key = key
@@ -120,6 +122,13 @@ class FakeAimlapi(FakeApp):
 
     def downloads(self) -> list[str]:
         return [r.path for r in self.requests if r.method == "GET"]
+
+    def error_reply(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> Reply:
+        return error_reply(status, message, headers=headers)
+
+    def empty_answer(self) -> Reply:
+        return Reply(200, {"created": 1, "data": [], "meta": {}})
 
     # -- the route --------------------------------------------------------------------------
 
@@ -145,19 +154,17 @@ class FakeAimlapi(FakeApp):
                 if text in data["prompt"]:
                     del self.prompt_faults[i]
                     return reply
-        return self._success(data["model"], width, height)
+        return self._success(data["model"], width, height, data["prompt"])
 
-    def _success(self, model: str, width: int, height: int) -> Reply:
+    def _success(self, model: str, width: int, height: int, prompt: str = "") -> Reply:
         usd = PRICES[model]
-        answer: dict[str, Any] = {
-            "created": int(time.time() * 1000),
-            "data": [],
-            "meta": {"usage": {"credits_used": round(usd * CREDITS_PER_USD),
-                               "usd_spent": usd}},
-        }
+        answer: dict[str, Any] = {"created": int(time.time() * 1000), "data": []}
+        if self.report_cost:
+            answer["meta"] = {"usage": {"credits_used": round(usd * CREDITS_PER_USD),
+                                        "usd_spent": usd}}
         if not self.empty_data:
             image = self.png(width, height)
-            if self.corrupt:
+            if self.corrupt or self.corrupts(prompt):
                 image = image[: len(image) // 2]
             name = f"{int(time.time() * 1000)}-{next(self._ids):04d}.png"
             if self.b64:

@@ -88,6 +88,8 @@ def envelope(status: int, message: str, type_: str, code: str,
 
 
 class FakeEmpiriolabs(FakeApp):
+    generation_path = "/v1/images/generations"
+
     def __init__(self, api_key: str = FAKE_API_KEY) -> None:
         super().__init__()
         self.api_key = api_key
@@ -115,6 +117,17 @@ class FakeEmpiriolabs(FakeApp):
 
     def script(self, prompt_part: str, script: JobScript) -> None:
         self.scripts.append((prompt_part, script))
+
+    def error_reply(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> Reply:
+        codes = {401: ("authentication_error", "invalid_api_key"),
+                 402: ("billing_error", "insufficient_credits"),
+                 429: ("rate_limit_error", "rate_limit_exceeded")}
+        type_, code = codes.get(status, ("api_error", "upstream_error"))
+        return envelope(status, message, type_, code, headers)
+
+    def empty_answer(self) -> Reply:
+        return Reply(200, {"status": "queued"})
 
     # -- routing --------------------------------------------------------------------------
 
@@ -203,7 +216,7 @@ class FakeEmpiriolabs(FakeApp):
             # Text-to-image without a ratio defaults to 16:9 (docs).
             size = self.enum_sizes[body.get("aspect_ratio", "16:9")]
         data = png_bytes(*size, color=(30, 120, 160))
-        if job.script.corrupt:
+        if job.script.corrupt or self.corrupts(body["prompt"]):
             data = data[: len(data) // 2]
         with self.lock:
             self.billed.append((job.variant, self._price(job)))

@@ -153,6 +153,8 @@ class FakeRunware(FakeApp):
       `async_error_shape` ("errors" or "data") say how that error is answered.
     """
 
+    generation_path = API_PATH
+
     def __init__(self, api_key: str = FAKE_KEY) -> None:
         super().__init__()
         self.api_key = api_key
@@ -164,7 +166,6 @@ class FakeRunware(FakeApp):
         #: "errors": the failure comes in the errors envelope; "data": as an item with
         #: status error (PROTOCOLS.md leaves the shape open, so both are served).
         self.async_error_shape = "errors"
-        self.corrupt_when: str | None = None
         self.prompt_faults: list[_PromptFault] = []
         self.used_uuids: set[str] = set()
         self.pending: dict[str, _Async] = {}
@@ -180,6 +181,18 @@ class FakeRunware(FakeApp):
         self._released.set()
 
     # -- test helpers -------------------------------------------------------------------------
+
+    def _is_generation(self, body: bytes) -> bool:
+        return b'"imageInference"' in body
+
+    def error_reply(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> Reply:
+        codes = {401: "invalidApiKey", 429: "tooManyRequests", 500: "internalServerError",
+                 502: "badGateway", 503: "serviceUnavailable", 504: "failedTaskTimeout"}
+        return error_reply(status, codes.get(status, "error"), message, headers=headers)
+
+    def empty_answer(self) -> Reply:
+        return Reply(200, {"data": []})
 
     def fail_when(self, prompt_part: str, fault: Reply | TaskError, times: int | None = 1) -> None:
         """Answer `fault` to imageInference tasks whose positivePrompt holds `prompt_part`
@@ -338,7 +351,7 @@ class FakeRunware(FakeApp):
         width, height = _size(task)
         pil, ext, media = FORMATS[task.get("outputFormat", "JPG")]
         out_type = task.get("outputType", "URL")
-        corrupt = self.corrupt_when is not None and self.corrupt_when in task["positivePrompt"]
+        corrupt = self.corrupts(task["positivePrompt"])
         items = []
         for n in range(task.get("numberResults", 1)):
             image_uuid = str(uuid.uuid4())
@@ -360,7 +373,7 @@ class FakeRunware(FakeApp):
                                         + base64.b64encode(data).decode("ascii"))
             item["seed"] = seed
             item["NSFWContent"] = False
-            if task.get("includeCost") is True:
+            if task.get("includeCost") is True and self.report_cost:
                 item["cost"] = PRICES[model]
             items.append(item)
         return items

@@ -47,17 +47,45 @@ def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (
     return buf.getvalue()
 
 
+@dataclass
+class _Scripted:
+    part: bytes
+    reply: Reply
+    times: int | None
+
+
 class FakeApp:
-    """Base of a fake provider: records requests, serves files, replays scripted faults."""
+    """Base of a fake provider: records requests, serves files, replays scripted faults.
+
+    The knobs every fake shares (the provider-contract suite drives all fakes through them):
+    `faults` (by path prefix), `reply_when` (to generation requests holding a text),
+    `corrupt_when` (image bytes that are no image), `report_cost`, and the helpers
+    `generations_for`, `error_reply` and `empty_answer` that each fake implements in its
+    provider's own wire format.
+    """
+
+    #: The path of the generation endpoint (requests there may be scripted by `reply_when`).
+    generation_path = "/"
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.files: dict[str, tuple[bytes, str]] = {}
         #: Replies used (FIFO) before route() for matching paths: (path prefix, Reply).
         self.faults: deque[tuple[str, Reply]] = deque()
+        self.scripted: list[_Scripted] = []
         self.base_url = ""
         self.lock = threading.Lock()
         self.latency = 0.0
+        #: Serve bytes that are no image for generations whose prompt holds this text.
+        self.corrupt_when: str | None = None
+        #: Whether answers say what the image cost.
+        self.report_cost = True
+
+    def reply_when(self, part: str, reply: Reply, times: int | None = 1) -> None:
+        """Answer `reply` to the next `times` generation requests (None: all) whose body
+        holds `part`, before the fake looks at them."""
+        with self.lock:
+            self.scripted.append(_Scripted(part.encode(), reply, times))
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         with self.lock:
@@ -66,6 +94,14 @@ class FakeApp:
                 if path.startswith(prefix):
                     del self.faults[i]
                     return reply
+            if method == "POST" and path == self.generation_path:
+                for i, scripted in enumerate(self.scripted):
+                    if scripted.part in body and self._is_generation(body):
+                        if scripted.times is not None:
+                            scripted.times -= 1
+                            if scripted.times <= 0:
+                                del self.scripted[i]
+                        return scripted.reply
         if method == "GET" and path.startswith("/files/"):
             name = path[len("/files/"):]
             if name not in self.files:
@@ -78,6 +114,30 @@ class FakeApp:
 
     def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         return Reply(404, {"error": "no route"})
+
+    def _is_generation(self, body: bytes) -> bool:
+        """Whether a POST body to `generation_path` asks for a new image (not a poll)."""
+        return True
+
+    def corrupts(self, prompt: str) -> bool:
+        return self.corrupt_when is not None and self.corrupt_when in prompt
+
+    # -- what every fake implements in its own wire format --------------------------------
+
+    def generations_for(self, part: str = "") -> int:
+        """How many generation requests (not polls, not downloads) held `part`."""
+        return sum(1 for r in self.requests
+                   if r.method == "POST" and r.path == self.generation_path
+                   and part.encode() in r.body and self._is_generation(r.body))
+
+    def error_reply(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> Reply:
+        """An error answer in the provider's documented envelope."""
+        raise NotImplementedError
+
+    def empty_answer(self) -> Reply:
+        """A 2xx JSON answer to a generation that holds no image (nor anything to poll)."""
+        raise NotImplementedError
 
     def add_file(self, name: str, data: bytes, ctype: str = "image/png") -> str:
         self.files[name] = (data, ctype)
