@@ -13,7 +13,7 @@ import pytest
 
 from qwenbuild.cli import main
 
-from .fakes import FakeProviders
+from .fakes import FAKES, FakeProviders
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,8 +78,8 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("QWENBUILD_CACHE_DIR", str(cache))
     monkeypatch.setenv("QWENBUILD_RETRY_SCALE", "0.01")
     monkeypatch.delenv("NO_COLOR", raising=False)
-    for var in ("RUNWARE_API_KEY", "AIMLAPI_API_KEY", "EMPIRIOLABS_API_KEY"):
-        monkeypatch.delenv(var, raising=False)
+    for fake in FAKES.values():  # no test sees a real key, nor another test's
+        monkeypatch.delenv(f"{fake.env}_API_KEY", raising=False)
     return cache
 
 

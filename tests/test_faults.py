@@ -197,3 +197,38 @@ def test_downloads_are_http_only_and_size_capped(url: str, message: str, tmp_pat
     assert jobs["good"]["status"] == "generated"
     assert jobs["faulty"]["status"] == "failed"
     assert message in jobs["faulty"]["error"], jobs["faulty"]["error"]
+
+
+def test_an_image_of_the_wrong_size_fails_its_job_and_is_kept_aside(
+        tmp_path: Path, run, fake: FakeAimlapi, cache_dir: Path) -> None:
+    """Issue 16: a 64x48 image for a 1440x1440 request is no answer. The job fails, the
+    image (paid for) is kept in the store's quarantine for inspection, and nothing of it
+    reaches the outputs, the manifest or the cache entries a rerun would restore."""
+    from .fakes.server import png_bytes
+
+    fake.prompt_faults.append(("FAULTY ONE", _ok_answer(fake, image=png_bytes(64, 48))))
+    build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
+                               "campaign.toml": CAMPAIGN.format(timeout=30)})
+    campaign = tmp_path / "campaign.toml"
+    result = run("build", campaign, "--json")
+    assert result.code == 1
+    jobs = {j["asset"]: j for j in result.json()["jobs"]}
+    assert jobs["good"]["status"] == "generated"
+    faulty = jobs["faulty"]
+    assert faulty["status"] == "failed"
+    assert "the image is 64x48, not the 1440x1440 asked for" in faulty["error"]
+    assert "kept for inspection" in faulty["error"]
+    assert result.json()["cost_usd"] == pytest.approx(2 * 0.0455)  # both were paid
+    assert not (tmp_path / "out" / "1x1" / "ai" / "faulty.png").exists()
+    kept = cache_dir / "quarantine" / f"{faulty['key']}.png"
+    assert kept.read_bytes() == png_bytes(64, 48)
+    assert not list((cache_dir / "objects").rglob(f"{faulty['key']}*"))
+
+    # The rerun generates it again (it was never a usable image) and `cache gc` collects
+    # the quarantined one.
+    again = run("build", campaign, "--json")
+    assert again.code == 0, again.err
+    assert {j["asset"]: j["status"] for j in again.json()["jobs"]} == {
+        "good": "up_to_date", "faulty": "generated"}
+    assert run("cache", "gc", tmp_path).code == 0
+    assert not kept.exists()

@@ -381,3 +381,23 @@ def test_the_fake_answers_400_with_the_envelope(api: FakeAimlapi) -> None:
     good = httpx.post(url, json={**GOOD, "image_size": "square"}, headers=headers)
     assert good.status_code == 200
     assert good.json()["meta"]["usage"] == {"credits_used": 91000, "usd_spent": 0.0455}
+
+
+def test_pro_is_estimated_at_the_documented_price() -> None:
+    provider = AimlapiProvider(ProviderSpec(name="ai", kind="aimlapi", model=PRO,
+                                            concurrency=1, options={}))
+    assert provider.job_price_usd(1440, 1440) == 0.0975 == PRICES[PRO]
+
+
+def test_an_edit_comes_back_derived_from_its_inputs(api: FakeAimlapi, tmp_path: Path,
+                                                    run: Run) -> None:
+    from PIL import Image
+
+    from .fakes.server import derived_color
+
+    ref = png_bytes(20, 20, (9, 8, 7))
+    path = write_campaign(tmp_path, defaults_extra='references = ["r.png"]',
+                          files={"r.png": ref})
+    assert run("build", path).code == 0
+    with Image.open(tmp_path / "out" / "1x1" / "ai" / "a0.png") as img:
+        assert img.getpixel((0, 0))[:3] == derived_color([ref])

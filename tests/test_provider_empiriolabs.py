@@ -470,3 +470,60 @@ def test_error_envelopes_are_read() -> None:
     long_message, _ = read(400, {"message": "x" * 1000})
     assert len(long_message) <= 303
 
+
+
+# -- issue 15: the variant that ran is the variant asked for ------------------------------
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["job", "sync"])
+def test_a_service_that_ignores_the_variant_fails_the_job_loudly(
+        tmp_path: Path, run: Run, fake: FakeEmpiriolabs, cache_dir: Path, sync: bool) -> None:
+    fake.ignore_variant = True  # the older service: runs (and bills) the default Pro
+    path = write_campaign(tmp_path, "sync = true" if sync else "")
+
+    result = run("build", path, "--json")
+
+    assert result.code == 1
+    (job,) = result.json()["jobs"]
+    assert job["status"] == "failed"
+    assert "ran variant 'qwen-image-2.0-pro-2026-04-22', not the 'qwen-image-2.0'" in job["error"]
+    assert result.json()["cost_usd"] == pytest.approx(PRICE_PRO)  # paid: recorded
+    assert not (tmp_path / "out" / "1x1" / "em" / "hero.png").exists()
+    kept = sorted(p.name for p in (cache_dir / "quarantine").iterdir())
+    assert kept == [f"{job['key']}.json", f"{job['key']}.png"]
+    record = json.loads((cache_dir / "quarantine" / f"{job['key']}.json").read_text())
+    assert record["cost_usd"] == PRICE_PRO and "ran variant" in record["quarantined"]
+    assert not (cache_dir / "objects").exists()  # never restored as the job's output
+    (line,) = failure_lines(result)
+    assert "kept for inspection" in line
+
+
+def test_a_pro_price_for_the_standard_variant_fails_even_without_a_variant(
+        tmp_path: Path, run: Run, fake: FakeEmpiriolabs) -> None:
+    fake.ignore_variant = True
+    fake.report_variant = False  # only the price tells
+    result = run("build", write_campaign(tmp_path), "--json")
+    assert result.code == 1
+    (job,) = result.json()["jobs"]
+    assert "billed $0.069, the price of a Pro variant" in job["error"]
+
+
+def test_a_matching_variant_and_price_pass(tmp_path: Path, run: Run,
+                                           fake: FakeEmpiriolabs) -> None:
+    result = run("build", write_campaign(tmp_path, 'variant = "qwen-image-2.0-pro"'), "--json")
+    assert result.code == 0, result.err
+    assert fake.billed == [("qwen-image-2.0-pro", PRICE_PRO)]
+
+
+def test_an_edit_comes_back_derived_from_its_input(tmp_path: Path, run: Run,
+                                                   fake: FakeEmpiriolabs) -> None:
+    from .fakes.server import derived_color
+
+    ref = png_bytes(20, 20, (1, 2, 3))
+    path = write_campaign(tmp_path, assets=(
+        '[[assets]]\nid = "hero"\nreferences = ["r.png"]\n[assets.copy]\nheadline = "HI"\n'),
+        files={"r.png": ref})
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    with Image.open(tmp_path / "out" / "1x1" / "em" / "hero.png") as img:
+        assert img.getpixel((0, 0))[:3] == derived_color([ref])

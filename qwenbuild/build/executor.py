@@ -97,9 +97,10 @@ async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
         stats = store.stat_cache(campaign.out)
         assessments = assess(the_plan, manifest.entries, store, stats, force=options.force)
         _check_limit(assessments, options.max_generate)
-        check_budget(the_plan, assessments, options.budget_usd)
+        estimated = check_budget(the_plan, assessments, options.budget_usd)
         run = Build(the_plan, store, manifest, stats, options,
                     default_steps(options) if steps is None else list(steps))
+        run.estimated_usd = estimated.usd
         return await run.run(assessments, started)
 
 
@@ -128,6 +129,8 @@ class Build:
         self.previous: Mapping[str, ManifestEntry] = dict(manifest.entries)
         self.results: dict[str, JobResult] = {}
         self._slots: dict[str, tuple[asyncio.Semaphore, ...]] = {}
+        #: The estimate the budget check made before the build (for the summary).
+        self.estimated_usd: float | None = None
 
     @property
     def campaign(self) -> Campaign:
@@ -152,7 +155,8 @@ class Build:
                        or JobResult(a.job, JobStatus.FAILED, a.reasons, error=INTERRUPTED)
                        for a in assessments]
             report = BuildReport(campaign, results, stale, interrupted,
-                                 round(time.perf_counter() - started, 3))
+                                 round(time.perf_counter() - started, 3),
+                                 estimated_usd=self.estimated_usd)
             for step in self.steps:
                 step.build_finished(self, report)
         finally:
@@ -289,6 +293,10 @@ class Build:
             # Decoding a 2K image takes tens of ms: off the event loop and outside the
             # provider's slots, so the next request goes out meanwhile.
             image = await asyncio.to_thread(verify_image, generated.data, job.ext)
+            # An image that is not what was asked (another size, another variant than the
+            # answer should say) was paid for: kept aside for inspection, never an output.
+            unusable = generated.mismatch or provider.size_problem(job.request, image.width,
+                                                                   image.height)
         except TimeoutError:
             return JobResult(job, JobStatus.FAILED, reasons,
                              error=f"timed out after {spec.timeout:g}s"
@@ -310,6 +318,13 @@ class Build:
             height=image.height,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
+        if unusable:
+            where = await asyncio.to_thread(self.store.quarantine, job.key, image, record,
+                                            unusable)
+            shown = os.path.relpath(where, self.campaign.root)
+            return JobResult(job, JobStatus.FAILED, reasons, cost=generated.cost,
+                             error=f"{unusable}; not used: the image is kept for inspection "
+                                   f"in {shown} (`cache gc` removes it)")
         self.output_file(job)
 
         def store() -> None:

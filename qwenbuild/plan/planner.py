@@ -69,7 +69,8 @@ def plan(campaign: Campaign, selection: Selection | None = None,
     inputs_of = Fingerprints(campaign, prompts)
     for asset in campaign.assets:
         refs = references.load(asset, report)
-        asset_digest = inputs_of.asset(asset, refs)
+        edit = references.load_edit_images(asset, report)
+        asset_digest = inputs_of.asset(asset, refs, edit)
         for aspect in asset.aspects:
             for provider_name in asset.providers:
                 provider = providers[provider_name]
@@ -81,7 +82,7 @@ def plan(campaign: Campaign, selection: Selection | None = None,
                     if not selection.wants(asset.id, aspect, provider_name):
                         continue
                     make = functools.partial(_render, campaign, asset, aspect, provider, seed,
-                                             variant, refs, prompts)
+                                             variant, refs, prompts, edit)
                     fingerprint = inputs_of.job(asset_digest, spec, aspect, seed, variant)
                     job = Job(asset=asset.id, aspect=aspect, provider=spec.name,
                               kind=spec.kind, model=spec.model, seed=seed, variant=variant,
@@ -141,6 +142,7 @@ def _render(
     variant: int,
     refs: tuple[Reference, ...],
     prompts: Prompts,
+    edit: tuple[Reference | None, Reference | None] = (None, None),
 ) -> tuple[GenerationRequest, dict[str, Any]]:
     """Render a job's prompts and form its provider-neutral request and key fields."""
     spec = provider.spec
@@ -168,6 +170,10 @@ def _render(
         },
         asset=asset.id,
         aspect=aspect,
+        init_image=edit[0],
+        mask=edit[1],
+        strength=asset.strength,
+        mask_margin=asset.mask_margin,
     )
     fields = {
         "kind": spec.kind,
@@ -180,6 +186,12 @@ def _render(
         "references": [r.sha256 for r in refs],
         "prompt_extend": asset.prompt_extend if provider.model.takes_prompt_extend else None,
         "options": provider.key_options(),
+        # Image-to-image and inpainting enter the key only when set: the keys of campaigns
+        # that use neither stay what they were.
+        **({"init_image": edit[0].sha256} if edit[0] is not None else {}),
+        **({"mask": edit[1].sha256} if edit[1] is not None else {}),
+        **({"strength": asset.strength} if asset.strength is not None else {}),
+        **({"mask_margin": asset.mask_margin} if asset.mask_margin is not None else {}),
         **provider.key_fields(request),
     }
     return request, fields
@@ -199,13 +211,18 @@ class Fingerprints:
         self.campaign = campaign
         self._providers: dict[str, str] = {}
 
-    def asset(self, asset: Asset, refs: tuple[Reference, ...]) -> str:
+    def asset(self, asset: Asset, refs: tuple[Reference, ...],
+              edit: tuple[Reference | None, Reference | None] = (None, None)) -> str:
         # Not canonical: a template looping over copy.items() sees the keys in file order,
         # so that order is an input of the prompt too.
-        return _sha(json.dumps([
+        parts: list[Any] = [
             self.base, self.campaign.name, self.campaign.brand, asset.id, asset.template,
             asset.negative, asset.prompt_extend, asset.copy, [r.sha256 for r in refs],
-        ], ensure_ascii=False, default=str))
+        ]
+        if any(edit) or asset.strength is not None or asset.mask_margin is not None:
+            parts.append([None if e is None else e.sha256 for e in edit]
+                         + [asset.strength, asset.mask_margin])
+        return _sha(json.dumps(parts, ensure_ascii=False, default=str))
 
     def job(self, asset_digest: str, spec: ProviderSpec, aspect: str, seed: int,
             variant: int) -> str:
@@ -249,6 +266,20 @@ class _References:
             if ref is not None:
                 refs.append(ref)
         return tuple(refs)
+
+    def load_edit_images(self, asset: Asset,
+                         report: Any) -> tuple[Reference | None, Reference | None]:
+        """The asset's init_image and mask, read and checked like references."""
+        found: list[Reference | None] = []
+        for name, path in (("init_image", asset.init_image), ("mask", asset.mask)):
+            if path is None:
+                found.append(None)
+                continue
+            if path not in self._loaded:
+                self._loaded[path] = self._read(
+                    path, f"assets[{asset.index}] ({asset.id}).{name}", report)
+            found.append(self._loaded[path])
+        return found[0], found[1]
 
     def _read(self, path: Path, where: str, report: Any) -> Reference | None:
         from PIL import Image, UnidentifiedImageError

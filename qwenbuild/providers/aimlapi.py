@@ -81,10 +81,10 @@ class AimlapiProvider(HttpProvider):
         # Estimate: the usd_spent of the documented example answer (one 2.0 image).
         "alibaba/qwen-image-2-0": _model("alibaba/qwen-image-2-0",
                                          "AI/ML API Qwen-Image 2.0", 0.0455),
-        # Unconfirmed estimate: AI/ML API publishes no Pro figure in the page we have; this
-        # is the Pro price other resellers list (Runware's model page, $0.075).
+        # The usd_spent of the example answer on AI/ML API's own Pro page (its docs
+        # repository; same schema apart from `model`), as PROTOCOLS.md records: $0.0975.
         "alibaba/qwen-image-2-0-pro": _model("alibaba/qwen-image-2-0-pro",
-                                             "AI/ML API Qwen-Image 2.0 Pro", 0.075),
+                                             "AI/ML API Qwen-Image 2.0 Pro", 0.0975),
     }
     options = {
         "watermark": OptionSpec(

@@ -42,6 +42,13 @@ class GenerationRequest:
     #: For messages only: which asset and aspect this request is for.
     asset: str = ""
     aspect: str = ""
+    #: Image-to-image and inpainting (models with `takes_init_image`): the starting image,
+    #: the mask of the area to repaint, how far to move from the starting image (0..1),
+    #: and the context pixels around the mask. None: not asked for.
+    init_image: Reference | None = None
+    mask: Reference | None = None
+    strength: float | None = None
+    mask_margin: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class GeneratedImage:
     cost: float | None = None
     #: Provider-side identifiers (task UUID, image UUID, job id, ...), for the cache record.
     response_ids: Mapping[str, str] = field(default_factory=dict)
+    #: Set when the answer says something other than what was asked ran (another model
+    #: or variant, or a price that only another variant has): the job fails loudly, the
+    #: image is kept aside for inspection and its cost recorded, never used as the output.
+    mismatch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +93,18 @@ class OptionSpec:
         if not isinstance(value, self.types):
             return f"expected {self._type_names()}, got {type(value).__name__} {value!r}"
         if self.choices is not None and value not in self.choices:
+            import difflib
+
             shown = ", ".join(repr(c) for c in self.choices[:12])
-            more = ", ..." if len(self.choices) > 12 else ""
-            return f"{value!r} is not one of {shown}{more}"
+            more = f", ... ({len(self.choices)} values)" if len(self.choices) > 12 else ""
+            names = [c for c in self.choices if isinstance(c, str)]
+            hint = (difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+                    if isinstance(value, str) else [])
+            if not hint and isinstance(value, str):  # "dpm++ 2m karras": case and spaces
+                folded = {" ".join(c.lower().split()): c for c in names}
+                hint = [folded[k] for k in (" ".join(value.lower().split()),) if k in folded]
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            return f"{value!r} is not one of {shown}{more}{tip}"
         if isinstance(value, int | float) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
                 return "expected a finite number"
@@ -117,6 +137,11 @@ class ModelInfo:
     #: Whether the model can rewrite the prompt; when it cannot, prompt_extend is left out
     #: of the key (it cannot change the image).
     takes_prompt_extend: bool = True
+    #: Whether it takes a starting image and a mask (image-to-image, inpainting).
+    takes_init_image: bool = False
+    #: How `price_usd` was arrived at when it is an estimate (shown by `qwenbuild
+    #: providers` and the README); empty when it is the provider's list price.
+    price_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -267,6 +292,10 @@ class Provider:
             else:
                 problems.append(f"{len(request.references)} reference images; {m.title} takes "
                                 f"at most {m.max_references}")
+        if (request.init_image or request.mask) and not m.takes_init_image:
+            given = "init_image" if request.init_image else "mask"
+            problems.append(f"{m.title} takes no starting image or mask ({given} given); "
+                            "image-to-image and inpainting need runware:108@1")
         if m.seed_range is not None:
             lo, hi = m.seed_range
             if not lo <= request.seed <= hi:
@@ -278,10 +307,29 @@ class Provider:
     def supports_aspect(self, aspect: str) -> bool:
         return aspect in ASPECTS
 
+    #: How far each side of a returned image may be from the size asked for, as a fraction
+    #: (providers may round to their own grid). The pages promise the size sent; 2% lets
+    #: a provider round to a multiple of 64 at 2K without letting a wrong image through.
+    size_tolerance: ClassVar[float] = 0.02
+
+    def size_problem(self, request: GenerationRequest, width: int, height: int) -> str | None:
+        """Why an image of `width` x `height` is not an answer to `request`, or None."""
+        tolerance = self.size_tolerance
+        if (abs(width - request.width) <= tolerance * request.width
+                and abs(height - request.height) <= tolerance * request.height):
+            return None
+        return (f"the image is {width}x{height}, not the {request.width}x{request.height} "
+                "asked for")
+
     def price_usd(self) -> float:
         """Price of one image as this provider is configured (the model's list price;
         providers whose options change the price, such as a Pro variant, override it)."""
         return self.model.price_usd
+
+    def job_price_usd(self, width: int, height: int) -> float:
+        """Estimated price of one image of `width` x `height` (providers whose price grows
+        with the size or the steps override it; by default the flat `price_usd`)."""
+        return self.price_usd()
 
     # -- generation ------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import ProviderError
-from ..sizes import SizeRule
+from ..sizes import SizeRule, ratio_error
 from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
 from .http import HttpProvider, data_uri, number_at, one_line
 from .openai import first_image, keys_of
@@ -125,7 +125,18 @@ class EmpiriolabsProvider(HttpProvider):
 
     def price_usd(self) -> float:
         """Price of one image with the configured variant."""
-        return PRICE_PRO if self.variant.startswith("qwen-image-2.0-pro") else PRICE_STANDARD
+        return PRICE_PRO if _is_pro(self.variant) else PRICE_STANDARD
+
+    def size_problem(self, request: GenerationRequest, width: int, height: int) -> str | None:
+        """A named aspect is sized by the service (the page gives no pixels for it): any
+        image of that ratio (within 3%) and of at least 512x512 pixels is an answer. A
+        custom size must come back as sent."""
+        if request.aspect not in ENUM_ASPECTS:
+            return super().size_problem(request, width, height)
+        if ratio_error(width, height, request.aspect) <= 0.03 and width * height >= 512 * 512:
+            return None
+        return (f"the image is {width}x{height}, not an image of aspect {request.aspect} of "
+                "at least 512x512 as asked")
 
     def key_fields(self, request: GenerationRequest) -> dict[str, Any]:
         # The effective variant, not only the options as written: were the default ever
@@ -227,12 +238,35 @@ class EmpiriolabsProvider(HttpProvider):
         """Fetch or decode the image of a finished answer; keep what it reports."""
         value, is_url = first_image(result)
         data = await self.image_from(value, url=is_url)
+        cost = number_at([answer, result], *_COST_PATHS)
+        ran = _reported_variant(answer, result)
+        if ran is not None:
+            ids = {**ids, "model_variant": ran}
         return GeneratedImage(
             data=data,
             seed=_reported_seed(answer, result),
-            cost=number_at([answer, result], *_COST_PATHS),
+            cost=cost,
             response_ids=ids,
+            mismatch=self._mismatch(ran, cost),
         )
+
+    def _mismatch(self, ran: str | None, cost: float | None) -> str | None:
+        """What the answer says ran, or cost, against what was asked. The older version of
+        the model page takes the variant as `model` and defaults to a Pro snapshot: a
+        service that ignored `model_variant` would run (and bill) every image on Pro."""
+        asked = self.variant
+        if ran is not None and ran != asked:
+            return (f"EmpirioLabs ran variant {ran!r}, not the {asked!r} asked for "
+                    f"(model_variant ignored?)")
+        if cost is not None:
+            pro_asked = _is_pro(asked)
+            # Halfway between the two list prices tells them apart.
+            pro_billed = cost > (PRICE_STANDARD + PRICE_PRO) / 2
+            if pro_billed != pro_asked:
+                kind = "Pro" if pro_billed else "standard"
+                return (f"EmpirioLabs billed ${cost:g}, the price of a {kind} variant, for "
+                        f"variant {asked!r} (model_variant ignored?)")
+        return None
 
 
 # -- reading answers ------------------------------------------------------------------------
@@ -240,6 +274,24 @@ class EmpiriolabsProvider(HttpProvider):
 
 def _variant(options: Mapping[str, Any]) -> str:
     return str(options.get("variant", STANDARD_VARIANT))
+
+
+def _is_pro(variant: str) -> bool:
+    return variant.startswith("qwen-image-2.0-pro")
+
+
+def _reported_variant(*payloads: Any) -> str | None:
+    """The variant an answer says ran: `model_variant` (the newer page), or `model` when it
+    holds a variant name (the older page lists the variants as values of `model`). The
+    answer's fields are not documented: anything else says nothing."""
+    for payload in payloads:
+        if not isinstance(payload, Mapping):
+            continue
+        for name in ("model_variant", "variant", "model"):
+            value = payload.get(name)
+            if isinstance(value, str) and value.strip().lower() in VARIANTS:
+                return value.strip().lower()
+    return None
 
 
 def _envelope(payload: Any) -> tuple[str, str | None]:

@@ -62,6 +62,9 @@ class PreviewProvider(Provider):
             return width, height
         return max(16, round(width * scale / 16) * 16), max(16, round(height * scale / 16) * 16)
 
+    def size_problem(self, request: GenerationRequest, width: int, height: int) -> str | None:
+        return None  # rendered here, at the size asked (or scaled down by `scale`)
+
     def validate(self, request: GenerationRequest) -> list[str]:
         # The preview draws whatever it is given; only the seed range can be wrong.
         lo, hi = self.model.seed_range or (0, 2**63 - 1)

@@ -19,15 +19,16 @@ import time
 from collections import deque
 from typing import Any
 
-from .server import FakeApp, Reply, png_bytes
+from .server import FakeApp, Reply, derived_image, png_bytes, source_bytes
 
 GENERATIONS = "/v1/images/generations"
 FAKE_KEY = "aiml-test-key-7c1f0e2b9d"
 
-#: usd_spent per image by model: 2.0 from the documented example answer, Pro a guess.
+#: usd_spent per image by model, from the documented example answers (2.0 on the page
+#: beside PROTOCOLS.md, Pro on AI/ML API's own Pro page).
 PRICES: dict[str, float] = {
     "alibaba/qwen-image-2-0": 0.0455,
-    "alibaba/qwen-image-2-0-pro": 0.075,
+    "alibaba/qwen-image-2-0-pro": 0.0975,
 }
 #: credits_used per USD in the documented example (91000 credits for $0.0455).
 CREDITS_PER_USD = 2_000_000
@@ -154,16 +155,20 @@ class FakeAimlapi(FakeApp):
                 if text in data["prompt"]:
                     del self.prompt_faults[i]
                     return reply
-        return self._success(data["model"], width, height, data["prompt"])
+        sources = [source_bytes(u) for u in data.get("image_urls", [])]
+        return self._success(data["model"], width, height, data["prompt"], sources)
 
-    def _success(self, model: str, width: int, height: int, prompt: str = "") -> Reply:
+    def _success(self, model: str, width: int, height: int, prompt: str = "",
+                 sources: list[bytes] | None = None) -> Reply:
         usd = PRICES[model]
         answer: dict[str, Any] = {"created": int(time.time() * 1000), "data": []}
         if self.report_cost:
             answer["meta"] = {"usage": {"credits_used": round(usd * CREDITS_PER_USD),
                                         "usd_spent": usd}}
         if not self.empty_data:
-            image = self.png(width, height)
+            # An edit (image_urls) is derived from its inputs; a generation is not.
+            image = derived_image(width, height, sources) if sources else self.png(width,
+                                                                                    height)
             if self.corrupt or self.corrupts(prompt):
                 image = image[: len(image) // 2]
             name = f"{int(time.time() * 1000)}-{next(self._ids):04d}.png"

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .server import FakeApp, Reply, png_bytes
+from .server import FakeApp, Reply, derived_image, png_bytes, source_bytes
 
 FAKE_API_KEY = "el-FAKE-KEY-0123456789abcdef"
 
@@ -101,6 +101,11 @@ class FakeEmpiriolabs(FakeApp):
         self.scripts: list[tuple[str, JobScript]] = []
         self.enum_sizes = dict(ENUM_SIZES)
         self.report_cost = True
+        #: Say which variant ran (`model_variant` in the answer; an undocumented field).
+        self.report_variant = True
+        #: Behave like the older service: ignore `model_variant` and run the default Pro
+        #: snapshot (and bill it).
+        self.ignore_variant = False
         #: Every image billed, as (variant, price).
         self.billed: list[tuple[str, float]] = []
 
@@ -156,7 +161,8 @@ class FakeEmpiriolabs(FakeApp):
             check_body(body)
         except BadRequest as exc:
             return envelope(400, exc.message, "invalid_request_error", exc.code)
-        variant = body.get("model_variant", DEFAULT_VARIANT)
+        variant = (DEFAULT_VARIANT if self.ignore_variant
+                   else body.get("model_variant", DEFAULT_VARIANT))
         script = next((s for part, s in self.scripts if part in body["prompt"]), JobScript())
         now = int(time.time())
         job = FakeJob(id=f"job_{uuid.uuid4().hex[:16]}", body=body, script=script,
@@ -166,6 +172,8 @@ class FakeEmpiriolabs(FakeApp):
                 return envelope(502, script.fail, "api_error", "upstream_error")
             result = self._complete(job)
             answer: dict[str, Any] = {"created": now, **result}
+            if self.report_variant:
+                answer["model_variant"] = job.variant
             if self.report_cost:
                 # The cost field is undocumented; the fake uses the `usage.cost` shape here
                 # and a top-level `cost` for jobs, both of which the provider reads.
@@ -201,6 +209,8 @@ class FakeEmpiriolabs(FakeApp):
         if job.result is None:
             job.result = self._complete(job)
         answer.update(status="completed", progress=1.0, result=job.result)
+        if self.report_variant:
+            answer["model_variant"] = job.variant
         if self.report_cost:
             answer["cost"] = self._price(job)
         return Reply(200, answer)
@@ -215,7 +225,10 @@ class FakeEmpiriolabs(FakeApp):
         else:
             # Text-to-image without a ratio defaults to 16:9 (docs).
             size = self.enum_sizes[body.get("aspect_ratio", "16:9")]
-        data = png_bytes(*size, color=(30, 120, 160))
+        sources = [source_bytes(i) for i in body.get("image", [])]
+        # An edit (input images) is derived from them; a generation is not.
+        data = derived_image(*size, sources) if sources else png_bytes(*size,
+                                                                        color=(30, 120, 160))
         if job.script.corrupt or self.corrupts(body["prompt"]):
             data = data[: len(data) // 2]
         with self.lock:

@@ -54,6 +54,46 @@ class _Scripted:
     times: int | None
 
 
+def source_bytes(value: str) -> bytes:
+    """The bytes of an input image as a request carries it: a data URI or bare base64 is
+    decoded, anything else (a URL, a UUID) stands for itself."""
+    import base64
+    import binascii
+
+    data = value.partition(",")[2] if value.startswith("data:") else value
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return value.encode()
+
+
+def derived_color(sources: list[bytes]) -> tuple[int, int, int]:
+    """The colour of an image the fakes derive from input images (an edit): a function of
+    their bytes, so a test can tell an edit of these inputs from a fresh generation."""
+    import hashlib
+
+    digest = hashlib.sha256(b"\0".join(sources)).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def derived_image(width: int, height: int, sources: list[bytes], fmt: str = "PNG") -> bytes:
+    """An image derived from input images: coloured by `derived_color`, and (PNG) with a
+    text chunk `derived-from` holding the sha256 of each input, in order."""
+    import hashlib
+
+    from PIL import PngImagePlugin
+
+    buf = io.BytesIO()
+    image = Image.new("RGB", (width, height), derived_color(sources))
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("derived-from", ",".join(hashlib.sha256(s).hexdigest() for s in sources))
+        image.save(buf, fmt, pnginfo=info)
+    else:
+        image.save(buf, fmt)
+    return buf.getvalue()
+
+
 class FakeApp:
     """Base of a fake provider: records requests, serves files, replays scripted faults.
 
