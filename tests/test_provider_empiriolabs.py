@@ -527,3 +527,20 @@ def test_an_edit_comes_back_derived_from_its_input(tmp_path: Path, run: Run,
     assert result.code == 0, result.err
     with Image.open(tmp_path / "out" / "1x1" / "em" / "hero.png") as img:
         assert img.getpixel((0, 0))[:3] == derived_color([ref])
+
+
+# -- issue 16: a malformed job status is polled again, never paid again ----------------------
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(200, b'{"job_id": "x", "status": ', {"Content-Type": "application/json"}),
+    Reply(200, ["not", "an", "object"]),
+    Reply(200, b"<html>gateway</html>", {"Content-Type": "text/html"}),
+], ids=["truncated", "a list", "html"])
+def test_a_malformed_job_status_is_polled_again_not_paid_again(
+        tmp_path: Path, run: Run, fake: FakeEmpiriolabs, reply: Reply) -> None:
+    fake.faults.append(("/v1/jobs/", reply))
+    result = run("build", write_campaign(tmp_path), "--json")
+    assert result.code == 0, result.err
+    assert len(fake.generations()) == 1
+    assert len(fake.polls()) == fake.running_polls + 2  # one extra for the malformed one

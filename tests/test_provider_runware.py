@@ -770,3 +770,41 @@ def test_qwenbuild_providers_shows_the_new_options_and_the_estimate(run: Run) ->
     rows = {(r["kind"], r["model"]): r for r in run("providers", "--json").json()}
     assert "negative_with_references" in rows[("runware", QWEN_2_PRO)]["options"]
     assert rows[("aimlapi", "alibaba/qwen-image-2-0-pro")]["price_usd"] == 0.0975
+
+
+# -- issue 16: a malformed poll is a transient fault, never a reason to pay again ------------
+
+MALFORMED_POLLS = {
+    "truncated JSON": Reply(200, b'{"data": [', {"Content-Type": "application/json"}),
+    "HTML page": Reply(200, b"<html>busy</html>", {"Content-Type": "text/html"}),
+    "502": Reply(502, b"<html><title>502 Bad Gateway</title></html>",
+                 {"Content-Type": "text/html"}),
+}
+
+
+@pytest.mark.parametrize("answer", sorted(MALFORMED_POLLS))
+def test_a_malformed_poll_answer_is_polled_again_not_paid_again(
+        answer: str, fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    fake.async_polls = 1
+    fake.poll_replies.append(MALFORMED_POLLS[answer])
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ndelivery = "async"\n',
+                          '[[assets]]\nid = "hero"\nproviders = ["rw"]\n')
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["jobs"][0]["status"] == "generated"
+    assert len(fake.tasks()) == 1  # one generation, paid once
+    assert len(fake.tasks("getResponse")) == 3  # the malformed one, processing, success
+
+
+def test_malformed_polls_are_bounded(fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    from qwenbuild.providers.http import FETCH_TRIES
+
+    for _ in range(FETCH_TRIES):
+        fake.poll_replies.append(MALFORMED_POLLS["truncated JSON"])
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ndelivery = "async"\n',
+                          '[[assets]]\nid = "hero"\nproviders = ["rw"]\n')
+    result = run("build", path, "--json")
+    assert result.code == 1
+    (job,) = result.json()["jobs"]
+    assert "unreadable answer" in job["error"]
+    assert len(fake.tasks()) == 1 and len(fake.tasks("getResponse")) == FETCH_TRIES

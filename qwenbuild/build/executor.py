@@ -31,9 +31,10 @@ from ..keys import normalise
 from ..manifest import Manifest
 from ..plan import Assessment, Job, Plan, Selection, assess, plan
 from ..provenance import write_output
+from ..providers.base import TaskHandle, TaskUnknown
 from ..retry import retry_delay
 from ..review import ReviewPageStep
-from ..store import StatCache, Store
+from ..store import PendingTask, StatCache, Store
 from ..textcheck.choices import restore_source
 from ..textcheck.reroll import VerifyTextStep
 from .report import INTERRUPTED, BuildReport, JobResult
@@ -102,6 +103,10 @@ async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
                     default_steps(options) if steps is None else list(steps))
         run.estimated_usd = estimated.usd
         return await run.run(assessments, started)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
 
 
 def _check_limit(assessments: list[Assessment], limit: int | None) -> None:
@@ -264,6 +269,7 @@ class Build:
         provider = self.plan.providers[job.provider]
         spec = provider.spec
         attempt = 0
+        handle = self._task_handle(job, provider.info.task_retention)
         try:
             loop = asyncio.get_running_loop()
             deadline: float | None = None
@@ -277,7 +283,17 @@ class Build:
                         deadline = loop.time() + spec.timeout
                     try:
                         async with asyncio.timeout_at(deadline):
-                            generated = await provider.generate(job.request)
+                            generated = await provider.generate(job.request, handle)
+                    except TaskUnknown as exc:
+                        if handle.resume is None:
+                            raise
+                        # The provider no longer knows the task an earlier build left:
+                        # nothing to collect, so this job is generated again.
+                        log.warning("%s: the %s task an earlier build left is gone (%s); "
+                                    "generating it again", job.label, job.kind, exc)
+                        handle.resume = None
+                        self.store.forget_task(job.key)
+                        continue
                     except ProviderError as exc:
                         if not exc.retryable or attempt >= spec.max_retries:
                             raise
@@ -334,7 +350,35 @@ class Build:
                 self.write_output(job, image.data, stored.record)
 
         await asyncio.to_thread(store)
+        self.store.forget_task(job.key)
         return JobResult(job, JobStatus.GENERATED, reasons, cost=generated.cost)
+
+    def _task_handle(self, job: Job, retention: float | None) -> TaskHandle:
+        """The handle lent to the provider for `job`'s asynchronous task: the task an
+        earlier build recorded for this job (to resume, within the provider's retention),
+        and how to record a new one before waiting for it."""
+        if retention is None:
+            return TaskHandle()
+        resume = None
+        pending = self.store.pending_task(job.key)
+        if pending is not None and pending.kind == job.kind and pending.ids:
+            if pending.expired():
+                log.warning("%s: the %s task submitted %s is past %s's retention (%s); "
+                            "generating it again", job.label, job.kind,
+                            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(pending.submitted)),
+                            job.kind, _duration(pending.retention))
+                self.store.forget_task(job.key)
+            else:
+                log.info("%s: resuming the %s task an earlier build submitted (%s)",
+                         job.label, job.kind, ", ".join(pending.ids.values()))
+                resume = dict(pending.ids)
+
+        def submitted(ids: Mapping[str, str]) -> None:
+            self.store.record_task(job.key, PendingTask(job.kind, dict(ids), time.time(),
+                                                        retention))
+
+        return TaskHandle(resume=resume, on_submitted=submitted,
+                          on_finished=lambda: self.store.forget_task(job.key))
 
     def output_file(self, job: Job) -> Path:
         """The output file of a job, refusing any path that resolves outside the output root

@@ -17,7 +17,14 @@ from typing import Any
 
 from ..errors import ProviderError
 from ..sizes import SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
+from .base import (
+    GeneratedImage,
+    GenerationRequest,
+    ModelInfo,
+    OptionSpec,
+    ProviderInfo,
+    TaskHandle,
+)
 from .http import HttpProvider, data_uri, number_at, one_line
 from .openai import first_image
 
@@ -117,7 +124,8 @@ class AimlapiProvider(HttpProvider):
         body["watermark"] = bool(request.options.get("watermark", False))
         return body
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
         payload = await self.request_json("POST", self.base_url + GENERATIONS_PATH,
                                           self.body(request))
         return await self.parse_answer(payload, request)

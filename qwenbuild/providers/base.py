@@ -8,10 +8,11 @@ back. Everything else (cache, retry policy, concurrency, outputs) lives once, ou
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from ..errors import ProviderError
 from ..sizes import ASPECTS, SizeRule
 
 
@@ -66,6 +67,34 @@ class GeneratedImage:
     #: or variant, or a price that only another variant has): the job fails loudly, the
     #: image is kept aside for inspection and its cost recorded, never used as the output.
     mismatch: str | None = None
+
+
+def _ignore(*args: Any) -> None:
+    return None
+
+
+@dataclass
+class TaskHandle:
+    """What the build lends a provider for one job's asynchronous task: provider-neutral,
+    so the build knows nothing of task UUIDs or job ids and providers nothing of the store.
+
+    A provider that delivers asynchronously (it accepts a task, then is polled) calls
+    `on_submitted(ids)` once the provider has accepted the task, *before* waiting for it:
+    the build records the ids, so a build killed while waiting can resume that task instead
+    of paying for a new one. It calls `on_finished()` once the task has ended at the
+    provider (an image or the task's own failure): nothing is left to resume. When `resume`
+    holds ids an earlier build recorded for this very job, the provider polls that task
+    instead of submitting one, and raises `TaskUnknown` if the provider no longer knows it.
+    """
+
+    resume: Mapping[str, str] | None = None
+    on_submitted: Callable[[Mapping[str, str]], None] = _ignore
+    on_finished: Callable[[], None] = _ignore
+
+
+class TaskUnknown(ProviderError):
+    """The provider does not know a task it was asked about (expired, or never there):
+    when it was a task to resume, the build generates the image again."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +190,9 @@ class ProviderInfo:
     base_url_env: str | None = None
     default_base_url: str | None = None
     default_concurrency: int = 4
+    #: How long the provider keeps an asynchronous task's result (seconds), for resuming a
+    #: task after a kill; None: it has no tasks to resume.
+    task_retention: float | None = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +229,13 @@ class ImageProvider(Protocol):
 
     def price_usd(self) -> float: ...
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage: ...
+    def size_problem(self, request: GenerationRequest, width: int,
+                     height: int) -> str | None: ...
+
+    def job_price_usd(self, width: int, height: int) -> float: ...
+
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage: ...
 
     async def aclose(self) -> None: ...
 
@@ -333,7 +371,10 @@ class Provider:
 
     # -- generation ------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
+        """Generate `request`'s image. `task` (asynchronous providers only): record and
+        resume the provider-side task (see TaskHandle)."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

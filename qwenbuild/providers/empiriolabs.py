@@ -22,7 +22,15 @@ from urllib.parse import quote
 
 from ..errors import ProviderError
 from ..sizes import SizeRule, ratio_error
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
+from .base import (
+    GeneratedImage,
+    GenerationRequest,
+    ModelInfo,
+    OptionSpec,
+    ProviderInfo,
+    TaskHandle,
+    TaskUnknown,
+)
 from .http import HttpProvider, data_uri, number_at, one_line
 from .openai import first_image, keys_of
 
@@ -78,7 +86,9 @@ class EmpiriolabsProvider(HttpProvider):
 
     info = ProviderInfo(kind="empiriolabs", billable=True, api_key_env="EMPIRIOLABS_API_KEY",
                         base_url_env="EMPIRIOLABS_BASE_URL",
-                        default_base_url="https://api.empiriolabs.ai", default_concurrency=4)
+                        default_base_url="https://api.empiriolabs.ai", default_concurrency=4,
+                        # "job state is kept one hour" (PROTOCOLS.md).
+                        task_retention=3600)
     models = {
         MODEL_ID: ModelInfo(
             id=MODEL_ID,
@@ -187,8 +197,19 @@ class EmpiriolabsProvider(HttpProvider):
 
     # -- generation -------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
+        handle = task or TaskHandle()
         deadline = time.monotonic() + self.spec.timeout
+        resumed = (handle.resume or {}).get("job_id")
+        if resumed:
+            # An earlier build submitted this very job and was stopped while waiting: poll
+            # that job instead of paying for a new one.
+            resumed_url = f"{self.base_url}/v1/jobs/{quote(resumed, safe='')}"
+            done = await self.poll_until(f"job {resumed}",
+                                         lambda: self._poll(resumed_url, True), deadline)
+            handle.on_finished()
+            return await self._finished_job(done, {"job_id": resumed})
         answer = await self.request_json("POST", f"{self.base_url}/v1/images/generations",
                                          self.request_body(request))
         if not isinstance(answer, Mapping):
@@ -207,7 +228,14 @@ class EmpiriolabsProvider(HttpProvider):
         url = f"{self.base_url}/v1/jobs/{quote(job_id, safe='')}"
         job: Mapping[str, Any] = answer
         if not _finished(job):
+            handle.on_submitted({"job_id": job_id})
             job = await self.poll_until(f"job {job_id}", lambda: self._poll(url), deadline)
+            handle.on_finished()
+        return await self._finished_job(job, ids)
+
+    async def _finished_job(self, job: Mapping[str, Any],
+                            ids: dict[str, str]) -> GeneratedImage:
+        job_id = ids["job_id"]
         status = _status(job)
         if status in _FAILED:
             message, code = _envelope(job)
@@ -216,11 +244,15 @@ class EmpiriolabsProvider(HttpProvider):
                                 code=code or "job_failed")
         return await self._image(job.get("result"), job, ids)
 
-    async def _poll(self, url: str) -> Mapping[str, Any] | None:
+    async def _poll(self, url: str, resumed: bool = False) -> Mapping[str, Any] | None:
         """One look at a job: the job once it is finished, else None."""
         try:
             job = await self.request_json("GET", url)
         except ProviderError as exc:
+            if exc.status == 404 and resumed:
+                raise TaskUnknown(f"unknown to EmpirioLabs (job state is kept for one hour): "
+                                  f"{exc.message}", code=exc.code or "job_not_found",
+                                  status=404) from None
             if exc.status == 404:
                 # Job state is kept one hour; generating again would pay again.
                 raise ProviderError(

@@ -13,6 +13,7 @@ from .base import (
     OptionSpec,
     Provider,
     ProviderInfo,
+    TaskHandle,
 )
 
 PREVIEW_RULE = SizeRule(
@@ -76,7 +77,8 @@ class PreviewProvider(Provider):
         # The comp draws the copy and palette directly, not the prompt: they are its inputs.
         return {"design": request.design, "renderer": RENDERER_VERSION}
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
         from .preview_render import render_png
 
         data = await asyncio.to_thread(

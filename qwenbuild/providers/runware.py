@@ -33,7 +33,15 @@ from typing import Any
 
 from ..errors import ProviderError
 from ..sizes import QWEN_NATIVE, SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
+from .base import (
+    GeneratedImage,
+    GenerationRequest,
+    ModelInfo,
+    OptionSpec,
+    ProviderInfo,
+    TaskHandle,
+    TaskUnknown,
+)
 from .http import HttpProvider, data_uri, new_task_uuid
 
 log = logging.getLogger(__name__)
@@ -138,7 +146,12 @@ class RunwareProvider(HttpProvider):
 
     info = ProviderInfo(kind="runware", billable=True, api_key_env="RUNWARE_API_KEY",
                         base_url_env="RUNWARE_BASE_URL",
-                        default_base_url="https://api.runware.ai/v1", default_concurrency=4)
+                        default_base_url="https://api.runware.ai/v1", default_concurrency=4,
+                        # Runware documents no retention for async results. A day, chosen
+                        # long on purpose: resuming a task Runware has forgotten costs one
+                        # poll (it answers that the task is unknown, and the job is
+                        # generated again); giving up on one it still has costs an image.
+                        task_retention=24 * 3600)
 
     models = {
         QWEN_2: _QWEN_2_INFO,
@@ -297,35 +310,65 @@ class RunwareProvider(HttpProvider):
 
     # -- generation -------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
-        task_uuid = new_task_uuid()
-        task = self.task_body(request, task_uuid)
-        payload = await self.request_json("POST", self.base_url, [task])
-        failure = self._task_error(payload, task_uuid)
-        if failure is not None:
-            raise failure
-        item = _task_item(payload, task_uuid)
-        if item is None and task.get("deliveryMethod") != "async":
-            raise ProviderError(f"the answer holds no result for task {task_uuid}",
-                                code="no_result")
-        # Async: the acknowledgement holds no result yet (or may already hold it). A sync
-        # answer that says "processing" is waited for the same way rather than paid twice.
-        if item is None or (not _finished(item) and (task.get("deliveryMethod") == "async"
-                                                     or item.get("status") == "processing")):
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
+        handle = task or TaskHandle()
+        resumed = (handle.resume or {}).get("taskUUID")
+        item: dict[str, Any] | None = None
+        if resumed:
+            # An earlier build submitted this very job and was stopped while waiting: ask
+            # for that task's result instead of paying for a new one.
+            task_uuid = resumed
+            polling = True
+        else:
+            task_uuid = new_task_uuid()
+            body = self.task_body(request, task_uuid)
+            payload = await self.request_json("POST", self.base_url, [body])
+            failure = self._task_error(payload, task_uuid)
+            if failure is not None:
+                raise failure
+            item = _task_item(payload, task_uuid)
+            is_async = body.get("deliveryMethod") == "async"
+            if item is None and not is_async:
+                raise ProviderError(f"the answer holds no result for task {task_uuid}",
+                                    code="no_result")
+            # Async: the acknowledgement holds no result yet (or may already hold it). A
+            # sync answer that says "processing" is waited for the same way, not paid twice.
+            polling = item is None or (not _finished(item) and (
+                is_async or item.get("status") == "processing"))
+            if polling:
+                handle.on_submitted({"taskUUID": task_uuid})
+        if polling:
             # Only getResponse from here on: a transient fault while polling is retried as
             # a poll (with_fetch_retries) and never submits (and pays for) a new task.
             deadline = time.monotonic() + self.spec.timeout
             outcome = await self.poll_until(
-                f"waiting for Runware task {task_uuid}", lambda: self._poll(task_uuid), deadline)
+                f"waiting for Runware task {task_uuid}",
+                lambda: self._poll(task_uuid, bool(resumed)), deadline)
+            handle.on_finished()
             if isinstance(outcome, ProviderError):
                 raise outcome
             item = outcome
+        assert item is not None
         return await self._image(item, task_uuid)
 
-    async def _poll(self, task_uuid: str) -> dict[str, Any] | ProviderError | None:
+    async def _poll(self, task_uuid: str,
+                    resumed: bool = False) -> dict[str, Any] | ProviderError | None:
         """One getResponse: the finished item, the task's own failure, or None (running)."""
-        payload = await self.request_json(
-            "POST", self.base_url, [{"taskType": "getResponse", "taskUUID": task_uuid}])
+        try:
+            payload = await self.request_json(
+                "POST", self.base_url, [{"taskType": "getResponse", "taskUUID": task_uuid}])
+        except ProviderError as exc:
+            if resumed and _unknown_task(exc.code, exc.status, exc.message):
+                raise TaskUnknown(f"task {task_uuid} is unknown to Runware: {exc.message}",
+                                  code=exc.code, status=exc.status) from None
+            raise
+        if resumed:
+            unknown = [e for e in _errors(payload)
+                       if _unknown_task(_text(e.get("code")), None, _text(e.get("message")))]
+            if unknown:
+                raise TaskUnknown(f"task {task_uuid} is unknown to Runware: "
+                                  f"{_describe(unknown[0], with_code=True)}", code="taskNotFound")
         failure = self._task_error(payload, task_uuid)
         if failure is not None:
             # Returned, not raised: with_fetch_retries would turn it into a poll failure and
@@ -495,6 +538,13 @@ def _text(value: Any) -> str:
     if value is None or isinstance(value, Mapping | list):
         return ""
     return " ".join(str(value).split())[:500]
+
+
+def _unknown_task(code: str | None, status: int | None, message: str) -> bool:
+    """Whether an answer to getResponse says the task is unknown. The code Runware uses is
+    not documented: a 404, or a code or message saying "not found" / "unknown"."""
+    text = f"{code or ''} {message}".lower().replace(" ", "")
+    return status == 404 or "notfound" in text or "unknowntask" in text
 
 
 def _transient_code(code: str) -> bool:

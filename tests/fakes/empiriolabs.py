@@ -120,6 +120,15 @@ class FakeEmpiriolabs(FakeApp):
         return [r.path for r in self.requests
                 if r.method == "GET" and r.path.startswith("/v1/jobs/")]
 
+    def finish_all(self) -> None:
+        """Let every job held running (`never_finish`) complete at its next poll."""
+        with self.lock:
+            self.scripts = [(p, s) for p, s in self.scripts if not s.never_finish]
+            for job in self.jobs.values():
+                if job.script.never_finish:
+                    job.script = JobScript()
+                    job.polls = max(job.polls, self.running_polls)
+
     def script(self, prompt_part: str, script: JobScript) -> None:
         self.scripts.append((prompt_part, script))
 

@@ -24,6 +24,7 @@ import json
 import re
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +199,16 @@ class FakeRunware(FakeApp):
         #: short, so a test's teardown never waits for an answer nobody reads any more.
         self.slow = 0.0
         self._released = threading.Event()
+        #: Replies to the next getResponse polls (before the fake looks at them).
+        self.poll_replies: deque[Reply] = deque()
+
+    def finish_stuck(self) -> None:
+        """Let every async task that was held in `processing` succeed at its next poll."""
+        with self.lock:
+            self.async_stuck_when = None
+            for job in self.pending.values():
+                if job.outcome == "never":
+                    job.outcome, job.polls_left = "success", 0
 
     def release(self) -> None:
         """End every pending and future `slow` wait at once."""
@@ -257,6 +268,10 @@ class FakeRunware(FakeApp):
         if headers.get("authorization") != f"Bearer {self.api_key}":
             # Never echo what was sent: a real service would not either.
             return error_reply(401, "invalidApiKey", "Invalid API key", "apiKey")
+        if b'"getResponse"' in body:
+            with self.lock:
+                if self.poll_replies:
+                    return self.poll_replies.popleft()
         try:
             tasks = json.loads(body)
         except ValueError:
