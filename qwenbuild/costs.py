@@ -42,8 +42,9 @@ class Estimate:
 
 
 def job_price(the_plan: Plan, job: Job) -> float:
-    """The list price of one job's image at its provider, in USD."""
-    return the_plan.providers[job.provider].price_usd()
+    """The estimated price of one job's image at its provider, in USD: the list price, or
+    for a provider whose price grows with size and steps (runware:108@1) an estimate."""
+    return the_plan.providers[job.provider].job_price_usd(job.width, job.height)
 
 
 def estimate(the_plan: Plan, assessments: Iterable[Assessment]) -> Estimate:

@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from qwenbuild.cli import main
+
+from .fakes import FAKES, FakeProviders
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,9 +78,20 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("QWENBUILD_CACHE_DIR", str(cache))
     monkeypatch.setenv("QWENBUILD_RETRY_SCALE", "0.01")
     monkeypatch.delenv("NO_COLOR", raising=False)
-    for var in ("RUNWARE_API_KEY", "AIMLAPI_API_KEY", "EMPIRIOLABS_API_KEY"):
-        monkeypatch.delenv(var, raising=False)
+    for fake in FAKES.values():  # no test sees a real key, nor another test's
+        monkeypatch.delenv(f"{fake.env}_API_KEY", raising=False)
     return cache
+
+
+@pytest.fixture
+def fake_providers(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
+    """The fake providers on 127.0.0.1: `fake_providers.start()` starts all of them,
+    `fake_providers["runware"]` one; each sets its `<KIND>_BASE_URL` and `<KIND>_API_KEY`."""
+    fakes = FakeProviders(monkeypatch.setenv)
+    try:
+        yield fakes
+    finally:
+        fakes.close()
 
 
 @pytest.fixture

@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, run_subprocess
-from .test_live_demos import _api_calls
-from .test_live_demos import fakes as fakes  # noqa: F401 (a fixture)
+from .fakes import FakeProviders
 
 LEGACY = REPO / "tests" / "data" / "legacy-v0.1"
 PAID = ("rw20b", "rw2", "aiml", "emp")
 
 
 def test_a_cache_from_the_previous_release_is_restored_without_a_request(
-        tmp_path: Path, fakes: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, fake_providers: FakeProviders,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_providers.start()
     shutil.copytree(LEGACY, tmp_path / "repo", ignore=shutil.ignore_patterns("cache"))
     cache = tmp_path / "cache"
     shutil.copytree(LEGACY / "cache", cache)
@@ -28,7 +29,7 @@ def test_a_cache_from_the_previous_release_is_restored_without_a_request(
 
     result = run_subprocess("build", campaign, "--json")
     assert result.code == 0, result.err
-    assert _api_calls(fakes) == 0  # every paid image came from the old cache
+    assert fake_providers.api_calls() == 0  # every paid image came from the old cache
     report = json.loads(result.out)
     paid = [j for j in report["jobs"] if j["provider"] in PAID]
     assert paid and all(j["status"] == "cached" for j in paid)

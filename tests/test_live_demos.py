@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ from qwenbuild.campaign import load_campaign
 from qwenbuild.plan import plan
 
 from .conftest import REPO, run_subprocess
-from .fakes import aimlapi, empiriolabs, runware
-from .fakes.server import FakeServer
+from .fakes import FakeProviders
 
 LIVE = sorted((REPO / "projects").glob("*/live.toml"))
 
@@ -34,33 +32,10 @@ def test_live_campaigns_plan_within_every_providers_rules(path: Path) -> None:
     assert {job.kind for job in the_plan.jobs} == {"runware", "aimlapi", "empiriolabs"}
 
 
-@pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
-    apps = {"RUNWARE": runware.FakeRunware(), "AIMLAPI": aimlapi.FakeAimlapi(),
-            "EMPIRIOLABS": empiriolabs.FakeEmpiriolabs()}
-    keys = {"RUNWARE": runware.FAKE_KEY, "AIMLAPI": aimlapi.FAKE_KEY,
-            "EMPIRIOLABS": empiriolabs.FAKE_API_KEY}
-    servers = [FakeServer(app) for app in apps.values()]
-    for (name, _), server in zip(apps.items(), servers, strict=True):
-        server.__enter__()
-        # Runware's base URL is the endpoint itself (https://api.runware.ai/v1).
-        suffix = runware.API_PATH if name == "RUNWARE" else ""
-        monkeypatch.setenv(f"{name}_BASE_URL", server.url + suffix)
-        monkeypatch.setenv(f"{name}_API_KEY", keys[name])
-    try:
-        yield apps
-    finally:
-        for server in servers:
-            server.__exit__(None, None, None)
-
-
-def _api_calls(apps: dict[str, object]) -> int:
-    return sum(len(app.api_requests()) for app in apps.values())  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("name", [p.parent.name for p in LIVE])
 def test_live_campaign_builds_against_the_fakes(name: str, tmp_path: Path,
-                                                fakes: dict[str, object]) -> None:
+                                                fake_providers: FakeProviders) -> None:
+    fake_providers.start()
     shutil.copytree(REPO / "qwenbuild" / "templates", tmp_path / "qwenbuild" / "templates")
     shutil.copytree(REPO / "projects" / name, tmp_path / "projects" / name,
                     ignore=shutil.ignore_patterns("out", "out-live"))
@@ -79,7 +54,7 @@ def test_live_campaign_builds_against_the_fakes(name: str, tmp_path: Path,
             assert img.size == (entry["width"], entry["height"])
     print(f"{name}: {len(report['jobs'])} jobs on 3 fakes in {time.monotonic() - started:.2f}s")
 
-    calls = _api_calls(fakes)
+    calls = fake_providers.api_calls()
     again = json.loads(run_subprocess("build", campaign, "--json").out)
     assert again["up_to_date"] == len(report["jobs"])
-    assert _api_calls(fakes) == calls  # a rerun sends no request at all
+    assert fake_providers.api_calls() == calls  # a rerun sends no request at all

@@ -216,6 +216,12 @@ def test_cache_gc_collects_every_record_kind_the_store_declares(
     # a lock for this campaign; a text-check result and a reroll choice are added here.
     store.text_results.put("1" * 64, {"image": live_image, "lines": []})
     store.choices.put(live_key, {"key": live_key})
+    import time
+
+    (cache_dir / "tasks").mkdir()
+    (cache_dir / "tasks" / f"{'f' * 64}.json").write_text(json.dumps(  # still polled for
+        {"kind": "runware", "ids": {"taskUUID": "x"}, "submitted": time.time(),
+         "retention": 3600}))
     # Dead ones, one of each kind.
     dead = {
         "objects": [f"objects/dd/{dead_key}.png", f"objects/dd/{dead_key}.json"],
@@ -226,6 +232,8 @@ def test_cache_gc_collects_every_record_kind_the_store_declares(
         "state": [f"state/{folder_tag(tmp_path / 'gone-out')}.json",
                   f"state/{folder_tag(tmp_path / 'gone-out')}.review.json"],
         "locks": [f"locks/{folder_tag(tmp_path / 'gone-out')}.lock"],
+        "quarantine": [f"quarantine/{dead_key}.png"],
+        "tasks": [f"tasks/{dead_key}.json"],  # past its provider's retention
     }
     assert set(dead) == {kind.folder for kind in RECORD_KINDS}, "a kind without a test"
     for names in dead.values():
@@ -234,10 +242,12 @@ def test_cache_gc_collects_every_record_kind_the_store_declares(
             (cache_dir / name).write_text("{}")
     # A result about an image no manifest lists, and one from before results named theirs.
     (cache_dir / dead["textcheck/results"][0]).write_text(json.dumps({"image": dead_image}))
+    (cache_dir / dead["tasks"][0]).write_text(json.dumps(
+        {"kind": "runware", "ids": {"taskUUID": "y"}, "submitted": 1000.0, "retention": 3600}))
     live_files = {p.relative_to(cache_dir).as_posix() for p in cache_dir.rglob("*")
                   if p.is_file()} - {n for names in dead.values() for n in names}
     assert {name.split("/")[0] for name in live_files} >= {
-        "objects", "plans", "state", "locks", "textcheck"}
+        "objects", "plans", "state", "locks", "textcheck", "tasks"}
 
     result = run("cache", "gc", project.parent.parent, "--json")
     assert result.code == 0, result.err

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from qwenbuild.providers.openai import first_image
 from qwenbuild.sizes import ASPECTS, ratio_error
 
 from .conftest import Result, build_file_tree
+from .fakes import FakeProviders
 from .fakes.empiriolabs import (
     FAKE_API_KEY,
     BadRequest,
@@ -38,7 +39,7 @@ from .fakes.empiriolabs import (
     check_body,
     envelope,
 )
-from .fakes.server import FakeServer, Reply, png_bytes
+from .fakes.server import Reply, png_bytes
 
 Run = Callable[..., Result]
 
@@ -51,12 +52,9 @@ CUSTOM_FIELDS = {"use_custom_size", "custom_width", "custom_height"}
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEmpiriolabs]:
-    app = FakeEmpiriolabs()
-    with FakeServer(app) as server:
-        monkeypatch.setenv("EMPIRIOLABS_BASE_URL", server.url)
-        monkeypatch.setenv("EMPIRIOLABS_API_KEY", FAKE_API_KEY)
-        yield app
+def fake(fake_providers: FakeProviders) -> FakeEmpiriolabs:
+    app: FakeEmpiriolabs = fake_providers["empiriolabs"]
+    return app
 
 
 def write_campaign(root: Path, provider: str = "", assets: str | None = None,
@@ -224,23 +222,6 @@ def test_references_go_as_data_uris(tmp_path: Path, run: Run, fake: FakeEmpiriol
     assert base64.b64decode(b.partition(",")[2]) == refs["refs/b.jpg"]
 
 
-def test_four_references_are_refused_before_any_request(tmp_path: Path, run: Run,
-                                                        fake: FakeEmpiriolabs) -> None:
-    files: dict[str, str | bytes] = {f"refs/{i}.png": png_bytes(8, 8, (i, i, i))
-                                     for i in range(4)}
-    listed = ", ".join(f'"refs/{i}.png"' for i in range(4))
-    path = write_campaign(tmp_path, assets=(
-        f'[[assets]]\nid = "hero"\nreferences = [{listed}]\n'
-        '[assets.copy]\nheadline = "X"\n'), files=files)
-
-    result = run("build", path, "--json")
-
-    assert result.code == 2
-    assert "4 reference images" in result.err and "at most 3" in result.err
-    assert fake.requests == []
-    assert not (tmp_path / "out").exists()
-
-
 @pytest.mark.parametrize(("sync", "response_format"),
                          [(True, "url"), (True, "b64_json"), (False, "b64_json")])
 def test_sync_and_inline_deliveries(tmp_path: Path, run: Run, fake: FakeEmpiriolabs,
@@ -263,18 +244,6 @@ def test_sync_and_inline_deliveries(tmp_path: Path, run: Run, fake: FakeEmpiriol
         assert img.size == (2048, 2048)
     entry = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
     assert entry["1x1/em/hero.png"]["cost_usd"] == pytest.approx(PRICE_STANDARD)
-
-
-def test_cost_is_unknown_when_not_reported(tmp_path: Path, run: Run,
-                                           fake: FakeEmpiriolabs) -> None:
-    fake.report_cost = False
-    path = write_campaign(tmp_path)
-
-    result = run("build", path, "--json")
-
-    assert result.code == 0, result.err
-    entry = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
-    assert entry["1x1/em/hero.png"]["cost_usd"] is None  # not guessed from the price list
 
 
 # -- jobs that end badly -------------------------------------------------------------------
@@ -353,20 +322,6 @@ def test_an_expired_job_fails_clearly_without_generating_again(
     assert len(fake.polls()) == 1  # a 404 is final: not polled again
 
 
-def test_a_corrupt_image_is_not_cached(tmp_path: Path, run: Run, fake: FakeEmpiriolabs,
-                                       cache_dir: Path) -> None:
-    fake.script("HELLO", JobScript(corrupt=True))
-    path = write_campaign(tmp_path)
-
-    result = run("build", path, "--json")
-
-    assert result.code == 1
-    assert jobs_by_asset(result)["hero 1:1"]["status"] == "failed"
-    assert len(fake.generations()) == 1
-    assert [p for p in (cache_dir / "objects").rglob("*") if p.is_file()] == []
-    assert not (tmp_path / "out" / "1x1" / "em" / "hero.png").exists()
-
-
 # -- error envelopes -----------------------------------------------------------------------
 
 
@@ -394,64 +349,6 @@ def test_client_errors_fail_once_with_one_readable_line(
     assert result.code == 1
     assert failure_lines(result) == [f"failed: em hero 1:1 seed 7: {line}"]
     assert len(fake.generations()) == 1  # a 4xx is not retried
-
-
-def test_a_wrong_key_is_reported_as_invalid_api_key(tmp_path: Path, run: Run,
-                                                    fake: FakeEmpiriolabs,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EMPIRIOLABS_API_KEY", "el-some-other-key")
-    path = write_campaign(tmp_path)
-
-    result = run("build", path, "--json")
-
-    assert result.code == 1
-    assert failure_lines(result) == [
-        "failed: em hero 1:1 seed 7: HTTP 401 invalid_api_key: Invalid API key provided. "
-        "(check EMPIRIOLABS_API_KEY)"]
-    assert len(fake.generations()) == 1
-
-
-def test_rate_limit_waits_and_retries(tmp_path: Path, run: Run,
-                                      fake: FakeEmpiriolabs) -> None:
-    fake.faults.append(("/v1/images/generations", envelope(
-        429, "Rate limit exceeded: 50 requests per minute.", "rate_limit_error",
-        "rate_limit_exceeded", {"Retry-After": "2"})))
-    path = write_campaign(tmp_path)
-
-    result = run("build", path, "--json")
-
-    assert result.code == 0, result.err
-    assert len(fake.generations()) == 2
-    assert (tmp_path / "out" / "1x1" / "em" / "hero.png").is_file()
-
-
-def test_server_errors_fail_when_retries_run_out(tmp_path: Path, run: Run,
-                                                 fake: FakeEmpiriolabs) -> None:
-    for _ in range(3):
-        fake.faults.append(("/v1/images/generations", envelope(
-            500, "The upstream model failed.", "api_error", "upstream_error")))
-    path = write_campaign(tmp_path, "max_retries = 1")
-
-    result = run("build", path, "--json")
-
-    assert result.code == 1
-    assert len(fake.generations()) == 2  # the first try and one retry
-    assert failure_lines(result) == [
-        "failed: em hero 1:1 seed 7: HTTP 500 upstream_error: The upstream model failed. "
-        "(after 1 retries)"]
-
-
-def test_a_missing_key_fails_naming_the_variable(tmp_path: Path, run: Run,
-                                                 fake: FakeEmpiriolabs,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("EMPIRIOLABS_API_KEY")
-    path = write_campaign(tmp_path)
-
-    result = run("build", path, "--json")
-
-    assert result.code == 1
-    assert "EMPIRIOLABS_API_KEY is not set" in jobs_by_asset(result)["hero 1:1"]["error"]
-    assert fake.requests == []
 
 
 def test_the_key_never_reaches_a_file_or_the_terminal(tmp_path: Path, run: Run,
@@ -573,3 +470,77 @@ def test_error_envelopes_are_read() -> None:
     long_message, _ = read(400, {"message": "x" * 1000})
     assert len(long_message) <= 303
 
+
+
+# -- issue 15: the variant that ran is the variant asked for ------------------------------
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["job", "sync"])
+def test_a_service_that_ignores_the_variant_fails_the_job_loudly(
+        tmp_path: Path, run: Run, fake: FakeEmpiriolabs, cache_dir: Path, sync: bool) -> None:
+    fake.ignore_variant = True  # the older service: runs (and bills) the default Pro
+    path = write_campaign(tmp_path, "sync = true" if sync else "")
+
+    result = run("build", path, "--json")
+
+    assert result.code == 1
+    (job,) = result.json()["jobs"]
+    assert job["status"] == "failed"
+    assert "ran variant 'qwen-image-2.0-pro-2026-04-22', not the 'qwen-image-2.0'" in job["error"]
+    assert result.json()["cost_usd"] == pytest.approx(PRICE_PRO)  # paid: recorded
+    assert not (tmp_path / "out" / "1x1" / "em" / "hero.png").exists()
+    kept = sorted(p.name for p in (cache_dir / "quarantine").iterdir())
+    assert kept == [f"{job['key']}.json", f"{job['key']}.png"]
+    record = json.loads((cache_dir / "quarantine" / f"{job['key']}.json").read_text())
+    assert record["cost_usd"] == PRICE_PRO and "ran variant" in record["quarantined"]
+    assert not (cache_dir / "objects").exists()  # never restored as the job's output
+    (line,) = failure_lines(result)
+    assert "kept for inspection" in line
+
+
+def test_a_pro_price_for_the_standard_variant_fails_even_without_a_variant(
+        tmp_path: Path, run: Run, fake: FakeEmpiriolabs) -> None:
+    fake.ignore_variant = True
+    fake.report_variant = False  # only the price tells
+    result = run("build", write_campaign(tmp_path), "--json")
+    assert result.code == 1
+    (job,) = result.json()["jobs"]
+    assert "billed $0.069, the price of a Pro variant" in job["error"]
+
+
+def test_a_matching_variant_and_price_pass(tmp_path: Path, run: Run,
+                                           fake: FakeEmpiriolabs) -> None:
+    result = run("build", write_campaign(tmp_path, 'variant = "qwen-image-2.0-pro"'), "--json")
+    assert result.code == 0, result.err
+    assert fake.billed == [("qwen-image-2.0-pro", PRICE_PRO)]
+
+
+def test_an_edit_comes_back_derived_from_its_input(tmp_path: Path, run: Run,
+                                                   fake: FakeEmpiriolabs) -> None:
+    from .fakes.server import derived_color
+
+    ref = png_bytes(20, 20, (1, 2, 3))
+    path = write_campaign(tmp_path, assets=(
+        '[[assets]]\nid = "hero"\nreferences = ["r.png"]\n[assets.copy]\nheadline = "HI"\n'),
+        files={"r.png": ref})
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    with Image.open(tmp_path / "out" / "1x1" / "em" / "hero.png") as img:
+        assert img.getpixel((0, 0))[:3] == derived_color([ref])
+
+
+# -- issue 16: a malformed job status is polled again, never paid again ----------------------
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(200, b'{"job_id": "x", "status": ', {"Content-Type": "application/json"}),
+    Reply(200, ["not", "an", "object"]),
+    Reply(200, b"<html>gateway</html>", {"Content-Type": "text/html"}),
+], ids=["truncated", "a list", "html"])
+def test_a_malformed_job_status_is_polled_again_not_paid_again(
+        tmp_path: Path, run: Run, fake: FakeEmpiriolabs, reply: Reply) -> None:
+    fake.faults.append(("/v1/jobs/", reply))
+    result = run("build", write_campaign(tmp_path), "--json")
+    assert result.code == 0, result.err
+    assert len(fake.generations()) == 1
+    assert len(fake.polls()) == fake.running_polls + 2  # one extra for the malformed one

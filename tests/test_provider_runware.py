@@ -11,7 +11,7 @@ import base64
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from qwenbuild.providers.runware import QWEN_2, QWEN_2_PRO, QWEN_20B, RunwarePro
 from qwenbuild.sizes import ratio_error
 
 from .conftest import Result, build_file_tree
+from .fakes import FakeProviders
 from .fakes.runware import API_PATH, FAKE_KEY, PRICES, FakeRunware, TaskError
 from .fakes.server import FakeServer, Reply, png_bytes
 
@@ -40,13 +41,9 @@ COMMON_FIELDS = {"taskType", "taskUUID", "model", "positivePrompt", "width", "he
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRunware]:
-    app = FakeRunware()
-    with FakeServer(app) as server:
-        monkeypatch.setenv("RUNWARE_BASE_URL", server.url + API_PATH)
-        monkeypatch.setenv("RUNWARE_API_KEY", FAKE_KEY)
-        yield app
-        app.release()
+def fake(fake_providers: FakeProviders) -> FakeRunware:
+    app: FakeRunware = fake_providers["runware"]
+    return app
 
 
 def write_campaign(root: Path, providers: str, assets: str,
@@ -243,40 +240,6 @@ references = ["refs/a.png", "refs/b.jpg"]
     assert job["status"] == "build" and "references changed" in job["reason"]
 
 
-def test_pro_refuses_references_with_a_negative_prompt(fake: FakeRunware, run: Run,
-                                                       tmp_path: Path) -> None:
-    path = write_campaign(tmp_path, f'[providers.pro]\nkind = "runware"\nmodel = "{QWEN_2_PRO}"\n',
-                          f"""\
-[[assets]]
-id = "billboard"
-providers = ["pro"]
-references = ["refs/a.png"]
-negative = "{NEGATIVE}"
-""", {"refs/a.png": png_bytes(16, 16)})
-    result = run("build", path, "--json")
-    assert result.code == 2
-    assert "asset billboard" in result.err
-    assert "provider pro" in result.err
-    assert "cannot combine reference images with a negative prompt" in result.err
-    assert not fake.requests
-    assert not (tmp_path / "out").exists()
-
-
-def test_four_references_are_refused(fake: FakeRunware, run: Run, tmp_path: Path) -> None:
-    refs = {f"refs/{i}.png": png_bytes(16, 16, (i * 40, 0, 0)) for i in range(4)}
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', f"""\
-[[assets]]
-id = "collage"
-providers = ["rw"]
-references = {json.dumps(sorted(refs))}
-""", refs)
-    result = run("build", path, "--json")
-    assert result.code == 2
-    assert "asset collage" in result.err and "4 reference images" in result.err
-    assert "at most 3" in result.err
-    assert not fake.requests
-
-
 # -- async delivery ----------------------------------------------------------------------------
 
 
@@ -381,24 +344,6 @@ aspects = ["9:16"]
     assert len(fake.tasks_for(marker("bad"))) == 1  # not retried: not a transient fault
 
 
-def test_wrong_key_fails_runware_jobs_with_401(fake: FakeRunware, run: Run, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RUNWARE_API_KEY", "rw-wrong-key-000")
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
-[[assets]]
-id = "hero"
-providers = ["rw", "preview"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    jobs = {j["provider"]: j for j in result.json()["jobs"]}
-    assert jobs["preview"]["status"] == "generated"
-    assert jobs["rw"]["status"] == "failed"
-    assert "HTTP 401 invalidApiKey: Invalid API key" in jobs["rw"]["error"]
-    assert "RUNWARE_API_KEY" in jobs["rw"]["error"]
-    assert len(fake.api_posts()) == 1
-
-
 def test_429_with_retry_after_is_retried_once(fake: FakeRunware, run: Run,
                                               tmp_path: Path) -> None:
     fake.fail_when(marker("hero"), TaskError(429, "tooManyRequests", "Queue is full",
@@ -415,101 +360,6 @@ providers = ["rw"]
     assert len(tasks) == 2
     assert tasks[0]["taskUUID"] != tasks[1]["taskUUID"]  # a retry is a new task
     assert len(fake.api_posts()) == 2
-
-
-def test_503_until_retries_run_out_then_rerun_retries_only_that_job(
-        fake: FakeRunware, run: Run, tmp_path: Path) -> None:
-    fake.fail_when(marker("flaky"), TaskError(503, "serviceUnavailable", "Try again later"),
-                   times=None)
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\nmax_retries = 2\n', """\
-[[assets]]
-id = "steady"
-providers = ["rw"]
-
-[[assets]]
-id = "flaky"
-providers = ["rw"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    jobs = jobs_by_asset(result)
-    assert jobs[("steady", "1:1")]["status"] == "generated"
-    failed = jobs[("flaky", "1:1")]
-    assert failed["status"] == "failed"
-    assert "HTTP 503 serviceUnavailable: Try again later" in failed["error"]
-    assert "after 2 retries" in failed["error"]
-    assert len(fake.tasks_for(marker("flaky"))) == 3  # max_retries + 1 attempts
-
-    fake.prompt_faults.clear()
-    posts = len(fake.api_posts())
-    again = run("build", path, "--json")
-    assert again.code == 0, again.err
-    statuses = {a: j["status"] for (a, _), j in jobs_by_asset(again).items()}
-    assert statuses == {"steady": "up_to_date", "flaky": "generated"}
-    new = fake.api_posts()[posts:]
-    assert len(new) == 1 and marker("flaky") in new[0].json()[0]["positivePrompt"]
-
-
-def test_corrupt_image_is_not_cached(fake: FakeRunware, run: Run, tmp_path: Path,
-                                     cache_dir: Path) -> None:
-    fake.corrupt_when = marker("broken")
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
-[[assets]]
-id = "fine"
-providers = ["rw"]
-
-[[assets]]
-id = "broken"
-providers = ["rw"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    jobs = jobs_by_asset(result)
-    failed = jobs[("broken", "1:1")]
-    assert failed["status"] == "failed" and "not a valid image" in failed["error"]
-    assert not (tmp_path / failed["output"]).exists()
-    cached = [p.name for p in (cache_dir / "objects").rglob("*") if p.is_file()]
-    assert not [name for name in cached if name.startswith(failed["key"])]
-    good = jobs[("fine", "1:1")]["key"]
-    assert sorted(cached) == [f"{good}.json", f"{good}.png"]
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
-    assert list(manifest) == ["1x1/rw/fine.png"]
-
-
-def test_timeout(fake: FakeRunware, run: Run, tmp_path: Path) -> None:
-    fake.slow = 3.0
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ntimeout = 1\n', """\
-[[assets]]
-id = "hero"
-providers = ["rw"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    (job,) = result.json()["jobs"]
-    assert job["status"] == "failed"
-    assert "timed out after 1s" in job["error"]
-    assert not (tmp_path / job["output"]).exists()
-
-
-def test_missing_key_fails_only_runware_jobs(fake: FakeRunware, run: Run, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RUNWARE_API_KEY")
-    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\n', """\
-[[assets]]
-id = "hero"
-providers = ["rw", "preview"]
-aspects = ["1:1", "16:9"]
-""")
-    result = run("build", path, "--json")
-    assert result.code == 1
-    for job in result.json()["jobs"]:
-        if job["provider"] == "preview":
-            assert job["status"] == "generated"
-            assert (tmp_path / job["output"]).is_file()
-        else:
-            assert job["status"] == "failed"
-            assert "RUNWARE_API_KEY is not set" in job["error"]
-    assert not fake.requests
 
 
 def test_the_key_is_never_written_or_shown(fake: FakeRunware, run: Run, tmp_path: Path,
@@ -563,7 +413,7 @@ providers = ["rw"]
     (f'model = "{QWEN_2}"\nsteps = 20\n', "providers.rw.steps: unknown key"),
     (f'model = "{QWEN_2_PRO}"\nCFGScale = 4\n', "providers.rw.CFGScale: unknown key"),
     (f'model = "{QWEN_20B}"\nsteps = 51\n', "above the maximum 50"),
-    (f'model = "{QWEN_20B}"\nscheduler = ""\n', "expected a scheduler name"),
+    (f'model = "{QWEN_20B}"\nscheduler = ""\n', "'' is not one of"),
     ('output_format = "TIFF"\n', "'TIFF' is not one of"),
     ("output_quality = 10\n", "below the minimum 20"),
     ('delivery = "webhook"\n', "'webhook' is not one of"),
@@ -660,6 +510,23 @@ MUTATIONS: list[tuple[str, str, Callable[[dict[str, Any]], object], str]] = [
     ("uuid v1", QWEN_2, lambda t: t.update(taskUUID=str(uuid.uuid1())), "invalidTaskUUID"),
     ("task type", QWEN_2, lambda t: t.update(taskType="imageUpscale"), "invalidTaskType"),
     ("output format", QWEN_2, lambda t: t.update(outputFormat="TIFF"), "invalidOutputFormat"),
+    ("unknown scheduler", QWEN_20B, lambda t: t.update(scheduler="DPM++ 2M Karas"),
+     "invalidScheduler"),
+    ("lora weight", QWEN_20B, lambda t: t.update(lora=[{"model": "a:1@1", "weight": 4.5}]),
+     "invalidLoraWeight"),
+    ("lora empty", QWEN_20B, lambda t: t.update(lora=[]), "invalidLora"),
+    ("strength above 1", QWEN_20B,
+     lambda t: t.update(inputs={"seedImage": "https://example.com/a.png", "strength": 1.2}),
+     "invalidStrength"),
+    ("mask without seed image", QWEN_20B,
+     lambda t: t.update(inputs={"maskImage": "https://example.com/m.png"}), "missingSeedImage"),
+    ("maskMargin out of range", QWEN_20B,
+     lambda t: t.update(inputs={"seedImage": "https://example.com/a.png",
+                                "maskImage": "https://example.com/m.png"}, maskMargin=16),
+     "invalidMaskMargin"),
+    ("seedImage to 2.0", QWEN_2,
+     lambda t: t.update(inputs={"seedImage": "https://example.com/a.png"}),
+     "unsupportedParameter"),
 ]
 
 
@@ -704,3 +571,240 @@ def test_fake_checks_auth_body_and_uuid_reuse() -> None:
         # Scripted whole-request faults still work through the base class.
         app.faults.append((API_PATH, Reply(503, {"errors": [{"code": "x", "message": "y"}]})))
         assert client.post(url, json=[_valid(QWEN_2)], headers=headers).status_code == 503
+
+
+# -- issue 15: scheduler, LoRA, image-to-image and inpainting, prices, messages -------------
+
+
+def test_a_scheduler_typo_is_refused_before_spending_with_did_you_mean(
+        fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, f'[providers.rw]\nkind = "runware"\nmodel = "{QWEN_20B}"\n'
+                                    'scheduler = "DPM++ 2M Karas"\n',
+                          '[[assets]]\nid = "hero"\nproviders = ["rw"]\n')
+    result = run("build", path, "--json")
+    assert result.code == 2
+    assert "providers.rw.scheduler" in result.err
+    assert "did you mean 'DPM++ 2M Karras'?" in result.err
+    assert "(75 values)" in result.err
+    assert not fake.requests
+
+
+def test_every_documented_scheduler_is_accepted() -> None:
+    from qwenbuild.providers.runware import SCHEDULERS
+
+    from .fakes.runware import SCHEDULERS as FAKE_SCHEDULERS
+
+    assert len(SCHEDULERS) == len(set(SCHEDULERS)) == 75
+    assert set(SCHEDULERS) == FAKE_SCHEDULERS
+    for name in SCHEDULERS:
+        assert not RunwareProvider.check_config(QWEN_20B, {"scheduler": name})
+    assert RunwareProvider.check_config(QWEN_20B, {"scheduler": "dpm++ 2m karras"})[0][1] \
+        .endswith("(did you mean 'DPM++ 2M Karras'?)")
+
+
+LORA = '[{ model = "civitai:120096@135931", weight = 0.8 }]'
+
+
+def test_lora_is_sent_as_written_and_is_part_of_the_key(fake: FakeRunware, run: Run,
+                                                        tmp_path: Path) -> None:
+    table = f'[providers.rw]\nkind = "runware"\nmodel = "{QWEN_20B}"\n'
+    assets = '[[assets]]\nid = "hero"\nproviders = ["rw"]\n'
+    path = write_campaign(tmp_path, table, assets)
+    plain_key = run("plan", path, "--json").json()["jobs"][0]["key"]
+    path = write_campaign(tmp_path, table + f"lora = {LORA}\n", assets)
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    (task,) = fake.tasks()
+    assert task["lora"] == [{"model": "civitai:120096@135931", "weight": 0.8}]
+    assert result.json()["jobs"][0]["key"] != plain_key
+
+
+@pytest.mark.parametrize(("lora", "message"), [
+    ("[]", "expected at least one LoRA"),
+    ('[{ model = "civitai:1@2", weight = 5 }]', "[0].weight: expected a number from -4 to 4"),
+    ("[{ weight = 1 }]", "[0].model: expected a LoRA model identifier"),
+    ('[{ model = "civitai:1@2", strength = 1 }]', "[0]: unknown key 'strength'"),
+    ('"civitai:1@2"', "expected list, got str"),
+])
+def test_a_bad_lora_is_refused_before_spending(lora: str, message: str, fake: FakeRunware,
+                                               run: Run, tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, f'[providers.rw]\nkind = "runware"\nmodel = "{QWEN_20B}"\n'
+                                    f"lora = {lora}\n",
+                          '[[assets]]\nid = "hero"\nproviders = ["rw"]\n')
+    result = run("build", path)
+    assert result.code == 2
+    assert "providers.rw.lora" in result.err and message in result.err, result.err
+    assert not fake.requests
+
+
+def test_image_to_image_and_inpainting_send_the_documented_inputs(
+        fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    from .fakes.server import derived_color
+
+    start, mask = png_bytes(64, 64, (0, 90, 0)), png_bytes(64, 64, (255, 255, 255))
+    table = f'[providers.rw]\nkind = "runware"\nmodel = "{QWEN_20B}"\n'
+    files: dict[str, str | bytes] = {"start.png": start, "mask.png": mask}
+    plain = write_campaign(tmp_path, table, '[[assets]]\nid = "hero"\nproviders = ["rw"]\n',
+                           files)
+    plain_key = run("plan", plain, "--json").json()["jobs"][0]["key"]
+    path = write_campaign(tmp_path, table, """\
+[[assets]]
+id = "hero"
+providers = ["rw"]
+init_image = "start.png"
+mask = "mask.png"
+strength = 0.6
+mask_margin = 48
+""", files)
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    (task,) = fake.tasks()
+    assert task["inputs"] == {
+        "seedImage": "data:image/png;base64," + base64.b64encode(start).decode(),
+        "maskImage": "data:image/png;base64," + base64.b64encode(mask).decode(),
+        "strength": 0.6,
+    }
+    assert task["maskMargin"] == 48
+    (job,) = result.json()["jobs"]
+    assert job["key"] != plain_key
+    with Image.open(tmp_path / job["output"]) as img:  # an edit of these inputs came back
+        assert img.getpixel((0, 0))[:3] == derived_color([start, mask])
+
+    # Another starting image is another job.
+    (tmp_path / "start.png").write_bytes(png_bytes(64, 64, (0, 91, 0)))
+    (again,) = run("plan", path, "--json").json()["jobs"]
+    assert again["key"] != job["key"] and again["status"] == "build"
+
+
+@pytest.mark.parametrize(("model", "lines", "message"), [
+    (QWEN_20B, 'init_image = "start.png"\nstrength = 1.5', "strength"),
+    (QWEN_20B, 'mask = "start.png"', "a mask needs init_image"),
+    (QWEN_20B, 'init_image = "start.png"\nmask_margin = 48', "mask_margin needs a mask"),
+    (QWEN_20B, 'init_image = "start.png"\nmask = "start.png"\nmask_margin = 16', "mask_margin"),
+    (QWEN_20B, 'init_image = "missing.png"', "image not found: missing.png"),
+    (QWEN_2, 'init_image = "start.png"', "takes no starting image or mask"),
+])
+def test_image_to_image_fields_are_checked_before_spending(
+        model: str, lines: str, message: str, fake: FakeRunware, run: Run,
+        tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, f'[providers.rw]\nkind = "runware"\nmodel = "{model}"\n',
+                          f'[[assets]]\nid = "hero"\nproviders = ["rw"]\n{lines}\n',
+                          {"start.png": png_bytes(32, 32)})
+    result = run("build", path)
+    assert result.code == 2
+    assert message in result.err, result.err
+    assert not fake.requests
+
+
+def test_pro_with_references_and_a_negative_names_the_way_out_and_drop_takes_it(
+        fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    table = f'[providers.pro]\nkind = "runware"\nmodel = "{QWEN_2_PRO}"\n'
+    assets = (f'[[assets]]\nid = "hero"\nproviders = ["pro"]\nreferences = ["a.png"]\n'
+              f'negative = "{NEGATIVE}"\n')
+    files: dict[str, str | bytes] = {"a.png": png_bytes(16, 16)}
+    refused = run("build", write_campaign(tmp_path, table, assets, files))
+    assert refused.code == 2
+    assert 'set negative_with_references = "drop" in [providers.pro]' in refused.err
+    assert not fake.requests
+
+    path = write_campaign(tmp_path, table + 'negative_with_references = "drop"\n', assets, files)
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    (task,) = fake.tasks()
+    assert "negativePrompt" not in task and len(task["inputs"]["referenceImages"]) == 1
+    # The negative prompt is not sent, so changing it changes nothing.
+    path = write_campaign(tmp_path, table + 'negative_with_references = "drop"\n',
+                          assets.replace(NEGATIVE, "something else"), files)
+    assert run("plan", path, "--json").json()["jobs"][0]["status"] == "up_to_date"
+
+
+def test_the_108_price_is_estimated_from_size_and_steps() -> None:
+    provider = provider_for(QWEN_20B)
+    # The page's examples: never under what they cost.
+    for (width, height), cost in {(1024, 768): 0.0058, (1024, 1024): 0.0077,
+                                  (1024, 1536): 0.0128}.items():
+        assert cost <= provider.job_price_usd(width, height) <= cost * 1.4
+    assert provider.job_price_usd(128, 128) == 0.0058  # the floor
+    assert provider_for(QWEN_20B, steps=50).job_price_usd(1024, 1536) == pytest.approx(
+        0.0128 * 50 / 30, abs=1e-6)
+    assert provider_for(QWEN_2).job_price_usd(2048, 2048) == 0.035  # a flat price
+
+
+def test_the_summary_shows_the_estimate_next_to_the_reported_cost(
+        fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    path = write_campaign(tmp_path, f'[providers.rw]\nkind = "runware"\nmodel = "{QWEN_20B}"\n',
+                          '[[assets]]\nid = "hero"\nproviders = ["rw"]\n')
+    estimate = provider_for(QWEN_20B).job_price_usd(*provider_for(QWEN_20B).size_for("1:1"))
+    result = run("build", path)
+    assert result.code == 0, result.err
+    assert f"cost ${PRICES[QWEN_20B]:.4f} (estimated ${estimate:.4f})" in result.out
+    fake.report_cost = False
+    path = write_campaign(tmp_path, f'[providers.rw]\nkind = "runware"\nmodel = "{QWEN_20B}"\n'
+                                    "steps = 21\n",
+                          '[[assets]]\nid = "hero"\nproviders = ["rw"]\n')
+    unreported = run("build", path, "--json")
+    assert unreported.json()["cost_unreported"] == 1
+    assert unreported.json()["estimated_cost_usd"] == pytest.approx(estimate)
+
+
+def test_an_error_naming_several_parameters_shows_them_all() -> None:
+    provider = provider_for(QWEN_20B)
+    message, code = provider.error_message(400, {"errors": [
+        {"code": "invalidDimensions", "message": "Width and height do not fit",
+         "parameter": ["width", "height"]}]})
+    assert (message, code) == ("Width and height do not fit (parameters width, height)",
+                               "invalidDimensions")
+    message, _ = provider.error_message(400, {"errors": [
+        {"code": "conflictingParameters", "message": "These cannot be combined",
+         "parameters": ["inputs.referenceImages", "negativePrompt"]}]})
+    assert message.endswith("(parameters inputs.referenceImages, negativePrompt)")
+
+
+def test_qwenbuild_providers_shows_the_new_options_and_the_estimate(run: Run) -> None:
+    result = run("providers", "-v")
+    assert result.code == 0
+    block = result.out.split("runware:108@1", 1)[1].split("\naimlapi", 1)[0]
+    assert "~$0.0058" in block and "price: estimate: max($0.0058" in block
+    assert "lora" in block and "scheduler: Diffusion scheduler, one of the 75" in block
+    assert "asset fields: init_image, mask, strength, mask_margin" in block
+    rows = {(r["kind"], r["model"]): r for r in run("providers", "--json").json()}
+    assert "negative_with_references" in rows[("runware", QWEN_2_PRO)]["options"]
+    assert rows[("aimlapi", "alibaba/qwen-image-2-0-pro")]["price_usd"] == 0.0975
+
+
+# -- issue 16: a malformed poll is a transient fault, never a reason to pay again ------------
+
+MALFORMED_POLLS = {
+    "truncated JSON": Reply(200, b'{"data": [', {"Content-Type": "application/json"}),
+    "HTML page": Reply(200, b"<html>busy</html>", {"Content-Type": "text/html"}),
+    "502": Reply(502, b"<html><title>502 Bad Gateway</title></html>",
+                 {"Content-Type": "text/html"}),
+}
+
+
+@pytest.mark.parametrize("answer", sorted(MALFORMED_POLLS))
+def test_a_malformed_poll_answer_is_polled_again_not_paid_again(
+        answer: str, fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    fake.async_polls = 1
+    fake.poll_replies.append(MALFORMED_POLLS[answer])
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ndelivery = "async"\n',
+                          '[[assets]]\nid = "hero"\nproviders = ["rw"]\n')
+    result = run("build", path, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["jobs"][0]["status"] == "generated"
+    assert len(fake.tasks()) == 1  # one generation, paid once
+    assert len(fake.tasks("getResponse")) == 3  # the malformed one, processing, success
+
+
+def test_malformed_polls_are_bounded(fake: FakeRunware, run: Run, tmp_path: Path) -> None:
+    from qwenbuild.providers.http import FETCH_TRIES
+
+    for _ in range(FETCH_TRIES):
+        fake.poll_replies.append(MALFORMED_POLLS["truncated JSON"])
+    path = write_campaign(tmp_path, '[providers.rw]\nkind = "runware"\ndelivery = "async"\n',
+                          '[[assets]]\nid = "hero"\nproviders = ["rw"]\n')
+    result = run("build", path, "--json")
+    assert result.code == 1
+    (job,) = result.json()["jobs"]
+    assert "unreadable answer" in job["error"]
+    assert len(fake.tasks()) == 1 and len(fake.tasks("getResponse")) == FETCH_TRIES

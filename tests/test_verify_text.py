@@ -49,9 +49,10 @@ subtitle = "Fresh fruit every Sunday"
 """
 
 OUTPUT = "1x1/ai/market.png"
-GOOD = poster_png(["SUMMER MARKET", "Fresh fruit every Sunday"])
-MISSPELLED = poster_png(["SUMNER MAKRET", "Fresh fruit every Sunday"])
-WORSE = poster_png(["SXMNER MXKRXT", "Fresh fruit every Sunday"])
+# At the size the job asks for (AI/ML API 1:1): an image of another size fails its job.
+GOOD = poster_png(["SUMMER MARKET", "Fresh fruit every Sunday"], (1440, 1440))
+MISSPELLED = poster_png(["SUMNER MAKRET", "Fresh fruit every Sunday"], (1440, 1440))
+WORSE = poster_png(["SXMNER MXKRXT", "Fresh fruit every Sunday"], (1440, 1440))
 
 
 @pytest.fixture

@@ -31,9 +31,10 @@ from ..keys import normalise
 from ..manifest import Manifest
 from ..plan import Assessment, Job, Plan, Selection, assess, assess_one, plan
 from ..provenance import write_output
+from ..providers.base import TaskHandle, TaskUnknown
 from ..retry import retry_delay
 from ..review import ReviewPageStep
-from ..store import StatCache, Store
+from ..store import PendingTask, StatCache, Store
 from ..textcheck.choices import restore_source
 from ..textcheck.reroll import VerifyTextStep
 from .report import INTERRUPTED, BuildReport, JobResult
@@ -97,10 +98,15 @@ async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
         stats = store.stat_cache(campaign.out)
         assessments = assess(the_plan, manifest.entries, store, stats, force=options.force)
         _check_limit(assessments, options.max_generate)
-        check_budget(the_plan, assessments, options.budget_usd)
+        estimated = check_budget(the_plan, assessments, options.budget_usd)
         run = Build(the_plan, store, manifest, stats, options,
                     default_steps(options) if steps is None else list(steps))
+        run.estimated_usd = estimated.usd
         return await run.run(assessments, started)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
 
 
 def _check_limit(assessments: list[Assessment], limit: int | None) -> None:
@@ -129,6 +135,8 @@ class Build:
         self.results: dict[str, JobResult] = {}
         self._slots: dict[str, tuple[asyncio.Semaphore, ...]] = {}
         self._done: dict[str, asyncio.Event] = {}
+        #: The estimate the budget check made before the build (for the summary).
+        self.estimated_usd: float | None = None
 
     @property
     def campaign(self) -> Campaign:
@@ -153,7 +161,8 @@ class Build:
                        or JobResult(a.job, JobStatus.FAILED, a.reasons, error=INTERRUPTED)
                        for a in assessments]
             report = BuildReport(campaign, results, stale, interrupted,
-                                 round(time.perf_counter() - started, 3))
+                                 round(time.perf_counter() - started, 3),
+                                 estimated_usd=self.estimated_usd)
             for step in self.steps:
                 step.build_finished(self, report)
         finally:
@@ -301,6 +310,7 @@ class Build:
         provider = self.plan.providers[job.provider]
         spec = provider.spec
         attempt = 0
+        handle = self._task_handle(job, provider.info.task_retention)
         try:
             loop = asyncio.get_running_loop()
             deadline: float | None = None
@@ -314,7 +324,17 @@ class Build:
                         deadline = loop.time() + spec.timeout
                     try:
                         async with asyncio.timeout_at(deadline):
-                            generated = await provider.generate(job.request)
+                            generated = await provider.generate(job.request, handle)
+                    except TaskUnknown as exc:
+                        if handle.resume is None:
+                            raise
+                        # The provider no longer knows the task an earlier build left:
+                        # nothing to collect, so this job is generated again.
+                        log.warning("%s: the %s task an earlier build left is gone (%s); "
+                                    "generating it again", job.label, job.kind, exc)
+                        handle.resume = None
+                        self.store.forget_task(job.key)
+                        continue
                     except ProviderError as exc:
                         if not exc.retryable or attempt >= spec.max_retries:
                             raise
@@ -330,6 +350,10 @@ class Build:
             # Decoding a 2K image takes tens of ms: off the event loop and outside the
             # provider's slots, so the next request goes out meanwhile.
             image = await asyncio.to_thread(verify_image, generated.data, job.ext)
+            # An image that is not what was asked (another size, another variant than the
+            # answer should say) was paid for: kept aside for inspection, never an output.
+            unusable = generated.mismatch or provider.size_problem(job.request, image.width,
+                                                                   image.height)
         except TimeoutError:
             return JobResult(job, JobStatus.FAILED, reasons,
                              error=f"timed out after {spec.timeout:g}s"
@@ -351,6 +375,13 @@ class Build:
             height=image.height,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
+        if unusable:
+            where = await asyncio.to_thread(self.store.quarantine, job.key, image, record,
+                                            unusable)
+            shown = os.path.relpath(where, self.campaign.root)
+            return JobResult(job, JobStatus.FAILED, reasons, cost=generated.cost,
+                             error=f"{unusable}; not used: the image is kept for inspection "
+                                   f"in {shown} (`cache gc` removes it)")
         self.output_file(job)
 
         def store() -> None:
@@ -360,7 +391,35 @@ class Build:
                 self.write_output(job, image.data, stored.record)
 
         await asyncio.to_thread(store)
+        self.store.forget_task(job.key)
         return JobResult(job, JobStatus.GENERATED, reasons, cost=generated.cost)
+
+    def _task_handle(self, job: Job, retention: float | None) -> TaskHandle:
+        """The handle lent to the provider for `job`'s asynchronous task: the task an
+        earlier build recorded for this job (to resume, within the provider's retention),
+        and how to record a new one before waiting for it."""
+        if retention is None:
+            return TaskHandle()
+        resume = None
+        pending = self.store.pending_task(job.key)
+        if pending is not None and pending.kind == job.kind and pending.ids:
+            if pending.expired():
+                log.warning("%s: the %s task submitted %s is past %s's retention (%s); "
+                            "generating it again", job.label, job.kind,
+                            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(pending.submitted)),
+                            job.kind, _duration(pending.retention))
+                self.store.forget_task(job.key)
+            else:
+                log.info("%s: resuming the %s task an earlier build submitted (%s)",
+                         job.label, job.kind, ", ".join(pending.ids.values()))
+                resume = dict(pending.ids)
+
+        def submitted(ids: Mapping[str, str]) -> None:
+            self.store.record_task(job.key, PendingTask(job.kind, dict(ids), time.time(),
+                                                        retention))
+
+        return TaskHandle(resume=resume, on_submitted=submitted,
+                          on_finished=lambda: self.store.forget_task(job.key))
 
     def output_file(self, job: Job) -> Path:
         """The output file of a job, refusing any path that resolves outside the output root

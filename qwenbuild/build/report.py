@@ -44,14 +44,24 @@ class BuildReport:
     seconds: float = 0.0
     #: Export renditions written by this build (paths relative to the output root).
     exports: list[str] = field(default_factory=list)
+    #: What the build was estimated to cost before it started (None: not estimated).
+    estimated_usd: float | None = None
 
     def count(self, status: JobStatus) -> int:
         return sum(1 for r in self.results if r.status == status)
 
     @property
     def cost(self) -> float:
+        """What the providers reported this build cost: every image paid for, including
+        one kept aside because it was not what was asked (its job failed)."""
         return round(sum(r.cost or 0.0 for r in self.results
-                         if r.status == JobStatus.GENERATED), 6)
+                         if r.status in (JobStatus.GENERATED, JobStatus.FAILED)), 6)
+
+    @property
+    def unreported(self) -> int:
+        """Images generated whose provider reported no cost (not in `cost`)."""
+        return sum(1 for r in self.results
+                   if r.status == JobStatus.GENERATED and r.cost is None and r.job.billable)
 
     @property
     def failed(self) -> list[JobResult]:
@@ -65,6 +75,8 @@ class BuildReport:
             "up_to_date": self.count(JobStatus.UP_TO_DATE),
             "failed": self.count(JobStatus.FAILED),
             "cost_usd": self.cost,
+            "estimated_cost_usd": self.estimated_usd,
+            "cost_unreported": self.unreported,
             "stale": self.stale,
             "interrupted": self.interrupted,
             "seconds": self.seconds,

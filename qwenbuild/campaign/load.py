@@ -372,6 +372,28 @@ def _resolve_asset(
                             "to allow it")
         references.append(resolved)
 
+    edit_images: dict[str, Path | None] = {}
+    for name in ("init_image", "mask"):
+        value = pick(name)
+        if value is None:
+            edit_images[name] = None
+            continue
+        resolved = (root / value).resolve()
+        if not resolved.is_file():
+            problems.append(f"{where}.{name}: image not found: {value}")
+        elif not allow_external and not resolved.is_relative_to(repo_root):
+            problems.append(f"{where}.{name}: {value} is outside the repository "
+                            f"({repo_root}); set campaign.allow_external_references = true "
+                            "to allow it")
+        edit_images[name] = resolved
+    if pick("mask") is not None and pick("init_image") is None:
+        problems.append(f"{where}.mask: a mask needs init_image (the image it masks)")
+    if pick("strength") is not None and pick("init_image") is None:
+        problems.append(f"{where}.strength: strength needs init_image (the image it moves "
+                        "from)")
+    if pick("mask_margin") is not None and pick("mask") is None:
+        problems.append(f"{where}.mask_margin: mask_margin needs a mask")
+
     copy = {**model.copy_, **(defaults.copy_ or {}), **(spec.copy_ or {})}
     locales = model.campaign.locales or []
     if len(problems) > before:
@@ -393,6 +415,10 @@ def _resolve_asset(
         locale_strategy=pick("locale_strategy") or "generate",
         locale_copy=locale_copies(locales, copy,
                                   [model.locales, defaults.locales, spec.locales]),
+        init_image=edit_images["init_image"],
+        mask=edit_images["mask"],
+        strength=None if pick("strength") is None else float(pick("strength")),
+        mask_margin=pick("mask_margin"),
     )
 
 

@@ -82,6 +82,18 @@ class AssetFields(_Model):
     prompt_extend: bool | None = Field(
         None, description="Let the provider rewrite the prompt (off keeps it as written)."
     )
+    init_image: str | None = Field(
+        None, description="Image-to-image (runware:108@1): the starting image, relative to "
+                          "the campaign file.")
+    mask: str | None = Field(
+        None, description="Inpainting (runware:108@1, with init_image): the mask image of the "
+                          "area to repaint, relative to the campaign file.")
+    strength: float | None = Field(
+        None, ge=0, le=1, allow_inf_nan=False,
+        description="With init_image: how far to move from it, 0..1 (Runware's default 0.8).")
+    mask_margin: int | None = Field(
+        None, ge=32, le=128,
+        description="With mask: context pixels around the masked area, 32..128.")
     copy_: dict[str, Any] | None = Field(
         None, alias="copy", description="Copy for the template, merged over [copy]."
     )

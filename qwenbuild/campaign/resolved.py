@@ -64,6 +64,11 @@ class Asset:
     copy: dict[str, Any]
     #: `expect_text` as written (templates); None: the copy's headline and subtitle.
     expect_text: tuple[str, ...] | None = None
+    #: Image-to-image and inpainting (runware:108@1): None when not asked for.
+    init_image: Path | None = None
+    mask: Path | None = None
+    strength: float | None = None
+    mask_margin: int | None = None
     #: The asset this one is edited from, with the edit instruction (a template).
     parent: ParentRef | None = None
     edit: str | None = None

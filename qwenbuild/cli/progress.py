@@ -10,6 +10,21 @@ from typing import Any, TextIO
 from .common import colour_enabled
 
 
+def _cost(report: Any) -> str:
+    """`cost $0.0700 (estimated $0.0750)`: what the providers reported against the estimate
+    made before the build, and how many images reported no cost (not counted)."""
+    text = f"cost ${report.cost:.4f}"
+    notes = []
+    estimated = getattr(report, "estimated_usd", None)
+    if estimated:
+        notes.append(f"estimated ${estimated:.4f}")
+    unreported = getattr(report, "unreported", 0)
+    if unreported:
+        notes.append(f"{unreported} image{'s' if unreported != 1 else ''} without a "
+                     "reported cost")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
 class Progress:
     def __init__(self, campaign: Any, quiet: bool = False, stream: TextIO = sys.stdout,
                  summary: bool = True) -> None:
@@ -87,6 +102,6 @@ class Progress:
         if report.failed:
             parts.append(self._paint(f"{len(report.failed)} failed", "31;1"))
         print(f"{len(report.results)} jobs: {', '.join(parts)}; "
-              f"cost ${report.cost:.4f}; {report.seconds:.2f}s", file=out)
+              f"{_cost(report)}; {report.seconds:.2f}s", file=out)
         out_rel = os.path.relpath(self.campaign.out, os.getcwd())
         print(f"outputs in {out_rel}/ (manifest.json)", file=out)

@@ -28,10 +28,18 @@ def run(args: argparse.Namespace) -> int:
     for row in rows:
         key = ("no key needed" if row["api_key_env"] is None else
                f"{row['api_key_env']} {'set' if row['api_key_set'] else 'NOT set'}")
-        print(f"{row['kind']:<12} {row['model']:<28} ${row['price_usd']:<7.4f} {key}")
+        price = f"{'~' if row['price_note'] else ''}${row['price_usd']:.4f}"
+        print(f"{row['kind']:<12} {row['model']:<28} {price:<8} {key}")
         if args.quiet:
             continue
         print("    " + "  ".join(f"{a} {s}" for a, s in row["sizes"].items()))
+        if row["price_note"]:
+            print(f"    price: {row['price_note']}")
         if row["options"]:
             print("    options: " + ", ".join(row["options"]))
+        if getattr(args, "verbose", False):
+            for name, text in row["option_help"].items():
+                print(f"      {name}: {text}")
+        if row["asset_fields"]:
+            print("    asset fields: " + ", ".join(row["asset_fields"]))
     return EXIT_OK

@@ -108,8 +108,9 @@ def plan(campaign: Campaign, selection: Selection | None = None,
     inputs_of = Fingerprints(campaign, prompts)
     for asset in _parents_first(campaign.assets):
         refs = references.load(asset, report)
+        inpaint = references.load_edit_images(asset, report)
         for locale in campaign.locales or (None,):
-            asset_digest = inputs_of.asset(asset, refs, locale)
+            asset_digest = inputs_of.asset(asset, refs, locale, inpaint)
             for aspect in asset.aspects:
                 for provider_name in asset.providers:
                     provider = providers[provider_name]
@@ -128,12 +129,13 @@ def plan(campaign: Campaign, selection: Selection | None = None,
                                   kind=spec.kind, model=spec.model, seed=seed,
                                   variant=variant, output=out, width=width, height=height,
                                   key="", billable=provider.info.billable,
-                                  make=functools.partial(_render, where, refs, prompts, None),
+                                  make=functools.partial(_render, where, refs, prompts, inpaint,
+                                                       None),
                                   locale=locale, fingerprint=fingerprint)
                         parent = parent_output(campaign, by_id, providers, asset, aspect,
                                                provider_name, variant, locale, picks or {})
                         if parent is not None:
-                            derive = functools.partial(_render, where, refs, prompts)
+                            derive = functools.partial(_render, where, refs, prompts, inpaint)
                             # Until resolved, its request shows everything but the parent's
                             # bytes (a placeholder); the executor never sends a pending job.
                             derived = replace(job, parent=parent, derive=derive,
@@ -241,9 +243,12 @@ def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: ProviderSpe
 
 
 def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
+            inpaint: tuple[Reference | None, Reference | None],
             parent: Reference | None) -> tuple[GenerationRequest, dict[str, Any]]:
-    """Render a job's prompts and form its provider-neutral request and key fields. With a
-    `parent`, the request is an edit of that image: its prompt is the edit instruction."""
+    """Render a job's prompts and form its provider-neutral request and key fields.
+    `inpaint` is the (init image, mask) of image-to-image and inpainting (runware:108@1).
+    With a `parent`, the request is an edit of that image: its prompt is the edit
+    instruction."""
     campaign, asset, aspect = where.campaign, where.asset, where.aspect
     provider, seed, variant, locale = where.provider, where.seed, where.variant, where.locale
     spec = provider.spec
@@ -280,6 +285,10 @@ def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
         asset=asset.id,
         aspect=aspect,
         edit=parent is not None,
+        init_image=inpaint[0],
+        mask=inpaint[1],
+        strength=asset.strength,
+        mask_margin=asset.mask_margin,
     )
     fields = {
         "kind": spec.kind,
@@ -292,6 +301,12 @@ def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
         "references": [r.sha256 for r in refs],
         "prompt_extend": asset.prompt_extend if provider.model.takes_prompt_extend else None,
         "options": provider.key_options(),
+        # Image-to-image and inpainting enter the key only when set: the keys of campaigns
+        # that use neither stay what they were.
+        **({"init_image": inpaint[0].sha256} if inpaint[0] is not None else {}),
+        **({"mask": inpaint[1].sha256} if inpaint[1] is not None else {}),
+        **({"strength": asset.strength} if asset.strength is not None else {}),
+        **({"mask_margin": asset.mask_margin} if asset.mask_margin is not None else {}),
         **provider.key_fields(request),
     }
     if parent is not None:
@@ -314,7 +329,8 @@ class Fingerprints:
         self.campaign = campaign
         self._providers: dict[str, str] = {}
 
-    def asset(self, asset: Asset, refs: tuple[Reference, ...], locale: str | None) -> str:
+    def asset(self, asset: Asset, refs: tuple[Reference, ...], locale: str | None,
+              inpaint: tuple[Reference | None, Reference | None] = (None, None)) -> str:
         # Not canonical: a template looping over copy.items() sees the keys in file order,
         # so that order is an input of the prompt too.
         parts: list[Any] = [
@@ -326,6 +342,9 @@ class Fingerprints:
                       asset.edit, asset.locale_strategy]
         elif asset.parent is not None:
             parts += [asset.edit]
+        if any(inpaint) or asset.strength is not None or asset.mask_margin is not None:
+            parts.append([None if e is None else e.sha256 for e in inpaint]
+                         + [asset.strength, asset.mask_margin])
         return _sha(json.dumps(parts, ensure_ascii=False, default=str))
 
     def job(self, asset_digest: str, spec: ProviderSpec, aspect: str, seed: int,
@@ -371,6 +390,20 @@ class _References:
             if ref is not None:
                 refs.append(ref)
         return tuple(refs)
+
+    def load_edit_images(self, asset: Asset,
+                         report: Any) -> tuple[Reference | None, Reference | None]:
+        """The asset's init_image and mask, read and checked like references."""
+        found: list[Reference | None] = []
+        for name, path in (("init_image", asset.init_image), ("mask", asset.mask)):
+            if path is None:
+                found.append(None)
+                continue
+            if path not in self._loaded:
+                self._loaded[path] = self._read(
+                    path, f"assets[{asset.index}] ({asset.id}).{name}", report)
+            found.append(self._loaded[path])
+        return found[0], found[1]
 
     def _read(self, path: Path, where: str, report: Any) -> Reference | None:
         from PIL import Image, UnidentifiedImageError

@@ -43,6 +43,8 @@ def catalogue() -> list[dict[str, Any]]:
                 "kind": kind, "model": model_id, "title": model.title,
                 "billable": info.billable,
                 "price_usd": model.price_usd,
+                # How an estimated price is worked out (empty: the list price).
+                "price_note": model.price_note,
                 "sizes": {a: "x".join(map(str, provider.size_for(a))) for a in ASPECTS
                           if provider.supports_aspect(a)},
                 "api_key_env": info.api_key_env,
@@ -51,5 +53,10 @@ def catalogue() -> list[dict[str, Any]]:
                 "base_url_env": info.base_url_env,
                 "options": sorted(k for k, o in cls.options.items()
                                   if o.models is None or model_id in o.models),
+                "option_help": {k: o.description for k, o in sorted(cls.options.items())
+                                if o.models is None or model_id in o.models},
+                # Asset fields only some models take (image-to-image and inpainting).
+                "asset_fields": (["init_image", "mask", "strength", "mask_margin"]
+                                 if model.takes_init_image else []),
             })
     return rows

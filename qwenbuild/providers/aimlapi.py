@@ -17,7 +17,14 @@ from typing import Any
 
 from ..errors import ProviderError
 from ..sizes import SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
+from .base import (
+    GeneratedImage,
+    GenerationRequest,
+    ModelInfo,
+    OptionSpec,
+    ProviderInfo,
+    TaskHandle,
+)
 from .http import HttpProvider, data_uri, number_at, one_line
 from .openai import first_image
 
@@ -81,10 +88,10 @@ class AimlapiProvider(HttpProvider):
         # Estimate: the usd_spent of the documented example answer (one 2.0 image).
         "alibaba/qwen-image-2-0": _model("alibaba/qwen-image-2-0",
                                          "AI/ML API Qwen-Image 2.0", 0.0455),
-        # Unconfirmed estimate: AI/ML API publishes no Pro figure in the page we have; this
-        # is the Pro price other resellers list (Runware's model page, $0.075).
+        # The usd_spent of the example answer on AI/ML API's own Pro page (its docs
+        # repository; same schema apart from `model`), as PROTOCOLS.md records: $0.0975.
         "alibaba/qwen-image-2-0-pro": _model("alibaba/qwen-image-2-0-pro",
-                                             "AI/ML API Qwen-Image 2.0 Pro", 0.075),
+                                             "AI/ML API Qwen-Image 2.0 Pro", 0.0975),
     }
     options = {
         "watermark": OptionSpec(
@@ -117,7 +124,8 @@ class AimlapiProvider(HttpProvider):
         body["watermark"] = bool(request.options.get("watermark", False))
         return body
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
         payload = await self.request_json("POST", self.base_url + GENERATIONS_PATH,
                                           self.body(request))
         return await self.parse_answer(payload, request)

@@ -8,10 +8,11 @@ back. Everything else (cache, retry policy, concurrency, outputs) lives once, ou
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from ..errors import ProviderError
 from ..sizes import ASPECTS, SizeRule
 
 
@@ -44,6 +45,13 @@ class GenerationRequest:
     aspect: str = ""
     #: An edit: `references[0]` is the image to edit and the prompt is the instruction.
     edit: bool = False
+    #: Image-to-image and inpainting (models with `takes_init_image`): the starting image,
+    #: the mask of the area to repaint, how far to move from the starting image (0..1),
+    #: and the context pixels around the mask. None: not asked for.
+    init_image: Reference | None = None
+    mask: Reference | None = None
+    strength: float | None = None
+    mask_margin: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,38 @@ class GeneratedImage:
     cost: float | None = None
     #: Provider-side identifiers (task UUID, image UUID, job id, ...), for the cache record.
     response_ids: Mapping[str, str] = field(default_factory=dict)
+    #: Set when the answer says something other than what was asked ran (another model
+    #: or variant, or a price that only another variant has): the job fails loudly, the
+    #: image is kept aside for inspection and its cost recorded, never used as the output.
+    mismatch: str | None = None
+
+
+def _ignore(*args: Any) -> None:
+    return None
+
+
+@dataclass
+class TaskHandle:
+    """What the build lends a provider for one job's asynchronous task: provider-neutral,
+    so the build knows nothing of task UUIDs or job ids and providers nothing of the store.
+
+    A provider that delivers asynchronously (it accepts a task, then is polled) calls
+    `on_submitted(ids)` once the provider has accepted the task, *before* waiting for it:
+    the build records the ids, so a build killed while waiting can resume that task instead
+    of paying for a new one. It calls `on_finished()` once the task has ended at the
+    provider (an image or the task's own failure): nothing is left to resume. When `resume`
+    holds ids an earlier build recorded for this very job, the provider polls that task
+    instead of submitting one, and raises `TaskUnknown` if the provider no longer knows it.
+    """
+
+    resume: Mapping[str, str] | None = None
+    on_submitted: Callable[[Mapping[str, str]], None] = _ignore
+    on_finished: Callable[[], None] = _ignore
+
+
+class TaskUnknown(ProviderError):
+    """The provider does not know a task it was asked about (expired, or never there):
+    when it was a task to resume, the build generates the image again."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +124,18 @@ class OptionSpec:
         if not isinstance(value, self.types):
             return f"expected {self._type_names()}, got {type(value).__name__} {value!r}"
         if self.choices is not None and value not in self.choices:
+            import difflib
+
             shown = ", ".join(repr(c) for c in self.choices[:12])
-            more = ", ..." if len(self.choices) > 12 else ""
-            return f"{value!r} is not one of {shown}{more}"
+            more = f", ... ({len(self.choices)} values)" if len(self.choices) > 12 else ""
+            names = [c for c in self.choices if isinstance(c, str)]
+            hint = (difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+                    if isinstance(value, str) else [])
+            if not hint and isinstance(value, str):  # "dpm++ 2m karras": case and spaces
+                folded = {" ".join(c.lower().split()): c for c in names}
+                hint = [folded[k] for k in (" ".join(value.lower().split()),) if k in folded]
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            return f"{value!r} is not one of {shown}{more}{tip}"
         if isinstance(value, int | float) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
                 return "expected a finite number"
@@ -119,6 +168,11 @@ class ModelInfo:
     #: Whether the model can rewrite the prompt; when it cannot, prompt_extend is left out
     #: of the key (it cannot change the image).
     takes_prompt_extend: bool = True
+    #: Whether it takes a starting image and a mask (image-to-image, inpainting).
+    takes_init_image: bool = False
+    #: How `price_usd` was arrived at when it is an estimate (shown by `qwenbuild
+    #: providers` and the README); empty when it is the provider's list price.
+    price_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -138,6 +192,9 @@ class ProviderInfo:
     base_url_env: str | None = None
     default_base_url: str | None = None
     default_concurrency: int = 4
+    #: How long the provider keeps an asynchronous task's result (seconds), for resuming a
+    #: task after a kill; None: it has no tasks to resume.
+    task_retention: float | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +231,13 @@ class ImageProvider(Protocol):
 
     def price_usd(self) -> float: ...
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage: ...
+    def size_problem(self, request: GenerationRequest, width: int,
+                     height: int) -> str | None: ...
+
+    def job_price_usd(self, width: int, height: int) -> float: ...
+
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage: ...
 
     async def aclose(self) -> None: ...
 
@@ -275,6 +338,10 @@ class Provider:
             else:
                 problems.append(f"{len(request.references)} reference images; {m.title} takes "
                                 f"at most {m.max_references}")
+        if (request.init_image or request.mask) and not m.takes_init_image:
+            given = "init_image" if request.init_image else "mask"
+            problems.append(f"{m.title} takes no starting image or mask ({given} given); "
+                            "image-to-image and inpainting need runware:108@1")
         if m.seed_range is not None:
             lo, hi = m.seed_range
             if not lo <= request.seed <= hi:
@@ -286,14 +353,36 @@ class Provider:
     def supports_aspect(self, aspect: str) -> bool:
         return aspect in ASPECTS
 
+    #: How far each side of a returned image may be from the size asked for, as a fraction
+    #: (providers may round to their own grid). The pages promise the size sent; 2% lets
+    #: a provider round to a multiple of 64 at 2K without letting a wrong image through.
+    size_tolerance: ClassVar[float] = 0.02
+
+    def size_problem(self, request: GenerationRequest, width: int, height: int) -> str | None:
+        """Why an image of `width` x `height` is not an answer to `request`, or None."""
+        tolerance = self.size_tolerance
+        if (abs(width - request.width) <= tolerance * request.width
+                and abs(height - request.height) <= tolerance * request.height):
+            return None
+        return (f"the image is {width}x{height}, not the {request.width}x{request.height} "
+                "asked for")
+
     def price_usd(self) -> float:
         """Price of one image as this provider is configured (the model's list price;
         providers whose options change the price, such as a Pro variant, override it)."""
         return self.model.price_usd
 
+    def job_price_usd(self, width: int, height: int) -> float:
+        """Estimated price of one image of `width` x `height` (providers whose price grows
+        with the size or the steps override it; by default the flat `price_usd`)."""
+        return self.price_usd()
+
     # -- generation ------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
+        """Generate `request`'s image. `task` (asynchronous providers only): record and
+        resume the provider-side task (see TaskHandle)."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

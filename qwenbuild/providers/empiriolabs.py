@@ -21,8 +21,16 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import ProviderError
-from ..sizes import SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
+from ..sizes import SizeRule, ratio_error
+from .base import (
+    GeneratedImage,
+    GenerationRequest,
+    ModelInfo,
+    OptionSpec,
+    ProviderInfo,
+    TaskHandle,
+    TaskUnknown,
+)
 from .http import HttpProvider, data_uri, number_at, one_line
 from .openai import first_image, keys_of
 
@@ -78,7 +86,9 @@ class EmpiriolabsProvider(HttpProvider):
 
     info = ProviderInfo(kind="empiriolabs", billable=True, api_key_env="EMPIRIOLABS_API_KEY",
                         base_url_env="EMPIRIOLABS_BASE_URL",
-                        default_base_url="https://api.empiriolabs.ai", default_concurrency=4)
+                        default_base_url="https://api.empiriolabs.ai", default_concurrency=4,
+                        # "job state is kept one hour" (PROTOCOLS.md).
+                        task_retention=3600)
     models = {
         MODEL_ID: ModelInfo(
             id=MODEL_ID,
@@ -125,7 +135,18 @@ class EmpiriolabsProvider(HttpProvider):
 
     def price_usd(self) -> float:
         """Price of one image with the configured variant."""
-        return PRICE_PRO if self.variant.startswith("qwen-image-2.0-pro") else PRICE_STANDARD
+        return PRICE_PRO if _is_pro(self.variant) else PRICE_STANDARD
+
+    def size_problem(self, request: GenerationRequest, width: int, height: int) -> str | None:
+        """A named aspect is sized by the service (the page gives no pixels for it): any
+        image of that ratio (within 3%) and of at least 512x512 pixels is an answer. A
+        custom size must come back as sent."""
+        if request.aspect not in ENUM_ASPECTS:
+            return super().size_problem(request, width, height)
+        if ratio_error(width, height, request.aspect) <= 0.03 and width * height >= 512 * 512:
+            return None
+        return (f"the image is {width}x{height}, not an image of aspect {request.aspect} of "
+                "at least 512x512 as asked")
 
     def key_fields(self, request: GenerationRequest) -> dict[str, Any]:
         # The effective variant, not only the options as written: were the default ever
@@ -176,8 +197,19 @@ class EmpiriolabsProvider(HttpProvider):
 
     # -- generation -------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
+        handle = task or TaskHandle()
         deadline = time.monotonic() + self.spec.timeout
+        resumed = (handle.resume or {}).get("job_id")
+        if resumed:
+            # An earlier build submitted this very job and was stopped while waiting: poll
+            # that job instead of paying for a new one.
+            resumed_url = f"{self.base_url}/v1/jobs/{quote(resumed, safe='')}"
+            done = await self.poll_until(f"job {resumed}",
+                                         lambda: self._poll(resumed_url, True), deadline)
+            handle.on_finished()
+            return await self._finished_job(done, {"job_id": resumed})
         answer = await self.request_json("POST", f"{self.base_url}/v1/images/generations",
                                          self.request_body(request))
         if not isinstance(answer, Mapping):
@@ -196,7 +228,14 @@ class EmpiriolabsProvider(HttpProvider):
         url = f"{self.base_url}/v1/jobs/{quote(job_id, safe='')}"
         job: Mapping[str, Any] = answer
         if not _finished(job):
+            handle.on_submitted({"job_id": job_id})
             job = await self.poll_until(f"job {job_id}", lambda: self._poll(url), deadline)
+            handle.on_finished()
+        return await self._finished_job(job, ids)
+
+    async def _finished_job(self, job: Mapping[str, Any],
+                            ids: dict[str, str]) -> GeneratedImage:
+        job_id = ids["job_id"]
         status = _status(job)
         if status in _FAILED:
             message, code = _envelope(job)
@@ -205,11 +244,15 @@ class EmpiriolabsProvider(HttpProvider):
                                 code=code or "job_failed")
         return await self._image(job.get("result"), job, ids)
 
-    async def _poll(self, url: str) -> Mapping[str, Any] | None:
+    async def _poll(self, url: str, resumed: bool = False) -> Mapping[str, Any] | None:
         """One look at a job: the job once it is finished, else None."""
         try:
             job = await self.request_json("GET", url)
         except ProviderError as exc:
+            if exc.status == 404 and resumed:
+                raise TaskUnknown(f"unknown to EmpirioLabs (job state is kept for one hour): "
+                                  f"{exc.message}", code=exc.code or "job_not_found",
+                                  status=404) from None
             if exc.status == 404:
                 # Job state is kept one hour; generating again would pay again.
                 raise ProviderError(
@@ -227,12 +270,35 @@ class EmpiriolabsProvider(HttpProvider):
         """Fetch or decode the image of a finished answer; keep what it reports."""
         value, is_url = first_image(result)
         data = await self.image_from(value, url=is_url)
+        cost = number_at([answer, result], *_COST_PATHS)
+        ran = _reported_variant(answer, result)
+        if ran is not None:
+            ids = {**ids, "model_variant": ran}
         return GeneratedImage(
             data=data,
             seed=_reported_seed(answer, result),
-            cost=number_at([answer, result], *_COST_PATHS),
+            cost=cost,
             response_ids=ids,
+            mismatch=self._mismatch(ran, cost),
         )
+
+    def _mismatch(self, ran: str | None, cost: float | None) -> str | None:
+        """What the answer says ran, or cost, against what was asked. The older version of
+        the model page takes the variant as `model` and defaults to a Pro snapshot: a
+        service that ignored `model_variant` would run (and bill) every image on Pro."""
+        asked = self.variant
+        if ran is not None and ran != asked:
+            return (f"EmpirioLabs ran variant {ran!r}, not the {asked!r} asked for "
+                    f"(model_variant ignored?)")
+        if cost is not None:
+            pro_asked = _is_pro(asked)
+            # Halfway between the two list prices tells them apart.
+            pro_billed = cost > (PRICE_STANDARD + PRICE_PRO) / 2
+            if pro_billed != pro_asked:
+                kind = "Pro" if pro_billed else "standard"
+                return (f"EmpirioLabs billed ${cost:g}, the price of a {kind} variant, for "
+                        f"variant {asked!r} (model_variant ignored?)")
+        return None
 
 
 # -- reading answers ------------------------------------------------------------------------
@@ -240,6 +306,24 @@ class EmpiriolabsProvider(HttpProvider):
 
 def _variant(options: Mapping[str, Any]) -> str:
     return str(options.get("variant", STANDARD_VARIANT))
+
+
+def _is_pro(variant: str) -> bool:
+    return variant.startswith("qwen-image-2.0-pro")
+
+
+def _reported_variant(*payloads: Any) -> str | None:
+    """The variant an answer says ran: `model_variant` (the newer page), or `model` when it
+    holds a variant name (the older page lists the variants as values of `model`). The
+    answer's fields are not documented: anything else says nothing."""
+    for payload in payloads:
+        if not isinstance(payload, Mapping):
+            continue
+        for name in ("model_variant", "variant", "model"):
+            value = payload.get(name)
+            if isinstance(value, str) and value.strip().lower() in VARIANTS:
+                return value.strip().lower()
+    return None
 
 
 def _envelope(payload: Any) -> tuple[str, str | None]:

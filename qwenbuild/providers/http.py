@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from ..errors import ProviderError
 from ..retry import retry_delay, retry_scale
-from .base import GenerationRequest, Provider, ProviderSpec, Reference
+from .base import GenerationRequest, Provider, ProviderSpec, Reference, TaskUnknown
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +147,23 @@ class HttpProvider(Provider):
 
     async def with_fetch_retries(self, what: str, make: Any) -> Any:
         """Run `make()` (a poll or a download) up to FETCH_TRIES times on transient faults.
-        Gives up with a non-retryable error: the generation itself must not be repeated."""
+        Gives up with a non-retryable error: the generation itself must not be repeated.
+
+        A poll or a download asks for nothing new, so asking again never pays twice: an
+        answer that cannot be read (`bad_response`: malformed JSON, an HTML page, a JSON
+        that is not an object) is retried here like a transient fault, where the same
+        answer to a *generation* request fails the job at once."""
         for attempt in range(1, FETCH_TRIES + 1):
             try:
                 return await make()
+            except TaskUnknown:
+                raise  # final, and the build must see it as such (it may generate again)
             except ProviderError as exc:
-                if not exc.retryable or attempt == FETCH_TRIES:
-                    raise ProviderError(f"{what}: {exc}", code=exc.code, status=exc.status,
-                                        retryable=False) from None
+                again = exc.retryable or exc.code == "bad_response"
+                if not again or attempt == FETCH_TRIES:
+                    raise ProviderError(f"{what}: {exc.message}", code=exc.code,
+                                        status=exc.status, retryable=False) from None
+                log.info("%s: %s; asking again (%d/%d)", what, exc, attempt, FETCH_TRIES)
                 await asyncio.sleep(retry_delay(attempt, exc.retry_after))
         raise AssertionError("unreachable")
 
@@ -308,7 +317,8 @@ def _snippet(response: Any) -> str:
         title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
         text = title.group(1).strip() if title else ""
     text = text[:160] + ("..." if len(text) > 160 else "")
-    return f"HTTP {response.status_code} {kind} answer, not JSON" + (f": {text}" if text else "")
+    # No status here: ProviderError puts `HTTP <status>` in front of every message.
+    return f"{kind} answer, not JSON" + (f": {text}" if text else "")
 
 
 def new_task_uuid() -> str:

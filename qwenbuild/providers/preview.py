@@ -13,6 +13,7 @@ from .base import (
     OptionSpec,
     Provider,
     ProviderInfo,
+    TaskHandle,
 )
 
 PREVIEW_RULE = SizeRule(
@@ -62,6 +63,9 @@ class PreviewProvider(Provider):
             return width, height
         return max(16, round(width * scale / 16) * 16), max(16, round(height * scale / 16) * 16)
 
+    def size_problem(self, request: GenerationRequest, width: int, height: int) -> str | None:
+        return None  # rendered here, at the size asked (or scaled down by `scale`)
+
     def validate(self, request: GenerationRequest) -> list[str]:
         # The preview draws whatever it is given; only the seed range can be wrong.
         lo, hi = self.model.seed_range or (0, 2**63 - 1)
@@ -80,7 +84,8 @@ class PreviewProvider(Provider):
 
         return environment_digest()
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
         from .preview_render import render_edit_png, render_png
 
         if request.edit and request.references:

@@ -14,8 +14,10 @@ The models differ in what they take:
   cache key. Prompt rewriting is on by default at Alibaba, so `promptExtend` is always
   sent explicitly. Up to 3 reference images go in `inputs.referenceImages`; 2.0-Pro
   refuses references together with a negative prompt.
-* `runware:108@1` takes `seed`, `steps`, `CFGScale` and `scheduler`, and no
-  `providerSettings` at all.
+* `runware:108@1` takes `seed`, `steps`, `CFGScale`, `scheduler` (one of 75 names) and
+  `lora`, and no `providerSettings` at all; it also takes a starting image and a mask
+  (`inputs.seedImage`, `inputs.maskImage`, `inputs.strength`, `maskMargin`: the asset
+  fields `init_image`, `mask`, `strength`, `mask_margin`).
 
 Delivery is synchronous by default; `delivery = "async"` sends `deliveryMethod: "async"`
 and polls `getResponse` for the same taskUUID (polls never submit the generation again).
@@ -31,7 +33,15 @@ from typing import Any
 
 from ..errors import ProviderError
 from ..sizes import QWEN_NATIVE, SizeRule
-from .base import GeneratedImage, GenerationRequest, ModelInfo, OptionSpec, ProviderInfo
+from .base import (
+    GeneratedImage,
+    GenerationRequest,
+    ModelInfo,
+    OptionSpec,
+    ProviderInfo,
+    TaskHandle,
+    TaskUnknown,
+)
 from .http import HttpProvider, data_uri, new_task_uuid
 
 log = logging.getLogger(__name__)
@@ -69,6 +79,48 @@ QWEN_20B_RULE = SizeRule(
 
 OUTPUT_EXTS: dict[str, str] = {"PNG": "png", "JPG": "jpg", "WEBP": "webp"}
 
+#: The 75 `scheduler` values the runware:108@1 page allows ("Allowed values 75 values",
+#: without naming them). The names are those of Runware's official Python SDK,
+#: Runware/runware-python v1.4.0, runware/types/task_map.py, `AlibabaQwenImageParams`
+#: (the TypedDict of `runware:108@1`, generated from Runware's schemas 20260623192341).
+SCHEDULERS: tuple[str, ...] = (
+    'DDIM', 'DDIMScheduler', 'DDPMScheduler', 'DEISMultistepScheduler', 'Default', 'DPM++',
+    'DPM++ 2M', 'DPM++ 2M Beta', 'DPM++ 2M Exponential', 'DPM++ 2M Karras', 'DPM++ 2M SDE',
+    'DPM++ 2M SDE Beta', 'DPM++ 2M SDE Exponential', 'DPM++ 2M SDE Karras',
+    'DPM++ 2M SDE Uniform', 'DPM++ 2M Uniform', 'DPM++ 3M', 'DPM++ 3M Beta',
+    'DPM++ 3M Exponential', 'DPM++ 3M Karras', 'DPM++ 3M SDE Uniform', 'DPM++ 3M Uniform',
+    'DPM++ Beta', 'DPM++ Exponential', 'DPM++ Karras', 'DPM++ SDE', 'DPM++ SDE Beta',
+    'DPM++ SDE Exponential', 'DPM++ SDE Karras', 'DPM++ Uniform', 'DPM++ Uniform Beta',
+    'DPM++ Uniform Exponential', 'DPM++ Uniform Karras', 'DPMSolverMultistepInverse',
+    'DPMSolverMultistepScheduler', 'DPMSolverSinglestepScheduler',
+    'EDMDPMSolverMultistepScheduler', 'EDMEulerScheduler', 'Euler', 'Euler a', 'Euler Beta',
+    'Euler Exponential', 'Euler Karras', 'EulerAncestralDiscreteScheduler',
+    'EulerDiscreteScheduler', 'FlowMatchEulerDiscreteScheduler', 'Heun',
+    'HeunDiscreteScheduler', 'Heun Karras', 'IPNDMScheduler', 'IPNDM Uniform',
+    'IPNDM Uniform Beta', 'IPNDM Uniform Exponential', 'IPNDM Uniform Karras',
+    'KDPM2AncestralDiscreteScheduler', 'KDPM2DiscreteScheduler', 'LCM', 'LCMScheduler', 'LMS',
+    'LMSDiscreteScheduler', 'LMS Karras', 'PNDMScheduler', 'TCDScheduler', 'UniPC',
+    'UniPC 2M', 'UniPC 2M Karras', 'UniPC 2M Uniform', 'UniPC 3M', 'UniPC 3M Karras',
+    'UniPC 3M Uniform', 'UniPC Karras', 'UniPC Uniform', 'UniPC Uniform Beta',
+    'UniPC Uniform Exponential', 'UniPC Uniform Karras',
+)
+
+#: runware:108@1's price grows with pixels and steps; the page shows $0.0058 (1024x768,
+#: 28 and 30 steps), $0.0077 (1024x1024, 30) and $0.0128 (1024x1536, 30). The estimate
+#: takes the dearest rate per pixel ($0.0128 for 1024x1536) and grows linearly with steps
+#: above 30 (fewer steps are not assumed cheaper), never below the page's $0.0058:
+#:     max(0.0058, 0.0128 * W*H / (1024*1536) * max(steps, 30) / 30)
+#: An estimate, on the high side: the cost Runware reports is what the manifest records.
+QWEN_20B_RATE = 0.0128 / (1024 * 1536)
+QWEN_20B_MIN = 0.0058
+QWEN_20B_PRICE_NOTE = ("estimate: max($0.0058, $0.0128 x W*H/(1024*1536) x max(steps, 30)/30) "
+                       "from the page's examples")
+#: Defaults of the page when a field is not sent.
+QWEN_20B_STEPS = 20
+#: What `negative_with_references` accepts: refuse the job (the page's rule) or send it
+#: without its negative prompt.
+NEGATIVE_WITH_REFERENCES = ("refuse", "drop")
+
 #: Error codes that name a passing fault (worth another try) rather than a bad request.
 _TRANSIENT_CODE_PARTS = ("timeout", "unavailable", "overloaded", "busy")
 
@@ -94,7 +146,12 @@ class RunwareProvider(HttpProvider):
 
     info = ProviderInfo(kind="runware", billable=True, api_key_env="RUNWARE_API_KEY",
                         base_url_env="RUNWARE_BASE_URL",
-                        default_base_url="https://api.runware.ai/v1", default_concurrency=4)
+                        default_base_url="https://api.runware.ai/v1", default_concurrency=4,
+                        # Runware documents no retention for async results. A day, chosen
+                        # long on purpose: resuming a task Runware has forgotten costs one
+                        # poll (it answers that the task is unknown, and the job is
+                        # generated again); giving up on one it still has costs an image.
+                        task_retention=24 * 3600)
 
     models = {
         QWEN_2: _QWEN_2_INFO,
@@ -116,6 +173,8 @@ class RunwareProvider(HttpProvider):
             max_references=0,
             seed_range=(0, 2**63 - 1),
             takes_prompt_extend=False,  # no promptExtend setting for this model
+            takes_init_image=True,
+            price_note=QWEN_20B_PRICE_NOTE,
         ),
     }
 
@@ -141,9 +200,15 @@ class RunwareProvider(HttpProvider):
             (int, float), "Guidance scale: how closely the image follows the prompt.",
             minimum=1, maximum=20, models=(QWEN_20B,)),
         "scheduler": OptionSpec(
-            (str,), "Diffusion scheduler name, e.g. \"DPM++ 2M Karras\" or \"Euler\" (the "
-            "page lists 75 values without naming them, so any name is passed through).",
-            models=(QWEN_20B,)),
+            (str,), "Diffusion scheduler, one of the 75 names Runware allows, e.g. "
+            "\"DPM++ 2M Karras\" or \"Euler\".", choices=SCHEDULERS, models=(QWEN_20B,)),
+        "lora": OptionSpec(
+            (list,), "LoRA models, e.g. [{ model = \"civitai:120096@135931\", weight = 0.8 }] "
+            "(weight -4..4, default 1; transformer high, low or both).", models=(QWEN_20B,)),
+        "negative_with_references": OptionSpec(
+            (str,), "The page forbids reference images with a negative prompt: \"refuse\" "
+            "such a job (default) or \"drop\" its negative prompt and send the references.",
+            choices=NEGATIVE_WITH_REFERENCES, models=(QWEN_2_PRO,), default="refuse"),
     }
 
     # -- configuration ----------------------------------------------------------------------
@@ -157,22 +222,41 @@ class RunwareProvider(HttpProvider):
     @classmethod
     def check_config(cls, model: str, options: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems = super().check_config(model, options)
-        scheduler = options.get("scheduler")
-        if (isinstance(scheduler, str) and not scheduler.strip()
-                and not any(key == "scheduler" for key, _ in problems)):
-            # An empty name would be sent as is and refused by Runware after the build began.
-            problems.append(("scheduler", "expected a scheduler name, got an empty string"))
+        lora = options.get("lora")
+        if isinstance(lora, list) and not any(key == "lora" for key, _ in problems):
+            problems += [("lora", p) for p in _lora_problems(lora)]
         return problems
 
     def validate(self, request: GenerationRequest) -> list[str]:
         problems = super().validate(request)
-        if (self.model.id in NO_REFERENCES_WITH_NEGATIVE and request.references
-                and request.negative):
+        if self._refuses_negative_with_references(request):
             problems.append(
                 f"{self.model.title} cannot combine reference images with a negative prompt "
                 "(Runware rule: inputs.referenceImages cannot be used with negativePrompt); "
-                "drop the negative prompt or the references for this asset")
+                "drop the negative prompt or the references for this asset, or set "
+                f'negative_with_references = "drop" in [providers.{self.spec.name}] to send '
+                "such jobs without their negative prompt")
         return problems
+
+    def _drops_negative(self, request: GenerationRequest) -> bool:
+        return (self.model.id in NO_REFERENCES_WITH_NEGATIVE and bool(request.references)
+                and bool(request.negative)
+                and self.spec.options.get("negative_with_references") == "drop")
+
+    def _refuses_negative_with_references(self, request: GenerationRequest) -> bool:
+        return (self.model.id in NO_REFERENCES_WITH_NEGATIVE and bool(request.references)
+                and bool(request.negative) and not self._drops_negative(request))
+
+    def key_fields(self, request: GenerationRequest) -> dict[str, Any]:
+        # A dropped negative prompt is not sent: it cannot change the image.
+        return {"negative": ""} if self._drops_negative(request) else {}
+
+    def job_price_usd(self, width: int, height: int) -> float:
+        if self.model.id != QWEN_20B:
+            return self.price_usd()
+        steps = self.spec.options.get("steps", QWEN_20B_STEPS)
+        return round(max(QWEN_20B_MIN,
+                         QWEN_20B_RATE * width * height * max(int(steps), 30) / 30), 6)
 
     # -- the request ------------------------------------------------------------------------
 
@@ -185,7 +269,7 @@ class RunwareProvider(HttpProvider):
             "model": self.model.id,
             "positivePrompt": request.prompt,
         }
-        if request.negative:
+        if request.negative and not self._drops_negative(request):
             # Absent rather than empty: the pages give the negative prompt a minimum length.
             task["negativePrompt"] = request.negative
         task["width"] = request.width
@@ -208,42 +292,83 @@ class RunwareProvider(HttpProvider):
         else:
             # Qwen-Image 20B takes the seed (and has no prompt rewriting to switch off).
             task["seed"] = request.seed
-            for name in ("steps", "CFGScale", "scheduler"):
+            for name in ("steps", "CFGScale", "scheduler", "lora"):
                 if name in options:
                     task[name] = options[name]
+            inputs: dict[str, Any] = {}
+            if request.init_image is not None:
+                inputs["seedImage"] = data_uri(request.init_image)
+            if request.mask is not None:
+                inputs["maskImage"] = data_uri(request.mask)
+            if request.strength is not None and inputs:
+                inputs["strength"] = request.strength
+            if inputs:
+                task["inputs"] = inputs
+            if request.mask_margin is not None and request.mask is not None:
+                task["maskMargin"] = request.mask_margin
         return task
 
     # -- generation -------------------------------------------------------------------------
 
-    async def generate(self, request: GenerationRequest) -> GeneratedImage:
-        task_uuid = new_task_uuid()
-        task = self.task_body(request, task_uuid)
-        payload = await self.request_json("POST", self.base_url, [task])
-        failure = self._task_error(payload, task_uuid)
-        if failure is not None:
-            raise failure
-        item = _task_item(payload, task_uuid)
-        if item is None and task.get("deliveryMethod") != "async":
-            raise ProviderError(f"the answer holds no result for task {task_uuid}",
-                                code="no_result")
-        # Async: the acknowledgement holds no result yet (or may already hold it). A sync
-        # answer that says "processing" is waited for the same way rather than paid twice.
-        if item is None or (not _finished(item) and (task.get("deliveryMethod") == "async"
-                                                     or item.get("status") == "processing")):
+    async def generate(self, request: GenerationRequest,
+                       task: TaskHandle | None = None) -> GeneratedImage:
+        handle = task or TaskHandle()
+        resumed = (handle.resume or {}).get("taskUUID")
+        item: dict[str, Any] | None = None
+        if resumed:
+            # An earlier build submitted this very job and was stopped while waiting: ask
+            # for that task's result instead of paying for a new one.
+            task_uuid = resumed
+            polling = True
+        else:
+            task_uuid = new_task_uuid()
+            body = self.task_body(request, task_uuid)
+            payload = await self.request_json("POST", self.base_url, [body])
+            failure = self._task_error(payload, task_uuid)
+            if failure is not None:
+                raise failure
+            item = _task_item(payload, task_uuid)
+            is_async = body.get("deliveryMethod") == "async"
+            if item is None and not is_async:
+                raise ProviderError(f"the answer holds no result for task {task_uuid}",
+                                    code="no_result")
+            # Async: the acknowledgement holds no result yet (or may already hold it). A
+            # sync answer that says "processing" is waited for the same way, not paid twice.
+            polling = item is None or (not _finished(item) and (
+                is_async or item.get("status") == "processing"))
+            if polling:
+                handle.on_submitted({"taskUUID": task_uuid})
+        if polling:
             # Only getResponse from here on: a transient fault while polling is retried as
             # a poll (with_fetch_retries) and never submits (and pays for) a new task.
             deadline = time.monotonic() + self.spec.timeout
             outcome = await self.poll_until(
-                f"waiting for Runware task {task_uuid}", lambda: self._poll(task_uuid), deadline)
+                f"waiting for Runware task {task_uuid}",
+                lambda: self._poll(task_uuid, bool(resumed)), deadline)
+            handle.on_finished()
             if isinstance(outcome, ProviderError):
                 raise outcome
             item = outcome
+        assert item is not None
         return await self._image(item, task_uuid)
 
-    async def _poll(self, task_uuid: str) -> dict[str, Any] | ProviderError | None:
+    async def _poll(self, task_uuid: str,
+                    resumed: bool = False) -> dict[str, Any] | ProviderError | None:
         """One getResponse: the finished item, the task's own failure, or None (running)."""
-        payload = await self.request_json(
-            "POST", self.base_url, [{"taskType": "getResponse", "taskUUID": task_uuid}])
+        try:
+            payload = await self.request_json(
+                "POST", self.base_url, [{"taskType": "getResponse", "taskUUID": task_uuid}])
+        except ProviderError as exc:
+            if resumed and _unknown_task(exc.code, exc.status, exc.message):
+                raise TaskUnknown(f"task {task_uuid} is unknown to Runware: {exc.message}",
+                                  code=exc.code, status=exc.status) from None
+            raise
+        if resumed:
+            unknown = [e for e in _errors(payload)
+                       if _unknown_task(_text(e.get("code")), None, _text(e.get("message")))]
+            if unknown:
+                raise TaskUnknown(f"task {task_uuid} is unknown to Runware: "
+                                  f"{_describe(unknown[0], with_code=True)}", code="taskNotFound")
         failure = self._task_error(payload, task_uuid)
         if failure is not None:
             # Returned, not raised: with_fetch_retries would turn it into a poll failure and
@@ -357,12 +482,55 @@ def _finished(item: Mapping[str, Any]) -> bool:
 
 def _describe(error: Mapping[str, Any], *, with_code: bool) -> str:
     message = _text(error.get("message")) or _text(error.get("error"))
-    parameter = _text(error.get("parameter"))
+    parameters = _parameters(error)
     code = _text(error.get("code"))
     line = f"{code}: {message}" if with_code and code else message or code
-    if parameter:
-        line += f" (parameter {parameter})"
+    if len(parameters) == 1:
+        line += f" (parameter {parameters[0]})"
+    elif parameters:
+        line += f" (parameters {', '.join(parameters)})"
     return line
+
+
+def _parameters(error: Mapping[str, Any]) -> list[str]:
+    """Every parameter an error entry names: `parameter` is documented as a string, but
+    errors about several fields name a list (or a `parameters` list): show them all."""
+    found: list[str] = []
+    for name in ("parameter", "parameters"):
+        value = error.get(name)
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            text = _text(item)
+            if text:
+                found += [p.strip() for p in text.split(",") if p.strip()]
+    return list(dict.fromkeys(found))
+
+
+def _lora_problems(lora: list[Any]) -> list[str]:
+    """What the page's `lora` rules refuse: at least one item, each a table with a
+    `model` string, an optional `weight` in -4..4 and `transformer` high, low or both."""
+    if not lora:
+        return ["expected at least one LoRA, e.g. [{ model = \"civitai:1@2\", weight = 0.8 }]"]
+    problems = []
+    for i, item in enumerate(lora):
+        where = f"[{i}]"
+        if not isinstance(item, Mapping):
+            problems.append(f"{where}: expected a table {{ model = \"...\", weight = 0.8 }}")
+            continue
+        unknown = sorted(set(item) - {"model", "weight", "transformer"})
+        if unknown:
+            problems.append(f"{where}: unknown key {unknown[0]!r} (known: model, weight, "
+                            "transformer)")
+        model = item.get("model")
+        if not isinstance(model, str) or not model.strip():
+            problems.append(f"{where}.model: expected a LoRA model identifier")
+        weight = item.get("weight", 1)
+        if (isinstance(weight, bool) or not isinstance(weight, int | float)
+                or not -4 <= weight <= 4 or weight != weight):
+            problems.append(f"{where}.weight: expected a number from -4 to 4, got {weight!r}")
+        if item.get("transformer", "both") not in ("high", "low", "both"):
+            problems.append(f"{where}.transformer: expected high, low or both")
+    return problems
 
 
 def _text(value: Any) -> str:
@@ -372,10 +540,17 @@ def _text(value: Any) -> str:
     return " ".join(str(value).split())[:500]
 
 
+def _unknown_task(code: str | None, status: int | None, message: str) -> bool:
+    """Whether an answer to getResponse says the task is unknown. The code Runware uses is
+    not documented: a 404, or a code or message saying "not found" / "unknown"."""
+    text = f"{code or ''} {message}".lower().replace(" ", "")
+    return status == 404 or "notfound" in text or "unknowntask" in text
+
+
 def _transient_code(code: str) -> bool:
     lowered = code.lower()
     return any(part in lowered for part in _TRANSIENT_CODE_PARTS)
 
 
 __all__ = ["RunwareProvider", "QWEN_2", "QWEN_2_PRO", "QWEN_20B", "QWEN_2_RULE",
-           "QWEN_20B_RULE"]
+           "QWEN_20B_RULE", "SCHEDULERS"]

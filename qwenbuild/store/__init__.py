@@ -2,8 +2,9 @@
 
 from .location import cache_root, find_repo_root
 from .locks import OutputLock
-from .records import KeyMemo, LastBuildRecord, StatCache
+from .records import KeyMemo, LastBuildRecord, PendingTask, StatCache
 from .store import RECORD_KINDS, Liveness, RecordKind, Store, StoredImage
 
 __all__ = ["RECORD_KINDS", "KeyMemo", "LastBuildRecord", "Liveness", "OutputLock",
-           "RecordKind", "StatCache", "Store", "StoredImage", "cache_root", "find_repo_root"]
+           "PendingTask", "RecordKind", "StatCache", "Store", "StoredImage", "cache_root",
+           "find_repo_root"]

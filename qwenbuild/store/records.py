@@ -9,6 +9,9 @@ format of its files; the store owns where they live and when `cache gc` removes 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +160,41 @@ class JsonRecords:
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class PendingTask:
+    """A task a provider accepted (and may be charging for) that the build has not collected
+    yet: enough to ask for its result again after a kill (`tasks/<job key>.json`)."""
+
+    #: Provider kind that holds the task (runware, empiriolabs).
+    kind: str
+    #: The provider's ids of the task (Runware taskUUID, EmpirioLabs job_id), by name.
+    ids: Mapping[str, str]
+    #: When it was submitted (Unix seconds).
+    submitted: float
+    #: How long the provider keeps the task's result (seconds): after that, asking again
+    #: is pointless and the job is generated again.
+    retention: float
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def expired(self, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) > self.submitted + self.retention
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ids": dict(self.ids), "submitted": self.submitted,
+                "retention": self.retention, **({"extra": dict(self.extra)}
+                                                if self.extra else {})}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PendingTask:
+        ids = data.get("ids")
+        submitted, retention = data.get("submitted"), data.get("retention")
+        extra = data.get("extra")
+        return cls(
+            kind=str(data.get("kind", "")),
+            ids={str(k): str(v) for k, v in ids.items()} if isinstance(ids, Mapping) else {},
+            submitted=float(submitted) if isinstance(submitted, int | float) else 0.0,
+            retention=float(retention) if isinstance(retention, int | float) else 0.0,
+            extra=dict(extra) if isinstance(extra, Mapping) else {},
+        )

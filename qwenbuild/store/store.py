@@ -11,6 +11,10 @@ Layout (format 1, unchanged since qwenbuild 0.1; a cache written by it is read a
     textcheck/results/<d[:2]>/<d>.json a text check's result, by image and expected text
     textcheck/choices/<key>.json       which text reroll became a job's output
     locks/<out tag>.lock               one build per output folder at a time
+    quarantine/<key>.<ext>|.json       an image paid for but not used (wrong size, another
+                                       variant than asked) and why, for inspection
+    tasks/<key>.json                   a provider task submitted and not yet collected
+                                       (asynchronous delivery), so a rerun resumes it
 
 Tags are `folder_tag(path)`: a hash of the absolute path of the campaign file or output
 folder the record describes. `RECORD_KINDS` lists every kind with the rule `gc` applies.
@@ -31,7 +35,7 @@ from ..fsutil import folder_tag, is_temporary
 from ..images import VerifiedImage
 from .backend import LocalBackend
 from .locks import OutputLock, hold_all
-from .records import JsonRecords, KeyMemo, LastBuildRecord, StatCache, read_json
+from .records import JsonRecords, KeyMemo, LastBuildRecord, PendingTask, StatCache, read_json
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,14 @@ def _result_live(name: str, live: Liveness, root: Path) -> bool:
     return isinstance(image, str) and image in live.images
 
 
+def _task_live(name: str, live: Liveness, root: Path) -> bool:
+    """A pending task stays while its provider may still hold it (its own retention)."""
+    data = read_json(root / name)
+    if not isinstance(data, dict):
+        return False
+    return not PendingTask.from_json(data).expired()
+
+
 RECORD_KINDS: tuple[RecordKind, ...] = (
     RecordKind("objects", "images and their records, by job key",
                lambda name, live, root: _stem(name) in live.keys),
@@ -100,6 +112,11 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
                lambda name, live, root: _stem(name) in live.out_tags),
     RecordKind("locks", "output locks, by output folder",
                lambda name, live, root: _stem(name) in live.out_tags),
+    # Kept for inspection until the next `cache gc`: nothing refers to them.
+    RecordKind("quarantine", "images paid for but not used (wrong size, other variant), "
+               "by job key", lambda name, live, root: False),
+    RecordKind("tasks", "provider tasks submitted and not yet collected, by job key",
+               _task_live),
 )
 
 
@@ -168,6 +185,34 @@ class Store:
     def discard(self, key: str, ext: str) -> None:
         for name in self._names(key, ext):
             self.local.delete(name)
+
+    def quarantine(self, key: str, image: VerifiedImage, record: CacheRecord,
+                   reason: str) -> Path:
+        """Keep an image that was paid for but must not be used (its job failed) aside,
+        with its record and the reason, never where `get` or `load` would find it.
+        Returns where its bytes are; `cache gc` removes it."""
+        image_name = f"quarantine/{key}.{image.ext}"
+        record = replace(record, sha256=hashlib.sha256(image.data).hexdigest(),
+                         bytes=len(image.data))
+        self.local.write(image_name, image.data)
+        self.local.write(f"quarantine/{key}.json",
+                         _dumps({**record.to_json(), "quarantined": reason}))
+        return self.local.path(image_name)
+
+    # -- provider tasks in flight ------------------------------------------------------------
+
+    def pending_task(self, key: str) -> PendingTask | None:
+        """The provider task recorded for `key` (submitted, not yet collected), or None."""
+        data = read_json(self.root / f"tasks/{key}.json")
+        return PendingTask.from_json(data) if isinstance(data, dict) else None
+
+    def record_task(self, key: str, task: PendingTask) -> None:
+        """Record a submitted task before waiting for it: a build killed meanwhile resumes
+        it instead of paying for a new one."""
+        self.local.write(f"tasks/{key}.json", _dumps(task.to_json()))
+
+    def forget_task(self, key: str) -> None:
+        self.local.delete(f"tasks/{key}.json")
 
     # -- records ------------------------------------------------------------------------------
 

@@ -19,15 +19,16 @@ import time
 from collections import deque
 from typing import Any
 
-from .server import FakeApp, Reply, png_bytes
+from .server import FakeApp, Reply, derived_image, png_bytes, source_bytes
 
 GENERATIONS = "/v1/images/generations"
 FAKE_KEY = "aiml-test-key-7c1f0e2b9d"
 
-#: usd_spent per image by model: 2.0 from the documented example answer, Pro a guess.
+#: usd_spent per image by model, from the documented example answers (2.0 on the page
+#: beside PROTOCOLS.md, Pro on AI/ML API's own Pro page).
 PRICES: dict[str, float] = {
     "alibaba/qwen-image-2-0": 0.0455,
-    "alibaba/qwen-image-2-0-pro": 0.075,
+    "alibaba/qwen-image-2-0-pro": 0.0975,
 }
 #: credits_used per USD in the documented example (91000 credits for $0.0455).
 CREDITS_PER_USD = 2_000_000
@@ -99,6 +100,8 @@ class FakeAimlapi(FakeApp):
     - `missing_file`: answer a URL that answers 404.
     """
 
+    generation_path = GENERATIONS
+
     def __init__(self, key: str = FAKE_KEY) -> None:
         super().__init__()
         self.key = key
@@ -120,6 +123,13 @@ class FakeAimlapi(FakeApp):
 
     def downloads(self) -> list[str]:
         return [r.path for r in self.requests if r.method == "GET"]
+
+    def error_reply(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> Reply:
+        return error_reply(status, message, headers=headers)
+
+    def empty_answer(self) -> Reply:
+        return Reply(200, {"created": 1, "data": [], "meta": {}})
 
     # -- the route --------------------------------------------------------------------------
 
@@ -145,19 +155,21 @@ class FakeAimlapi(FakeApp):
                 if text in data["prompt"]:
                     del self.prompt_faults[i]
                     return reply
-        return self._success(data["model"], width, height)
+        sources = [source_bytes(u) for u in data.get("image_urls", [])]
+        return self._success(data["model"], width, height, data["prompt"], sources)
 
-    def _success(self, model: str, width: int, height: int) -> Reply:
+    def _success(self, model: str, width: int, height: int, prompt: str = "",
+                 sources: list[bytes] | None = None) -> Reply:
         usd = PRICES[model]
-        answer: dict[str, Any] = {
-            "created": int(time.time() * 1000),
-            "data": [],
-            "meta": {"usage": {"credits_used": round(usd * CREDITS_PER_USD),
-                               "usd_spent": usd}},
-        }
+        answer: dict[str, Any] = {"created": int(time.time() * 1000), "data": []}
+        if self.report_cost:
+            answer["meta"] = {"usage": {"credits_used": round(usd * CREDITS_PER_USD),
+                                        "usd_spent": usd}}
         if not self.empty_data:
-            image = self.png(width, height)
-            if self.corrupt:
+            # An edit (image_urls) is derived from its inputs; a generation is not.
+            image = derived_image(width, height, sources) if sources else self.png(width,
+                                                                                    height)
+            if self.corrupt or self.corrupts(prompt):
                 image = image[: len(image) // 2]
             name = f"{int(time.time() * 1000)}-{next(self._ids):04d}.png"
             if self.b64:

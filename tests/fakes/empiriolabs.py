@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .server import FakeApp, Reply, png_bytes
+from .server import FakeApp, Reply, derived_image, png_bytes, source_bytes
 
 FAKE_API_KEY = "el-FAKE-KEY-0123456789abcdef"
 
@@ -88,6 +88,8 @@ def envelope(status: int, message: str, type_: str, code: str,
 
 
 class FakeEmpiriolabs(FakeApp):
+    generation_path = "/v1/images/generations"
+
     def __init__(self, api_key: str = FAKE_API_KEY) -> None:
         super().__init__()
         self.api_key = api_key
@@ -99,6 +101,11 @@ class FakeEmpiriolabs(FakeApp):
         self.scripts: list[tuple[str, JobScript]] = []
         self.enum_sizes = dict(ENUM_SIZES)
         self.report_cost = True
+        #: Say which variant ran (`model_variant` in the answer; an undocumented field).
+        self.report_variant = True
+        #: Behave like the older service: ignore `model_variant` and run the default Pro
+        #: snapshot (and bill it).
+        self.ignore_variant = False
         #: Every image billed, as (variant, price).
         self.billed: list[tuple[str, float]] = []
 
@@ -113,8 +120,28 @@ class FakeEmpiriolabs(FakeApp):
         return [r.path for r in self.requests
                 if r.method == "GET" and r.path.startswith("/v1/jobs/")]
 
+    def finish_all(self) -> None:
+        """Let every job held running (`never_finish`) complete at its next poll."""
+        with self.lock:
+            self.scripts = [(p, s) for p, s in self.scripts if not s.never_finish]
+            for job in self.jobs.values():
+                if job.script.never_finish:
+                    job.script = JobScript()
+                    job.polls = max(job.polls, self.running_polls)
+
     def script(self, prompt_part: str, script: JobScript) -> None:
         self.scripts.append((prompt_part, script))
+
+    def error_reply(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> Reply:
+        codes = {401: ("authentication_error", "invalid_api_key"),
+                 402: ("billing_error", "insufficient_credits"),
+                 429: ("rate_limit_error", "rate_limit_exceeded")}
+        type_, code = codes.get(status, ("api_error", "upstream_error"))
+        return envelope(status, message, type_, code, headers)
+
+    def empty_answer(self) -> Reply:
+        return Reply(200, {"status": "queued"})
 
     # -- routing --------------------------------------------------------------------------
 
@@ -143,7 +170,8 @@ class FakeEmpiriolabs(FakeApp):
             check_body(body)
         except BadRequest as exc:
             return envelope(400, exc.message, "invalid_request_error", exc.code)
-        variant = body.get("model_variant", DEFAULT_VARIANT)
+        variant = (DEFAULT_VARIANT if self.ignore_variant
+                   else body.get("model_variant", DEFAULT_VARIANT))
         script = next((s for part, s in self.scripts if part in body["prompt"]), JobScript())
         now = int(time.time())
         job = FakeJob(id=f"job_{uuid.uuid4().hex[:16]}", body=body, script=script,
@@ -153,6 +181,8 @@ class FakeEmpiriolabs(FakeApp):
                 return envelope(502, script.fail, "api_error", "upstream_error")
             result = self._complete(job)
             answer: dict[str, Any] = {"created": now, **result}
+            if self.report_variant:
+                answer["model_variant"] = job.variant
             if self.report_cost:
                 # The cost field is undocumented; the fake uses the `usage.cost` shape here
                 # and a top-level `cost` for jobs, both of which the provider reads.
@@ -188,6 +218,8 @@ class FakeEmpiriolabs(FakeApp):
         if job.result is None:
             job.result = self._complete(job)
         answer.update(status="completed", progress=1.0, result=job.result)
+        if self.report_variant:
+            answer["model_variant"] = job.variant
         if self.report_cost:
             answer["cost"] = self._price(job)
         return Reply(200, answer)
@@ -202,8 +234,11 @@ class FakeEmpiriolabs(FakeApp):
         else:
             # Text-to-image without a ratio defaults to 16:9 (docs).
             size = self.enum_sizes[body.get("aspect_ratio", "16:9")]
-        data = png_bytes(*size, color=(30, 120, 160))
-        if job.script.corrupt:
+        sources = [source_bytes(i) for i in body.get("image", [])]
+        # An edit (input images) is derived from them; a generation is not.
+        data = derived_image(*size, sources) if sources else png_bytes(*size,
+                                                                        color=(30, 120, 160))
+        if job.script.corrupt or self.corrupts(body["prompt"]):
             data = data[: len(data) // 2]
         with self.lock:
             self.billed.append((job.variant, self._price(job)))

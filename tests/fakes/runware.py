@@ -24,12 +24,13 @@ import json
 import re
 import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
-from .server import FakeApp, Recorded, Reply
+from .server import FakeApp, Recorded, Reply, derived_image, source_bytes
 
 API_PATH = "/v1"
 FAKE_KEY = "rw-fake-key-5d0c8a61f3e947b2"
@@ -74,6 +75,29 @@ FORMATS: dict[str, tuple[str, str, str]] = {  # outputFormat -> (Pillow, ext, me
     "JPG": ("JPEG", "jpg", "image/jpeg"),
     "WEBP": ("WEBP", "webp", "image/webp"),
 }
+#: The scheduler names runware:108@1 allows ("Allowed values 75 values" on the page), as
+#: Runware's Python SDK lists them (Runware/runware-python v1.4.0, task_map.py).
+SCHEDULERS = frozenset({
+    'DDIM', 'DDIMScheduler', 'DDPMScheduler', 'DEISMultistepScheduler', 'Default', 'DPM++',
+    'DPM++ 2M', 'DPM++ 2M Beta', 'DPM++ 2M Exponential', 'DPM++ 2M Karras', 'DPM++ 2M SDE',
+    'DPM++ 2M SDE Beta', 'DPM++ 2M SDE Exponential', 'DPM++ 2M SDE Karras',
+    'DPM++ 2M SDE Uniform', 'DPM++ 2M Uniform', 'DPM++ 3M', 'DPM++ 3M Beta',
+    'DPM++ 3M Exponential', 'DPM++ 3M Karras', 'DPM++ 3M SDE Uniform', 'DPM++ 3M Uniform',
+    'DPM++ Beta', 'DPM++ Exponential', 'DPM++ Karras', 'DPM++ SDE', 'DPM++ SDE Beta',
+    'DPM++ SDE Exponential', 'DPM++ SDE Karras', 'DPM++ Uniform', 'DPM++ Uniform Beta',
+    'DPM++ Uniform Exponential', 'DPM++ Uniform Karras', 'DPMSolverMultistepInverse',
+    'DPMSolverMultistepScheduler', 'DPMSolverSinglestepScheduler',
+    'EDMDPMSolverMultistepScheduler', 'EDMEulerScheduler', 'Euler', 'Euler a', 'Euler Beta',
+    'Euler Exponential', 'Euler Karras', 'EulerAncestralDiscreteScheduler',
+    'EulerDiscreteScheduler', 'FlowMatchEulerDiscreteScheduler', 'Heun',
+    'HeunDiscreteScheduler', 'Heun Karras', 'IPNDMScheduler', 'IPNDM Uniform',
+    'IPNDM Uniform Beta', 'IPNDM Uniform Exponential', 'IPNDM Uniform Karras',
+    'KDPM2AncestralDiscreteScheduler', 'KDPM2DiscreteScheduler', 'LCM', 'LCMScheduler', 'LMS',
+    'LMSDiscreteScheduler', 'LMS Karras', 'PNDMScheduler', 'TCDScheduler', 'UniPC',
+    'UniPC 2M', 'UniPC 2M Karras', 'UniPC 2M Uniform', 'UniPC 3M', 'UniPC 3M Karras',
+    'UniPC 3M Uniform', 'UniPC Karras', 'UniPC Uniform', 'UniPC Uniform Beta',
+    'UniPC Uniform Exponential', 'UniPC Uniform Karras',
+})
 _DATA_URI = re.compile(r"^data:image/[a-z0-9.+-]+;base64,[A-Za-z0-9+/=]+$")
 _URL = re.compile(r"^https?://\S+$")
 
@@ -153,6 +177,8 @@ class FakeRunware(FakeApp):
       `async_error_shape` ("errors" or "data") say how that error is answered.
     """
 
+    generation_path = API_PATH
+
     def __init__(self, api_key: str = FAKE_KEY) -> None:
         super().__init__()
         self.api_key = api_key
@@ -164,7 +190,6 @@ class FakeRunware(FakeApp):
         #: "errors": the failure comes in the errors envelope; "data": as an item with
         #: status error (PROTOCOLS.md leaves the shape open, so both are served).
         self.async_error_shape = "errors"
-        self.corrupt_when: str | None = None
         self.prompt_faults: list[_PromptFault] = []
         self.used_uuids: set[str] = set()
         self.pending: dict[str, _Async] = {}
@@ -174,12 +199,34 @@ class FakeRunware(FakeApp):
         #: short, so a test's teardown never waits for an answer nobody reads any more.
         self.slow = 0.0
         self._released = threading.Event()
+        #: Replies to the next getResponse polls (before the fake looks at them).
+        self.poll_replies: deque[Reply] = deque()
+
+    def finish_stuck(self) -> None:
+        """Let every async task that was held in `processing` succeed at its next poll."""
+        with self.lock:
+            self.async_stuck_when = None
+            for job in self.pending.values():
+                if job.outcome == "never":
+                    job.outcome, job.polls_left = "success", 0
 
     def release(self) -> None:
         """End every pending and future `slow` wait at once."""
         self._released.set()
 
     # -- test helpers -------------------------------------------------------------------------
+
+    def _is_generation(self, body: bytes) -> bool:
+        return b'"imageInference"' in body
+
+    def error_reply(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> Reply:
+        codes = {401: "invalidApiKey", 429: "tooManyRequests", 500: "internalServerError",
+                 502: "badGateway", 503: "serviceUnavailable", 504: "failedTaskTimeout"}
+        return error_reply(status, codes.get(status, "error"), message, headers=headers)
+
+    def empty_answer(self) -> Reply:
+        return Reply(200, {"data": []})
 
     def fail_when(self, prompt_part: str, fault: Reply | TaskError, times: int | None = 1) -> None:
         """Answer `fault` to imageInference tasks whose positivePrompt holds `prompt_part`
@@ -221,6 +268,10 @@ class FakeRunware(FakeApp):
         if headers.get("authorization") != f"Bearer {self.api_key}":
             # Never echo what was sent: a real service would not either.
             return error_reply(401, "invalidApiKey", "Invalid API key", "apiKey")
+        if b'"getResponse"' in body:
+            with self.lock:
+                if self.poll_replies:
+                    return self.poll_replies.popleft()
         try:
             tasks = json.loads(body)
         except ValueError:
@@ -338,12 +389,17 @@ class FakeRunware(FakeApp):
         width, height = _size(task)
         pil, ext, media = FORMATS[task.get("outputFormat", "JPG")]
         out_type = task.get("outputType", "URL")
-        corrupt = self.corrupt_when is not None and self.corrupt_when in task["positivePrompt"]
+        corrupt = self.corrupts(task["positivePrompt"])
+        inputs = task.get("inputs", {})
+        # An edit (reference images, or a starting image and mask) is derived from them.
+        sources = [source_bytes(v) for v in inputs.get("referenceImages", [])] + [
+            source_bytes(inputs[n]) for n in ("seedImage", "maskImage") if n in inputs]
         items = []
         for n in range(task.get("numberResults", 1)):
             image_uuid = str(uuid.uuid4())
-            data = b"<html>this is not an image</html>" if corrupt else self.image(
-                width, height, pil)
+            data = (b"<html>this is not an image</html>" if corrupt
+                    else derived_image(width, height, sources, pil) if sources
+                    else self.image(width, height, pil))
             if model == QWEN_20B:
                 seed = task.get("seed", _made_up_seed(task["taskUUID"], n)) + n
             else:
@@ -360,7 +416,7 @@ class FakeRunware(FakeApp):
                                         + base64.b64encode(data).decode("ascii"))
             item["seed"] = seed
             item["NSFWContent"] = False
-            if task.get("includeCost") is True:
+            if task.get("includeCost") is True and self.report_cost:
                 item["cost"] = PRICES[model]
             items.append(item)
         return items
@@ -428,9 +484,16 @@ def check_inference(task: dict[str, Any]) -> None:
                     or not 1 <= value <= 20):
                 raise TaskRejected(400, "invalidCFGScale", "CFGScale must be from 1 to 20.",
                                    "CFGScale")
-        if "scheduler" in task and (not isinstance(task["scheduler"], str)
-                                    or not task["scheduler"]):
+        if "scheduler" in task and task["scheduler"] not in SCHEDULERS:
             raise TaskRejected(400, "invalidScheduler", "Unknown scheduler.", "scheduler")
+        if "lora" in task:
+            _check_lora(task["lora"])
+        if "maskMargin" in task:
+            _check_int(task, "maskMargin", 32, 128)
+            if "maskImage" not in task.get("inputs", {}):
+                raise TaskRejected(400, "invalidMaskMargin",
+                                   "maskMargin applies to inpainting: send inputs.maskImage.",
+                                   "maskMargin")
     else:
         _check_provider_settings(task)
 
@@ -490,6 +553,51 @@ def _check_inputs(task: dict[str, Any], model: str) -> None:
             raise TaskRejected(400, "conflictingParameters",
                                "inputs.referenceImages cannot be used with negativePrompt.",
                                "negativePrompt")
+
+
+    for name in ("seedImage", "maskImage"):
+        if name in inputs and not _is_image_value(inputs[name]):
+            raise TaskRejected(400, f"invalid{name[0].upper()}{name[1:]}",
+                               f"{name} must be a UUID, URL, data URI or base64 string.",
+                               f"inputs.{name}")
+    if "maskImage" in inputs and "seedImage" not in inputs:
+        raise TaskRejected(400, "missingSeedImage", "maskImage needs seedImage.",
+                           "inputs.seedImage")
+    if "strength" in inputs:
+        value = inputs["strength"]
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not 0 <= value <= 1):
+            raise TaskRejected(400, "invalidStrength", "strength must be from 0 to 1.",
+                               "inputs.strength")
+        if "seedImage" not in inputs:
+            raise TaskRejected(400, "missingSeedImage", "strength needs seedImage.",
+                               "inputs.seedImage")
+
+
+def _is_image_value(value: Any) -> bool:
+    return isinstance(value, str) and bool(_DATA_URI.match(value) or _URL.match(value)
+                                           or _is_uuid4(value) or _is_base64(value))
+
+
+def _check_lora(lora: Any) -> None:
+    if not isinstance(lora, list) or not lora:
+        raise TaskRejected(400, "invalidLora", "lora takes at least one item.", "lora")
+    for i, item in enumerate(lora):
+        where = f"lora[{i}]"
+        if not isinstance(item, dict) or set(item) - {"model", "weight", "transformer"}:
+            raise TaskRejected(400, "invalidLora", "lora items take model, weight and "
+                               "transformer only.", where)
+        if not isinstance(item.get("model"), str) or not item["model"]:
+            raise TaskRejected(400, "invalidLoraModel", "lora model is required.",
+                               f"{where}.model")
+        weight = item.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
+                -4 <= weight <= 4):
+            raise TaskRejected(400, "invalidLoraWeight", "lora weight must be from -4 to 4.",
+                               f"{where}.weight")
+        if item.get("transformer", "both") not in ("high", "low", "both"):
+            raise TaskRejected(400, "invalidLoraTransformer",
+                               "transformer must be high, low or both.", f"{where}.transformer")
 
 
 def _check_provider_settings(task: dict[str, Any]) -> None:

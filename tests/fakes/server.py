@@ -47,17 +47,85 @@ def png_bytes(width: int = 64, height: int = 48, color: tuple[int, int, int] = (
     return buf.getvalue()
 
 
+@dataclass
+class _Scripted:
+    part: bytes
+    reply: Reply
+    times: int | None
+
+
+def source_bytes(value: str) -> bytes:
+    """The bytes of an input image as a request carries it: a data URI or bare base64 is
+    decoded, anything else (a URL, a UUID) stands for itself."""
+    import base64
+    import binascii
+
+    data = value.partition(",")[2] if value.startswith("data:") else value
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return value.encode()
+
+
+def derived_color(sources: list[bytes]) -> tuple[int, int, int]:
+    """The colour of an image the fakes derive from input images (an edit): a function of
+    their bytes, so a test can tell an edit of these inputs from a fresh generation."""
+    import hashlib
+
+    digest = hashlib.sha256(b"\0".join(sources)).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def derived_image(width: int, height: int, sources: list[bytes], fmt: str = "PNG") -> bytes:
+    """An image derived from input images: coloured by `derived_color`, and (PNG) with a
+    text chunk `derived-from` holding the sha256 of each input, in order."""
+    import hashlib
+
+    from PIL import PngImagePlugin
+
+    buf = io.BytesIO()
+    image = Image.new("RGB", (width, height), derived_color(sources))
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("derived-from", ",".join(hashlib.sha256(s).hexdigest() for s in sources))
+        image.save(buf, fmt, pnginfo=info)
+    else:
+        image.save(buf, fmt)
+    return buf.getvalue()
+
+
 class FakeApp:
-    """Base of a fake provider: records requests, serves files, replays scripted faults."""
+    """Base of a fake provider: records requests, serves files, replays scripted faults.
+
+    The knobs every fake shares (the provider-contract suite drives all fakes through them):
+    `faults` (by path prefix), `reply_when` (to generation requests holding a text),
+    `corrupt_when` (image bytes that are no image), `report_cost`, and the helpers
+    `generations_for`, `error_reply` and `empty_answer` that each fake implements in its
+    provider's own wire format.
+    """
+
+    #: The path of the generation endpoint (requests there may be scripted by `reply_when`).
+    generation_path = "/"
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.files: dict[str, tuple[bytes, str]] = {}
         #: Replies used (FIFO) before route() for matching paths: (path prefix, Reply).
         self.faults: deque[tuple[str, Reply]] = deque()
+        self.scripted: list[_Scripted] = []
         self.base_url = ""
         self.lock = threading.Lock()
         self.latency = 0.0
+        #: Serve bytes that are no image for generations whose prompt holds this text.
+        self.corrupt_when: str | None = None
+        #: Whether answers say what the image cost.
+        self.report_cost = True
+
+    def reply_when(self, part: str, reply: Reply, times: int | None = 1) -> None:
+        """Answer `reply` to the next `times` generation requests (None: all) whose body
+        holds `part`, before the fake looks at them."""
+        with self.lock:
+            self.scripted.append(_Scripted(part.encode(), reply, times))
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         with self.lock:
@@ -66,6 +134,14 @@ class FakeApp:
                 if path.startswith(prefix):
                     del self.faults[i]
                     return reply
+            if method == "POST" and path == self.generation_path:
+                for i, scripted in enumerate(self.scripted):
+                    if scripted.part in body and self._is_generation(body):
+                        if scripted.times is not None:
+                            scripted.times -= 1
+                            if scripted.times <= 0:
+                                del self.scripted[i]
+                        return scripted.reply
         if method == "GET" and path.startswith("/files/"):
             name = path[len("/files/"):]
             if name not in self.files:
@@ -78,6 +154,30 @@ class FakeApp:
 
     def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         return Reply(404, {"error": "no route"})
+
+    def _is_generation(self, body: bytes) -> bool:
+        """Whether a POST body to `generation_path` asks for a new image (not a poll)."""
+        return True
+
+    def corrupts(self, prompt: str) -> bool:
+        return self.corrupt_when is not None and self.corrupt_when in prompt
+
+    # -- what every fake implements in its own wire format --------------------------------
+
+    def generations_for(self, part: str = "") -> int:
+        """How many generation requests (not polls, not downloads) held `part`."""
+        return sum(1 for r in self.requests
+                   if r.method == "POST" and r.path == self.generation_path
+                   and part.encode() in r.body and self._is_generation(r.body))
+
+    def error_reply(self, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> Reply:
+        """An error answer in the provider's documented envelope."""
+        raise NotImplementedError
+
+    def empty_answer(self) -> Reply:
+        """A 2xx JSON answer to a generation that holds no image (nor anything to poll)."""
+        raise NotImplementedError
 
     def add_file(self, name: str, data: bytes, ctype: str = "image/png") -> str:
         self.files[name] = (data, ctype)
