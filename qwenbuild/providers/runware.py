@@ -52,8 +52,11 @@ QWEN_20B = "runware:108@1"
 
 #: Models that take `providerSettings.alibaba` and `inputs.referenceImages`, and no seed.
 ALIBABA_MODELS = frozenset({QWEN_2, QWEN_2_PRO})
-#: Models whose page says: `inputs.referenceImages` cannot be used with `negativePrompt`.
-NO_REFERENCES_WITH_NEGATIVE = frozenset({QWEN_2_PRO})
+#: Models that refuse `inputs.referenceImages` together with `negativePrompt`. 2.0-Pro's
+#: page states it ("Compatibility & Validation"); PROTOCOLS.md asks to treat the rule as
+#: applying to 2.0 too, the same family behind the same API (safe: refused before spending,
+#: with `negative_with_references = "drop"` as the way out).
+NO_REFERENCES_WITH_NEGATIVE = frozenset({QWEN_2, QWEN_2_PRO})
 
 #: Qwen-Image 2.0 sizes. The page says only "step 1"; PROTOCOLS.md gives the safe bounds
 #: (each side <= 2048, area within [512*512, 2048*2048]). A step of 16 keeps sizes
@@ -208,7 +211,7 @@ class RunwareProvider(HttpProvider):
         "negative_with_references": OptionSpec(
             (str,), "The page forbids reference images with a negative prompt: \"refuse\" "
             "such a job (default) or \"drop\" its negative prompt and send the references.",
-            choices=NEGATIVE_WITH_REFERENCES, models=(QWEN_2_PRO,), default="refuse"),
+            choices=NEGATIVE_WITH_REFERENCES, models=(QWEN_2, QWEN_2_PRO), default="refuse"),
     }
 
     # -- configuration ----------------------------------------------------------------------

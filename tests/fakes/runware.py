@@ -549,7 +549,7 @@ def _check_inputs(task: dict[str, Any], model: str) -> None:
                 raise TaskRejected(400, "invalidReferenceImages",
                                    "Each reference image must be a UUID, URL, data URI or "
                                    "base64 string.", "inputs.referenceImages")
-        if model == QWEN_2_PRO and "negativePrompt" in task:
+        if model in (QWEN_2, QWEN_2_PRO) and "negativePrompt" in task:
             raise TaskRejected(400, "conflictingParameters",
                                "inputs.referenceImages cannot be used with negativePrompt.",
                                "negativePrompt")
