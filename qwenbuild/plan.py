@@ -363,23 +363,20 @@ class _References:
         return tuple(refs)
 
     def _read(self, path: Path, where: str, report: Any) -> Reference | None:
-        import io
-
-        from PIL import Image, UnidentifiedImageError
+        from .imagecheck import BadImageError, image_format
+        from .safeio import MAX_REFERENCE_BYTES, read_regular
 
         shown = _shown(path, self.campaign.root)
         try:
-            data = path.read_bytes()
+            data = read_regular(path, MAX_REFERENCE_BYTES)
         except OSError as exc:
-            report(f"{self.campaign.shown}: {where}: cannot read {shown}: {exc.strerror}")
+            report(f"{self.campaign.shown}: {where}: cannot read {shown}: "
+                   f"{exc.strerror or exc}")
             return None
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                fmt = (img.format or "PNG").upper()
-                img.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            reason = "unknown format" if isinstance(exc, UnidentifiedImageError) else str(exc)
-            report(f"{self.campaign.shown}: {where}: {shown} is not a readable image ({reason})")
+            fmt = image_format(data)
+        except BadImageError as exc:
+            report(f"{self.campaign.shown}: {where}: {shown} is not a readable image ({exc})")
             return None
         media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(fmt)
         if media is None:
