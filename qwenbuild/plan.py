@@ -130,7 +130,7 @@ def plan(campaign: Campaign, selection: Selection = Selection()) -> Plan:
     providers = {
         name: provider_class(spec.kind)(spec) for name, spec in campaign.providers.items()
     }
-    prompts = Prompts(campaign.template_dirs)
+    prompts = Prompts(campaign.template_dirs, campaign.template_root)
     references = _References(campaign)
     problems: list[str] = []
     seen_problems: set[str] = set()

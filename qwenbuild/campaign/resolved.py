@@ -65,6 +65,8 @@ class Campaign:
     #: Most a build may spend in USD (None: no limit).
     budget: float | None = None
     exports: tuple[Export, ...] = ()
+    #: The folder template files must stay in (None: campaign.allow_external_templates).
+    template_root: Path | None = None
 
     @property
     def cache_dir(self) -> Path:

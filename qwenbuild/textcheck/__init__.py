@@ -150,7 +150,7 @@ def expectations(the_plan: Plan) -> dict[str, tuple[str, ...]]:
     from ..prompts import Prompts
 
     campaign = the_plan.campaign
-    prompts = Prompts(campaign.template_dirs)
+    prompts = Prompts(campaign.template_dirs, campaign.template_root)
     assets = {a.id: a for a in campaign.assets}
     out: dict[str, tuple[str, ...]] = {}
     problems: list[str] = []
