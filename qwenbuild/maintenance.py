@@ -25,7 +25,7 @@ from .errors import InputError, LockError
 from .fsutil import file_sha256, folder_tag
 from .manifest import MANIFEST_NAME, Manifest, StatCache
 
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9a-f]{64}")
 #: Folders never searched for manifests or campaign files.
 _SKIP_DIRS = {".git", ".qwenbuild", ".venv", "venv", "node_modules", "__pycache__", ".hg"}
 
@@ -165,7 +165,7 @@ def cache_gc(root: Path, dry_run: bool = False) -> Removal:
     with _all_locks(cache):
         for path in _cache_files(cache / "objects"):
             stem = path.name.split(".", 1)[0]
-            if path.name.endswith(".tmp") or (_KEY.match(stem) and stem not in keys):
+            if path.name.endswith(".tmp") or (_KEY.fullmatch(stem) and stem not in keys):
                 _remove(path, cache, dry_run, result)
         _gc_records(cache, root, outs, dry_run, result)
     return result
@@ -224,7 +224,7 @@ def _keys_in(value: Any) -> Iterator[str]:
     (entries, and lists of attempts that other features record inside them)."""
     if isinstance(value, dict):
         for name, item in value.items():
-            if name == "key" and isinstance(item, str) and _KEY.match(item):
+            if name == "key" and isinstance(item, str) and _KEY.fullmatch(item):
                 yield item
             else:
                 yield from _keys_in(item)

@@ -6,6 +6,7 @@ Each `NAME.toml` starts with `# expect: FRAGMENT`, the part of the message it mu
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,7 +59,8 @@ def test_bad_campaign(case: Path, tmp_path: Path, run, cache_dir: Path,
         assert any(expected in line for line in lines), (expected, result.err)
         # Every message names the file, or the asset whose template is at fault.
         for line in lines:
-            assert line.startswith(f"ERROR: {campaign}: ") or line.startswith("ERROR: asset "), line
+            assert (re.match(rf"ERROR: {re.escape(str(campaign))}(:\d+:\d+)?: ", line)
+                    or line.startswith("ERROR: asset ")), line
     assert tree_snapshot(work) == before
     assert tree_snapshot(cache_dir) == {}
     assert provider_server.requests == []

@@ -62,6 +62,7 @@ def _api_calls(apps: dict[str, object]) -> int:
 def test_live_campaign_builds_against_the_fakes(name: str, tmp_path: Path,
                                                 fakes: dict[str, object]) -> None:
     shutil.copytree(REPO / "templates", tmp_path / "templates")
+    (tmp_path / ".git").mkdir()  # a copy of the repository: templates stay inside it
     shutil.copytree(REPO / "projects" / name, tmp_path / "projects" / name,
                     ignore=shutil.ignore_patterns("out", "out-live"))
     campaign = tmp_path / "projects" / name / "live.toml"
