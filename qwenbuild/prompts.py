@@ -42,6 +42,9 @@ MAX_INT_BITS = 4096
 #: Longest input of the filters whose running time grows faster than their input
 #: (regular expressions over the text): striptags, urlize, wordwrap.
 MAX_SLOW_FILTER_TEXT = 10_000
+#: Most characters (and list items) one render may build in all, every intermediate
+#: value counted: bounds the memory of many values each under the limits above.
+MAX_BUILT = 10_000_000
 
 
 def collapse(text: str) -> str:
@@ -58,11 +61,12 @@ class TemplateRefusedError(Exception):
 
 
 class _Budget:
-    __slots__ = ("deadline", "iterations")
+    __slots__ = ("deadline", "iterations", "built")
 
     def __init__(self) -> None:
         self.deadline = time.monotonic() + RENDER_SECONDS
         self.iterations = 0
+        self.built = 0
 
 
 _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
@@ -93,11 +97,22 @@ def _too_long(what: str, size: int, limit: int, unit: str = "characters") -> Tem
     return TemplateLimitError(f"{what} would be {size:,} {unit}; the limit is {limit:,}")
 
 
+def _built(size: int) -> None:
+    """Count what a render builds; refuse a render that builds too much in all."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.built += size
+        if budget.built > MAX_BUILT:
+            raise TemplateLimitError(f"built more than {MAX_BUILT:,} characters and items in "
+                                     "all (the limit per template)")
+
+
 def _check_value(value: Any) -> Any:
     """Refuse a value over the limits (after an operation whose inputs were checked)."""
-    if isinstance(value, str):
+    if isinstance(value, str | bytes):
         if len(value) > MAX_TEXT:
             raise _too_long("a text", len(value), MAX_TEXT)
+        _built(len(value))
     elif isinstance(value, bool):
         pass
     elif isinstance(value, int):
@@ -107,15 +122,47 @@ def _check_value(value: Any) -> Any:
     elif isinstance(value, list | tuple):
         if len(value) > MAX_ITEMS:
             raise _too_long("a list", len(value), MAX_ITEMS, "items")
+        _built(len(value))
     return value
 
 
+def _text_size(value: Any, limit: int = MAX_TEXT) -> int:
+    """About how many characters `str(value)` would have, counted without building it
+    (a list of 10,000 references to one long text would be a gigabyte); stops counting,
+    and refuses, past `limit`."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item) + 4
+        elif isinstance(item, Mapping):
+            total += 2 + 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += 2 + 2 * len(item)
+            stack.extend(item)
+        elif type(item).__name__ == "Namespace":
+            try:
+                stack.append(object.__getattribute__(item, "_Namespace__attrs"))
+            except AttributeError:
+                pass
+        elif isinstance(item, int):
+            total += item.bit_length() * 3 // 10 + 2  # its decimal digits, about
+        else:
+            total += 24
+        if total > limit:
+            raise _too_long("the text of a value", total, limit)
+    return total
+
+
 def _is_seq(value: Any) -> bool:
-    return isinstance(value, str | list | tuple)
+    return isinstance(value, str | bytes | list | tuple)
 
 
 def _seq_limit(value: Any) -> tuple[int, str]:
-    return (MAX_TEXT, "characters") if isinstance(value, str) else (MAX_ITEMS, "items")
+    return (MAX_TEXT, "characters") if isinstance(value, str | bytes) else (MAX_ITEMS, "items")
 
 
 def _int(value: Any) -> bool:
@@ -140,6 +187,9 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
                 limit, unit = _seq_limit(seq)
                 if len(seq) * n > limit:
                     raise _too_long("a repetition", len(seq) * n, limit, unit)
+                if isinstance(seq, list | tuple) and _text_size(seq) * n > MAX_TEXT:
+                    raise _too_long("the text of a repeated list", _text_size(seq) * n,
+                                    MAX_TEXT)
     elif operator == "+":
         if _is_seq(left) and _is_seq(right):
             limit, unit = _seq_limit(left)
@@ -147,6 +197,7 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
                 raise _too_long("a concatenation", len(left) + len(right), limit, unit)
     elif operator == "%" and isinstance(left, str):
         _check_percent_format(left, right)
+        _text_size(right)
 
 
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
@@ -170,6 +221,7 @@ def _check_percent_format(fmt: str, args: Any) -> None:
 
 def _check_brace_format(fmt: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     """`'{:>999999999}'.format(1)` likewise, including widths given as arguments."""
+    _text_size((list(args), dict(kwargs)))
     try:
         parsed = list(string.Formatter().parse(fmt))
     except ValueError:
@@ -182,20 +234,23 @@ def _check_brace_format(fmt: str, args: Sequence[Any], kwargs: Mapping[str, Any]
                 raise _too_long("a formatted field", int(digits), MAX_TEXT)
         if "{" in spec:
             for value in (*args, *kwargs.values()):
-                if _int(value) and abs(value) > MAX_TEXT:
-                    raise _too_long("a formatted field", abs(value), MAX_TEXT)
+                width = value if _int(value) else max(
+                    (int(d) for d in re.findall(r"\d+", value)), default=0) \
+                    if isinstance(value, str) else 0
+                if abs(width) > MAX_TEXT:
+                    raise _too_long("a formatted field", abs(width), MAX_TEXT)
 
 
 def _bounded_list(items: Iterable[Any]) -> list[Any]:
+    """The items to join, refused when their text would be over the limit."""
     out = []
     total = 0
     for item in items:
         _iterate_once()
         out.append(item)
-        if isinstance(item, str):
-            total += len(item)
-            if total > MAX_TEXT:
-                raise _too_long("a joined text", total, MAX_TEXT)
+        total += _text_size(item)
+        if total > MAX_TEXT:
+            raise _too_long("a joined text", total, MAX_TEXT)
         if len(out) > MAX_ITEMS:
             raise _too_long("a list", len(out), MAX_ITEMS, "items")
     return out
@@ -212,8 +267,9 @@ def _check_replace(text: str, old: Any, new: Any, count: Any = -1) -> None:
         raise _too_long("a replacement", size, MAX_TEXT)
 
 
-def _check_str_method(name: str, text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> \
+def _check_str_method(name: str, text: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> \
         tuple[tuple[Any, ...], dict[str, Any]]:
+    _text_size((list(args), dict(kwargs)))
     if name in ("center", "ljust", "rjust", "zfill", "expandtabs"):
         for value in (*args, *kwargs.values()):
             if _int(value) and value > MAX_TEXT:
@@ -247,6 +303,8 @@ def _filter_value(fn: Any, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]
 def _precheck_filter(name: str, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     value, rest = _filter_value(fn, args)
     extra = (*rest, *kwargs.values())
+    if not isinstance(value, str):
+        _text_size(value)  # most filters may turn their value into text
     if name in ("center", "wordwrap", "batch", "slice", "truncate", "urlize", "indent"):
         for arg in extra:
             if _int(arg) and abs(arg) > MAX_TEXT:
@@ -280,7 +338,7 @@ def _guard_filter(name: str, fn: Any) -> Any:
                 items = _bounded_list(value)
                 args = tuple(items if a is value else a for a in args)
                 sep = rest[0] if rest and isinstance(rest[0], str) else ""
-                total = sum(len(str(i)) for i in items) + len(sep) * len(items)
+                total = sum(_text_size(i) for i in items) + len(sep) * len(items)
                 if total > MAX_TEXT:
                     raise _too_long("a joined text", total, MAX_TEXT)
         return _check_value(fn(*args, **kwargs))
@@ -392,9 +450,12 @@ def _environment_class() -> Any:
             return super().visit(node, *args, **kwargs)
 
         def visit_Concat(self, node: Any, frame: Any) -> None:
-            self.write("environment.qb_text(")
-            super().visit_Concat(node, frame)
-            self.write(")")
+            # `a ~ b`: the sizes of the parts are checked before they become text.
+            self.write("environment.qb_concat(context.eval_ctx, (")
+            for arg in node.nodes:
+                self.visit(arg, frame)
+                self.write(", ")
+            self.write("))")
 
     class _Environment(ImmutableSandboxedEnvironment):
         code_generator_class = _Generator
@@ -415,6 +476,7 @@ def _environment_class() -> Any:
                 total += len(part)
                 if total > MAX_TEXT:
                     raise _too_long("the output", total, MAX_TEXT)
+                _built(len(part))
                 out.append(part)
                 if n % 64 == 0:
                     _tick()
@@ -428,8 +490,22 @@ def _environment_class() -> Any:
                 yield item
 
         @staticmethod
-        def qb_text(value: Any) -> Any:
-            return _check_value(value)
+        def qb_concat(eval_ctx: Any, parts: tuple[Any, ...]) -> Any:
+            from jinja2.runtime import markup_join, str_join
+
+            _tick()
+            total = sum(_text_size(part) for part in parts)
+            if total > MAX_TEXT:
+                raise _too_long("a concatenation", total, MAX_TEXT)
+            join = markup_join if eval_ctx.autoescape else str_join
+            return _check_value(join(parts))
+
+        @staticmethod
+        def qb_finalize(value: Any) -> Any:
+            """Every `{{ value }}` before it becomes text."""
+            if not isinstance(value, str):
+                _text_size(value)
+            return value
 
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             _tick()
@@ -441,7 +517,7 @@ def _environment_class() -> Any:
             _tick()
             owner = getattr(__obj, "__self__", None)
             name = getattr(__obj, "__name__", "")
-            if isinstance(owner, str) and name:
+            if isinstance(owner, str | bytes) and name:
                 args, kwargs = _check_str_method(name, owner, args, kwargs)
             return _check_value(ImmutableSandboxedEnvironment.call(
                 __self, __context, __obj, *args, **kwargs))
@@ -578,14 +654,17 @@ class Prompts:
         self.folders = [Path(f) for f in folders]
         self.root = root
         self._loader = _Loader(self.folders, root)
-        self.env = _environment_class()(
+        env_class = _environment_class()
+        self.env = env_class(
             loader=self._loader.jinja_loader(),
+            finalize=env_class.qb_finalize,
             undefined=_undefined_class(),
             autoescape=False,
             keep_trailing_newline=False,
             auto_reload=False,
         )
         self._strings: dict[str, Any] = {}
+        self._available: list[str] | None = None
 
     def exists(self, name: str) -> bool:
         return self._loader.find(name)[0] is not None
@@ -605,11 +684,17 @@ class Prompts:
                     yield folder, Path(top) / name
 
     def available(self) -> list[str]:
-        names: set[str] = set()
-        for folder, path in self._walk():
-            if not path.name.startswith(("_", ".")):
-                names.add(path.relative_to(folder).as_posix())
-        return sorted(names)
+        """Template names, for suggestions (the first 10,000: a folder holding more is
+        not a template folder)."""
+        if self._available is None:
+            names: set[str] = set()
+            for folder, path in self._walk():
+                if not path.name.startswith(("_", ".")):
+                    names.add(path.relative_to(folder).as_posix())
+                    if len(names) >= 10_000:
+                        break
+            self._available = sorted(names)
+        return self._available
 
     def files(self) -> list[Path]:
         """Every template file in the folders that may be read (what a prompt may depend

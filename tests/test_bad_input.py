@@ -27,6 +27,10 @@ def _expected(path: Path) -> str:
     return first[len("# expect: "):]
 
 
+#: Messages about something missing from the file, which has no line to point at.
+UNLOCATED = ("campaign: missing required table", "assets: no assets")
+
+
 def test_the_catalogue_is_large_enough() -> None:
     assert len(CASES) >= 30
 
@@ -61,6 +65,10 @@ def test_bad_campaign(case: Path, tmp_path: Path, run, cache_dir: Path,
         for line in lines:
             assert (re.match(rf"ERROR: {re.escape(str(campaign))}(:\d+:\d+)?: ", line)
                     or line.startswith("ERROR: asset ")), line
+            # A problem in the file has its line, unless what is missing has none.
+            if line.startswith(f"ERROR: {campaign}: "):
+                unlocated = tuple(f"ERROR: {campaign}: {what}" for what in UNLOCATED)
+                assert line.startswith(unlocated), line
     assert tree_snapshot(work) == before
     assert tree_snapshot(cache_dir) == {}
     assert provider_server.requests == []

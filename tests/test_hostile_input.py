@@ -238,7 +238,7 @@ def _render(tmp_path: Path, source: str) -> str:
     ("{{ 'x' * 10**9 }}", "a repetition would be 1,000,000,000 characters"),
     ("{{ ([1] * 10**6) | length }}", "a repetition would be 1,000,000 items"),
     ("{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}"
-     "{% endfor %}", f"a text would be 131,072 characters; the limit is {MAX_TEXT:,}"),
+     "{% endfor %}", f"a concatenation would be 131,080 characters; the limit is {MAX_TEXT:,}"),
     ("{% set ns = namespace(n=3) %}{% for i in range(99) %}{% set ns.n = ns.n * ns.n %}"
      "{% endfor %}", "a product of about"),
     ("{{ 'x' | center(10**9) }}", "the center filter's argument 1,000,000,000"),
@@ -248,12 +248,26 @@ def _render(tmp_path: Path, source: str) -> str:
     ("{{ '{:>{w}}'.format(1, w=10**9) }}", "a formatted field"),
     ("{{ ('x' * 50000) | replace('x', 'y' * 50000) }}", "a replacement would be"),
     ("{{ ('x' * 50000).replace('', 'yyy') }}", "a replacement would be"),
-    ("{{ (['x' * 90000] * 2) | join }}", "a joined text"),
+    ("{{ ['x' * 60000, 'y' * 60000] | join }}", "the text of a value would be"),
+    ("{{ ''.join(['x' * 60000, 'y' * 60000]) }}", "the text of a value would be"),
     ("{{ ('<' * 50000) | striptags }}", "the input of the striptags filter"),
     ("{{ lipsum(10**6) }}", "lipsum() takes counts from 0 to 1000"),
     ("{% for i in range(10000) %}{{ copy.headline * 6 }}{% endfor %}", "the output would be"),
     ("{% macro f(n) %}{% if n < 40 %}{{ f(n+1) }}{{ f(n+1) }}{% endif %}{% endmacro %}"
      "{{ f(0) }}", "took longer than 5 s to render"),
+    # Many references to one long text: small in memory until it becomes text.
+    ("{% set s = 'x' * 90000 %}{{ [s, s] }}", "the text of a value would be"),
+    ("{% set s = 'x' * 90000 %}{{ [s] * 10000 }}", "the text of a repeated list"),
+    ("{% set s = 'x' * 90000 %}{{ '%s' % ([s, s],) }}", "the text of a value would be"),
+    ("{% set s = 'x' * 90000 %}{{ '{}'.format([s, s]) }}", "the text of a value would be"),
+    ("{% set s = 'x' * 90000 %}{{ [s, s] ~ '' }}", "the text of a value would be"),
+    ("{% set s = 'x' * 90000 %}{{ [s, s] | tojson }}", "the text of a value would be"),
+    ("{% set s = 'x' * 90000 %}{{ namespace(a=[s, s]) }}", "the text of a value would be"),
+    ("{{ ('x'.encode() * 10**9) | length }}", "a repetition would be 1,000,000,000"),
+    ("{{ '{0:{1}}'.format(1, '999999999') }}", "a formatted field"),
+    # Each value under the limits, too many of them in all.
+    ("{% set s = 'x' * 90000 %}{% for i in range(200) %}{% set y = s | upper %}{% endfor %}",
+     "built more than 10,000,000 characters and items in all"),
 ])
 def test_templates_are_bounded(tmp_path: Path, source: str, message: str) -> None:
     with pytest.raises(InputError) as info:
@@ -277,9 +291,10 @@ def test_ordinary_templates_render_as_before(tmp_path: Path) -> None:
     source = ("{% set ns = namespace(s='') %}{% for w in ['a', 'b'] %}{% set ns.s = ns.s ~ w %}"
               "{% endfor %}{{ ns.s }} {{ 2 ** 10 }} {{ 'ab' * 2 }} {{ '%05d' % 42 }} "
               "{{ '{:>4}'.format(7) }} {{ range(3) | join(',') }} {{ copy.headline | center(6) }}"
-              " {{ [1, 2] + [3] }} {{ copy.label | default('none') }} {{ copy.items() | list }}")
+              " {{ [1, 2] + [3] }} {{ copy.label | default('none') }} {{ copy.items() | list }}"
+              " {{ (range(10000) | list | tojson)[-5:] }}")
     assert _render(tmp_path, source) == (
-        "ab 1024 abab 00042 7 0,1,2 HI [1, 2, 3] none [('headline', 'HI')]")
+        "ab 1024 abab 00042 7 0,1,2 HI [1, 2, 3] none [('headline', 'HI')] 9999]")
 
 
 def test_a_hanging_template_is_stopped_in_a_real_build(tmp_path: Path) -> None:
@@ -439,3 +454,30 @@ for case in sorted(Path(sys.argv[1]).glob("*.toml")):
     for name, code, err in outcomes:
         assert code == 2, (name, err)
         assert "Traceback" not in err and "internal error" not in err, (name, err)
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
+    path = _campaign(tmp_path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_campaign(path).assets[0].id == "poster"
+
+
+def test_a_file_broken_throughout_lists_the_first_problems_quickly(tmp_path: Path) -> None:
+    assets = "".join(f'[[assets]]\nid = "a{i}"\ntemplate = "ok.j2"\naspects = ["7:7"]\n'
+                     for i in range(5000))
+    build_file_tree(tmp_path, {".git/x": "", "templates/ok.j2": OK_TEMPLATE,
+                               "campaign.toml": '[campaign]\nname = "t"\n' + assets})
+    path = tmp_path / "campaign.toml"
+    with pytest.raises(CampaignError) as info:
+        load_campaign(path)
+    problems = info.value.problems
+    assert len(problems) == 201
+    assert problems[0].startswith(f"{path}:6:12: assets[0] (a0).aspects[0]: unsupported")
+    assert problems[-1] == f"{path}: and 4800 more problems, not listed; fix these first"
+
+
+def test_the_cache_key_pattern_matches_the_whole_text() -> None:
+    from qwenbuild.maintenance import _KEY
+
+    assert _KEY.fullmatch("a" * 64)
+    assert not _KEY.fullmatch("a" * 64 + "\n")

@@ -81,13 +81,15 @@ class Problems(list[str]):
     def __init__(self, data: Any = None) -> None:
         super().__init__()
         self.data = data if isinstance(data, dict) else {}
+        self._seen: set[str] = set()
 
     def at(self, loc: tuple[Any, ...], message: str) -> None:
         """A problem at key path `loc` (shown as `assets[0] (hero).template`)."""
         self.add(Problem(f"{loc_path(loc, self.data)}: {message}", loc))
 
     def add(self, problem: str) -> None:
-        if problem not in self:
+        if problem not in self._seen:
+            self._seen.add(problem)
             self.append(problem if isinstance(problem, Problem) else Problem(problem))
 
     def extend(self, items: Iterable[str]) -> None:  # type: ignore[override]
@@ -116,7 +118,10 @@ def load_campaign(path: str | os.PathLike[str]) -> Campaign:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CampaignError(f"{shown}: not UTF-8 text (byte {exc.start})") from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise CampaignError(f"{shown}:{line}:{column}: not UTF-8 text (byte {exc.start})") \
+            from None
     # A byte order mark, as some Windows editors write: not TOML, but not a mistake either.
     text = text.removeprefix("\ufeff")
     long_key = dotted_key_error(text, MAX_DEPTH)
@@ -162,10 +167,16 @@ def campaign_from_data(data: dict[str, Any], path: Path, text: str | None = None
     return campaign
 
 
+#: Most problems listed; a file with more is surely broken throughout (or generated).
+MAX_PROBLEMS = 200
+
+
 def _error(shown: str, problems: list[str], text: str | None) -> CampaignError:
-    positions = Positions(text) if text is not None else None
+    listed = problems[:MAX_PROBLEMS]
+    wanted = [getattr(p, "loc", ()) for p in listed]
+    positions = Positions(text, [loc for loc in wanted if loc]) if text is not None else None
     lines = []
-    for problem in problems:
+    for problem in listed:
         loc = getattr(problem, "loc", ())
         found = positions.find(loc) if positions is not None and loc else None
         at = f":{found[0]}:{found[1]}" if found else ""
@@ -173,6 +184,9 @@ def _error(shown: str, problems: list[str], text: str | None) -> CampaignError:
         if len(message) > _MAX_MESSAGE:
             message = message[:_MAX_MESSAGE - 3] + "..."
         lines.append(f"{shown}{at}: {message}")
+    if len(problems) > MAX_PROBLEMS:
+        lines.append(f"{shown}: and {len(problems) - MAX_PROBLEMS} more problems, not listed; "
+                     "fix these first")
     return CampaignError(lines)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterable
 from typing import Any
 
 Path_ = tuple[Any, ...]
@@ -247,9 +248,15 @@ class _Scanner:
             self.note(path, at)
         return path
 
-    def document(self) -> None:
+    def document(self, wanted: frozenset[Path_] = frozenset()) -> None:
+        """Scan statement by statement; stop early once every path in `wanted` is found."""
         table: Path_ = ()
+        missing = set(wanted)
         while True:
+            if missing:
+                missing.difference_update([p for p in missing if p in self.found])
+                if not missing:
+                    return
             self.skip_blank()
             if self.i >= self.n:
                 return
@@ -266,10 +273,10 @@ class _Scanner:
 class Positions:
     """Line and column (1-based) of each key path of a TOML text."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, wanted: Iterable[Path_] = ()) -> None:
         scanner = _Scanner(text)
         try:
-            scanner.document()
+            scanner.document(frozenset(tuple(p) for p in wanted))
         except (_Stop, RecursionError, IndexError, ValueError):
             pass  # what was found so far still locates those keys
         self._found = scanner.found
