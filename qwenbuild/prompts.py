@@ -621,6 +621,8 @@ class _Loader:
                 path, problem = outer.find(template)
                 if path is None:
                     raise TemplateNotFound(template)
+                if problem is None:
+                    problem = outer.problem(path)  # again, right before reading it
                 if problem is not None:
                     raise TemplateRefusedError(f"{template} is not read: {problem}")
                 try:

@@ -128,8 +128,10 @@ def read_regular(path: Path | str, max_bytes: int) -> bytes:
     if root is not None:
         raise UnsafeFileError(path, f"it is under {root}, which holds kernel interfaces or "
                                     "devices, not files")
+    # The path is resolved: a symbolic link in its place now was put there since, and is
+    # not followed (O_NOFOLLOW).
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
-        | getattr(os, "O_BINARY", 0)
+        | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(resolved, flags)
     try:
         st = os.fstat(fd)

@@ -211,14 +211,15 @@ def _check_values(data: Any, problems: Problems) -> None:
             problems.at(loc[:MAX_DEPTH], f"nested more than {MAX_DEPTH} levels deep; flatten "
                                          "it")
             continue
+        # Children are pushed last first, so that problems come in the file's order.
         if isinstance(value, dict):
-            for key, item in value.items():
+            for key, item in reversed(value.items()):
                 if "\0" in key:
                     problems.at(loc, f"the key {key_text(key)} contains a NUL character")
                     continue
                 stack.append((loc + (key,), item))
         elif isinstance(value, list):
-            stack.extend((loc + (i,), item) for i, item in enumerate(value))
+            stack.extend((loc + (i,), value[i]) for i in range(len(value) - 1, -1, -1))
         elif isinstance(value, float) and not math.isfinite(value):
             problems.at(loc, f"{value} is not allowed: use a finite number")
         elif isinstance(value, int) and not isinstance(value, bool) \
