@@ -39,6 +39,8 @@ HEADER = """\
 [campaign]
 name = "bench"
 templates = ["{templates}"]
+# The repository's own templates, outside the bench's temporary campaign folders.
+allow_external_templates = true
 
 [brand]
 name = "Bench Brand"

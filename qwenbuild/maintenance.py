@@ -26,7 +26,7 @@ from .plan import output_path
 from .providers import provider_class
 from .store import Liveness, Store, cache_root, find_repo_root
 
-_KEY = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"[0-9a-f]{64}")
 #: Folders never searched for manifests or campaign files.
 _SKIP_DIRS = {".git", ".qwenbuild", ".venv", "venv", "node_modules", "__pycache__", ".hg"}
 
@@ -206,7 +206,7 @@ def _images_in(data: dict[str, Any]) -> Iterator[str]:
 def _hashes_named(name: str, value: Any) -> Iterator[str]:
     if isinstance(value, dict):
         for key, item in value.items():
-            if key == name and isinstance(item, str) and _KEY.match(item):
+            if key == name and isinstance(item, str) and _KEY.fullmatch(item):
                 yield item
             else:
                 yield from _hashes_named(name, item)

@@ -6,6 +6,7 @@ Each `NAME.toml` starts with `# expect: FRAGMENT`, the part of the message it mu
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,10 @@ def _expected(path: Path) -> str:
     first = path.read_bytes().split(b"\n", 1)[0].decode()
     assert first.startswith("# expect: "), path
     return first[len("# expect: "):]
+
+
+#: Messages about something missing from the file, which has no line to point at.
+UNLOCATED = ("campaign: missing required table", "assets: no assets")
 
 
 def test_the_catalogue_is_large_enough() -> None:
@@ -58,7 +63,12 @@ def test_bad_campaign(case: Path, tmp_path: Path, run, cache_dir: Path,
         assert any(expected in line for line in lines), (expected, result.err)
         # Every message names the file, or the asset whose template is at fault.
         for line in lines:
-            assert line.startswith(f"ERROR: {campaign}: ") or line.startswith("ERROR: asset "), line
+            assert (re.match(rf"ERROR: {re.escape(str(campaign))}(:\d+:\d+)?: ", line)
+                    or line.startswith("ERROR: asset ")), line
+            # A problem in the file has its line, unless what is missing has none.
+            if line.startswith(f"ERROR: {campaign}: "):
+                unlocated = tuple(f"ERROR: {campaign}: {what}" for what in UNLOCATED)
+                assert line.startswith(unlocated), line
     assert tree_snapshot(work) == before
     assert tree_snapshot(cache_dir) == {}
     assert provider_server.requests == []

@@ -183,6 +183,7 @@ def test_python_dash_m_and_help() -> None:
 def test_demo_project_builds_offline_and_is_stable(tmp_path: Path) -> None:
     """The README's demo, in a copy of the repository, as a subprocess."""
     shutil.copytree(REPO / "qwenbuild" / "templates", tmp_path / "qwenbuild" / "templates")
+    (tmp_path / ".git").mkdir()  # a copy of the repository: templates stay inside it
     shutil.copytree(REPO / "projects" / "aurelia-transit", tmp_path / "projects/aurelia-transit",
                     ignore=shutil.ignore_patterns("out"))
     camp = tmp_path / "projects/aurelia-transit/campaign.toml"

@@ -138,7 +138,8 @@ def test_bad_budget_in_the_campaign(tmp_path: Path, run) -> None:
     camp = _project(tmp_path, 'budget = -2')
     result = run("plan", camp)
     assert result.code == 2
-    assert f"{camp}: campaign.budget: Input should be greater than or equal to 0" in result.err
+    assert f"{camp}:3:1: campaign.budget: Input should be greater than or equal to 0" \
+        in result.err
     camp.write_text(camp.read_text().replace("budget = -2", 'budget = "ten"'))
     assert "campaign.budget: expected a number" in run("plan", camp).err
 

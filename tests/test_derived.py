@@ -266,6 +266,7 @@ def test_the_harbour_demo_builds_offline_with_every_edit(tmp_path: Path) -> None
     import shutil
 
     shutil.copytree(REPO / "qwenbuild" / "templates", tmp_path / "qwenbuild" / "templates")
+    (tmp_path / ".git").mkdir()  # a copy of the repository: templates stay inside it
     shutil.copytree(REPO / "projects" / "harbour-market", tmp_path / "projects" / "h",
                     ignore=shutil.ignore_patterns("out", "out-live"))
     camp = tmp_path / "projects" / "h" / "campaign.toml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,7 @@ def test_bad_exports_are_reported_with_their_place(exporting: Path, run, change:
     exporting.write_text(exporting.read_text().replace(change, replacement, 1))
     result = run("build", exporting)
     assert result.code == 2
-    assert f"{exporting}: {message}" in result.err
+    assert re.search(rf"{re.escape(str(exporting))}:\d+:\d+: {re.escape(message)}", result.err)
     assert not (exporting.parent / "out").exists()
 
 

@@ -37,6 +37,7 @@ def test_live_campaign_builds_against_the_fakes(name: str, tmp_path: Path,
                                                 fake_providers: FakeProviders) -> None:
     fake_providers.start()
     shutil.copytree(REPO / "qwenbuild" / "templates", tmp_path / "qwenbuild" / "templates")
+    (tmp_path / ".git").mkdir()  # a copy of the repository: templates stay inside it
     shutil.copytree(REPO / "projects" / name, tmp_path / "projects" / name,
                     ignore=shutil.ignore_patterns("out", "out-live"))
     campaign = tmp_path / "projects" / name / "live.toml"

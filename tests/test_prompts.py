@@ -63,12 +63,14 @@ def test_context_and_whitespace(tmp_path: Path) -> None:
 
 def test_missing_variable_names_asset_template_and_variable(tmp_path: Path) -> None:
     (problem,) = _error(tmp_path, "Line one\n{{ copy.headline }} {{ copy.subtitle }}\n")
-    assert problem.startswith("asset poster: template t.j2: undefined variable (line 2): subtitle")
+    assert problem == ("asset poster: template t.j2: undefined variable (line 2): copy.subtitle: "
+                       "the copy of asset poster has no key 'subtitle'. Its keys: headline")
 
 
 def test_missing_top_level_variable(tmp_path: Path) -> None:
     (problem,) = _error(tmp_path, "{{ headline }}")
-    assert problem == "asset poster: template t.j2: undefined variable (line 1): headline"
+    assert problem == ("asset poster: template t.j2: undefined variable (line 1): headline "
+                       "(did you mean copy.headline?)")
 
 
 def test_syntax_error_has_line(tmp_path: Path) -> None:
@@ -107,7 +109,8 @@ def test_template_errors_via_cli_exit_2_and_write_nothing(tmp_path: Path, run,
     before = tree_snapshot(tmp_path)
     result = run("build", tmp_path / "campaign.toml")
     assert result.code == 2
-    assert "ERROR: asset poster: template t.j2: undefined variable (line 1): subtitle" in result.err
+    assert ("ERROR: asset poster: template t.j2: undefined variable (line 1): copy.subtitle"
+            in result.err)
     assert "Traceback" not in result.err
     assert tree_snapshot(tmp_path) == before
     assert tree_snapshot(cache_dir) == {}

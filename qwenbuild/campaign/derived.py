@@ -17,36 +17,37 @@ from typing import Any
 
 from ..providers import provider_class
 from ..providers.base import ProviderSpec
-from .messages import did_you_mean
+from .messages import Problems, did_you_mean
 from .models import ParentSpec
 from .resolved import Asset, ParentRef
 
 
-def check_locales(locales: Sequence[str], tables: Mapping[str, Any], where: str,
-                  problems: list[str]) -> None:
+def check_locales(locales: Sequence[str], tables: Mapping[str, Any], where: tuple[Any, ...],
+                  problems: Problems) -> None:
     """Locale tables (`[locales.de]`) must name a locale of `campaign.locales`."""
     for name, table in tables.items():
         if not isinstance(table, Mapping):
-            problems.append(f"{where}.{name}: expected a table of copy for locale {name!r} "
-                            f"(`[{where}.{name}]`), got {type(table).__name__}")
+            problems.at(where + (name,), f"expected a table of copy for locale {name!r}, "
+                                         f"got {type(table).__name__}")
             continue
         if not locales:
-            problems.append(f"{where}.{name}: a copy table for locale {name!r}, but the "
-                            "campaign has no locales; add campaign.locales = [...] (the "
-                            "master first)")
+            problems.at(where + (name,), f"a copy table for locale {name!r}, but the "
+                                         "campaign has no locales; add campaign.locales = "
+                                         "[...] (the master first)")
         elif name not in locales:
-            problems.append(f"{where}.{name}: unknown locale {name!r}"
-                            f"{did_you_mean(name, list(locales))}; campaign.locales is "
-                            f"{list(locales)}")
+            problems.at(where + (name,), f"unknown locale {name!r}"
+                                         f"{did_you_mean(name, list(locales))}; "
+                                         f"campaign.locales is {list(locales)}")
 
 
-def check_locale_list(locales: Sequence[str], problems: list[str]) -> None:
+def check_locale_list(locales: Sequence[str], problems: Problems) -> None:
     folded: dict[str, str] = {}
     for i, locale in enumerate(locales):
         if locale.lower() in folded:
-            problems.append(f"campaign.locales[{i}]: {locale!r} is listed twice (also "
-                            f"{folded[locale.lower()]!r}; locales name folders, and case "
-                            "differences collide on some file systems)")
+            problems.at(("campaign", "locales", i),
+                        f"{locale!r} is listed twice (also {folded[locale.lower()]!r}; "
+                        "locales name folders, and case differences collide on some file "
+                        "systems)")
         folded.setdefault(locale.lower(), locale)
 
 
@@ -103,31 +104,33 @@ def parent_ref(value: str | ParentSpec | None) -> ParentRef | None:
 
 
 def check_parents(assets: Sequence[Asset], providers: Mapping[str, ProviderSpec],
-                  locales: Sequence[str], problems: list[str]) -> None:
+                  locales: Sequence[str], problems: Problems) -> None:
     """Parents exist and have what is asked of them, no cycles, providers that edit."""
     by_id = {a.id: a for a in assets}
     for asset in assets:
-        where = f"assets[{asset.index}] ({asset.id})"
+        here = ("assets", asset.index)
         parent = asset.parent
         if parent is not None:
             found = by_id.get(parent.asset)
             if parent.asset == asset.id:
-                problems.append(f"{where}.from: an asset cannot be made from itself")
+                problems.at(here + ("from",), "an asset cannot be made from itself")
                 continue
             if found is None:
-                problems.append(f"{where}.from: unknown asset {parent.asset!r}"
-                                f"{did_you_mean(parent.asset, list(by_id))}")
+                problems.at(here + ("from",), f"unknown asset {parent.asset!r}"
+                                              f"{did_you_mean(parent.asset, list(by_id))}")
                 continue
             if parent.aspect is not None and parent.aspect not in found.aspects:
-                problems.append(f"{where}.from.aspect: {found.id} is not built at "
-                                f"{parent.aspect} (its aspects: {', '.join(found.aspects)})")
+                problems.at(here + ("from", "aspect"),
+                            f"{found.id} is not built at {parent.aspect} (its aspects: "
+                            f"{', '.join(found.aspects)})")
             if parent.provider is not None and parent.provider not in found.providers:
-                problems.append(f"{where}.from.provider: {found.id} is not built by "
-                                f"{parent.provider!r} (its providers: "
-                                f"{', '.join(found.providers)})")
+                problems.at(here + ("from", "provider"),
+                            f"{found.id} is not built by {parent.provider!r} (its providers: "
+                            f"{', '.join(found.providers)})")
             if parent.variant is not None and parent.variant > len(found.seeds):
-                problems.append(f"{where}.from.variant: {found.id} has "
-                                f"{len(found.seeds)} variant(s); {parent.variant} asked")
+                problems.at(here + ("from", "variant"),
+                            f"{found.id} has {len(found.seeds)} variant(s); "
+                            f"{parent.variant} asked")
         edits = parent is not None or (len(locales) > 1 and asset.locale_strategy == "edit")
         if edits:
             for i, name in enumerate(asset.providers):
@@ -138,17 +141,17 @@ def check_parents(assets: Sequence[Asset], providers: Mapping[str, ProviderSpec]
                 if model is not None and model.max_references == 0:
                     why = ("is made from another asset" if parent is not None
                            else "localises by editing (locale_strategy = \"edit\")")
-                    problems.append(
-                        f"{where}.providers[{i}]: {name!r} ({spec.kind} {spec.model}) cannot "
-                        f"edit an image, and this asset {why}; use a model that takes "
-                        "reference images (Qwen-Image 2.0 at Runware, AI/ML API or "
-                        "EmpirioLabs, or the preview)")
+                    problems.at(here + ("providers", i),
+                                f"{name!r} ({spec.kind} {spec.model}) cannot edit an image, "
+                                f"and this asset {why}; use a model that takes reference "
+                                "images (Qwen-Image 2.0 at Runware, AI/ML API or "
+                                "EmpirioLabs, or the preview)")
     cycle = _cycle({a.id: a.parent.asset for a in assets
                     if a.parent is not None and a.parent.asset in by_id})
     if cycle:
         first = by_id[cycle[0]]
-        problems.append(f"assets[{first.index}] ({first.id}).from: assets made from each "
-                        f"other in a circle: {' -> '.join(cycle)}")
+        problems.at(("assets", first.index, "from"),
+                    f"assets made from each other in a circle: {' -> '.join(cycle)}")
 
 
 def _cycle(edges: Mapping[str, str]) -> list[str] | None:

@@ -6,22 +6,53 @@ Schema's. Checks of meaning (unknown templates, providers, references) are in `l
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from ..sizes import ASPECTS
 
-#: Names used as file or folder names (asset ids, provider names).
+#: Names used as file or folder names (asset ids, export and provider names). `$` is the
+#: end of the text here: pydantic checks it with Rust's regex engine, and JSON Schema with
+#: ECMAScript's (in Python's `re`, `$` also matches before a final newline: use `is_name`).
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                      *(f"lpt{i}" for i in range(1, 10))}
 
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+
+def is_name(value: object) -> bool:
+    """Whether `value` may be an asset id, export or provider name (the whole text)."""
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+def _check_name(value: str) -> str:
+    # Belt and braces: the pattern above is checked by pydantic's engine; this is the same
+    # rule in Python, on the whole text, whatever engine pydantic uses.
+    if not is_name(value):
+        raise ValueError("invalid name")
+    return value
+
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN), AfterValidator(_check_name)]
+
 #: A BCP 47 language tag as qwenbuild accepts it (it becomes a folder name): en, de,
 #: zh-Hans, pt-BR, sr-Latn-RS.
 LOCALE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$"
-Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN)]
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
+
+
+def _check_locale(value: str) -> str:
+    # The whole text, as for names: no trailing newline slips through.
+    if _LOCALE.fullmatch(value) is None:
+        raise ValueError("invalid locale")
+    return value
+
+
+Locale = Annotated[str, StringConstraints(pattern=LOCALE_PATTERN),
+                   AfterValidator(_check_locale)]
 MAX_SEED = 2**63 - 1
 MAX_VARIANTS = 100
 
@@ -43,6 +74,11 @@ class CampaignSection(_Model):
     allow_external_references: bool = Field(
         False,
         description="Allow reference images outside the repository holding the campaign.",
+    )
+    allow_external_templates: bool = Field(
+        False,
+        description="Allow template folders and template files (after following symbolic "
+                    "links) outside the repository holding the campaign.",
     )
     budget: float | None = Field(
         None, ge=0, allow_inf_nan=False,

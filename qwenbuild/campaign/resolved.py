@@ -108,6 +108,8 @@ class Campaign:
     @property
     def master_locale(self) -> str | None:
         return self.locales[0] if self.locales else None
+    #: The folder template files must stay in (None: campaign.allow_external_templates).
+    template_root: Path | None = None
 
     @property
     def cache_dir(self) -> Path:

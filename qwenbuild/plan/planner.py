@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -17,10 +16,12 @@ from typing import Any
 
 from ..campaign import Asset, Campaign
 from ..errors import InputError, TemplateError, ValidationError
+from ..imagecheck import BadImageError, image_format
 from ..keys import canonical_json, job_key
 from ..prompts import Prompts
 from ..providers import provider_class
 from ..providers.base import GenerationRequest, Provider, ProviderSpec, Reference
+from ..safeio import MAX_REFERENCE_BYTES, read_regular
 from ..sizes import orientation
 from ..store import KeyMemo, Store
 from .derived import (
@@ -91,7 +92,7 @@ def plan(campaign: Campaign, selection: Selection | None = None,
     providers = {
         name: provider_class(spec.kind)(spec) for name, spec in campaign.providers.items()
     }
-    prompts = Prompts(campaign.template_dirs)
+    prompts = Prompts(campaign.template_dirs, campaign.template_root)
     references = _References(campaign)
     problems: list[str] = []
     seen_problems: set[str] = set()
@@ -406,21 +407,17 @@ class _References:
         return found[0], found[1]
 
     def _read(self, path: Path, where: str, report: Any) -> Reference | None:
-        from PIL import Image, UnidentifiedImageError
-
         shown = _shown(path, self.campaign.root)
         try:
-            data = path.read_bytes()
+            data = read_regular(path, MAX_REFERENCE_BYTES)
         except OSError as exc:
-            report(f"{self.campaign.shown}: {where}: cannot read {shown}: {exc.strerror}")
+            report(f"{self.campaign.shown}: {where}: cannot read {shown}: "
+                   f"{exc.strerror or exc}")
             return None
         try:
-            with Image.open(io.BytesIO(data)) as img:
-                fmt = (img.format or "PNG").upper()
-                img.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            reason = "unknown format" if isinstance(exc, UnidentifiedImageError) else str(exc)
-            report(f"{self.campaign.shown}: {where}: {shown} is not a readable image ({reason})")
+            fmt = image_format(data)
+        except BadImageError as exc:
+            report(f"{self.campaign.shown}: {where}: {shown} is not a readable image ({exc})")
             return None
         media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(fmt)
         if media is None:

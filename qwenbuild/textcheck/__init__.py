@@ -144,7 +144,7 @@ def expectations(the_plan: Plan) -> dict[str, tuple[str, ...]]:
     """Expected lines of every job of a plan, by output path. Every template problem is
     reported at once (TemplateError, exit code 2) before anything is read or generated."""
     campaign = the_plan.campaign
-    prompts = Prompts(campaign.template_dirs)
+    prompts = Prompts(campaign.template_dirs, campaign.template_root)
     assets = {a.id: a for a in campaign.assets}
     out: dict[str, tuple[str, ...]] = {}
     problems: list[str] = []
