@@ -1,9 +1,10 @@
 """`qwenbuild check CAMPAIGN`: read the text of every built output back and score it.
 
 Checks each output of the campaign's current plan that the manifest lists, prints a line
-per image (green, amber or red, the score, the worst line and what was read there),
-writes the results into the manifest entries (`text_check`) under the build's output lock,
-and exits 1 when an image scores under the threshold (or cannot be read).
+per image (green, red or unreadable; amber with a --min-score under 1; the worst line and
+what was read there), writes the results into the manifest entries (`text_check`) under
+the build's output lock, and exits 1 when an image is red (a line reads wrong) or cannot
+be opened, else 3 when an image is unreadable (EXIT_UNREADABLE), else 0.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import InputError
-from . import AMBER, DEFAULT_MIN_SCORE, ERROR, GREEN, NONE, RED, TextChecker, TextResult
+from . import (AMBER, DEFAULT_MIN_SCORE, ERROR, GREEN, NONE, RED, UNREADABLE_STATUS,
+               TextChecker, TextResult)
 from . import engines as _engines
 
 if TYPE_CHECKING:
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 #: Keys of a manifest entry's `text_check` that `build --verify-text` owns: a later
 #: `check` of the same image keeps them.
 _REROLL_KEYS = ("attempts", "chosen")
+#: Exit code of `check` when no image is red but some are unreadable.
+EXIT_UNREADABLE = 3
 
 
 @dataclass
@@ -60,8 +64,13 @@ class CheckReport:
 
     @property
     def failed(self) -> bool:
-        """Whether any image scored under the threshold or could not be read."""
+        """Whether any image reads wrong (red) or could not be opened."""
         return any(self.status(item) in (RED, ERROR) for item in self.images)
+
+    @property
+    def unreadable(self) -> bool:
+        """Whether any image could not be read with confidence."""
+        return any(self.status(item) == UNREADABLE_STATUS for item in self.images)
 
     def output(self, item: ImageCheck) -> str:
         path = self.campaign.out / item.job.output
@@ -81,7 +90,8 @@ class CheckReport:
             images.append(data)
         return {
             "min_score": self.min_score,
-            **{s: self.count(s) for s in (GREEN, AMBER, RED, NONE, ERROR, "missing")},
+            **{s: self.count(s) for s in (GREEN, AMBER, RED, UNREADABLE_STATUS, NONE, ERROR,
+                                          "missing")},
             "read": sum(1 for i in self.images if i.result is not None and not i.result.cached),
             "cached": sum(1 for i in self.images if i.result is not None and i.result.cached),
             "images": images,
@@ -181,7 +191,8 @@ def min_score_arg(value: float) -> float:
 
 
 def command(args: argparse.Namespace, selection: Selection) -> int:
-    """Run `qwenbuild check`; returns the exit code (0 all pass, 1 some under the threshold)."""
+    """Run `qwenbuild check`; returns the exit code: 1 when an image is red or cannot be
+    opened, else 3 when one is unreadable, else 0."""
     from ..campaign import load_campaign
 
     min_score = min_score_arg(args.min_score)
@@ -194,10 +205,11 @@ def command(args: argparse.Namespace, selection: Selection) -> int:
     if report.unsaved:
         print(f"WARNING: scores not written to manifest.json: {report.unsaved}",
               file=sys.stderr)
-    return 1 if report.failed else 0
+    return 1 if report.failed else EXIT_UNREADABLE if report.unreadable else 0
 
 
-_COLOURS = {GREEN: "32", AMBER: "33", RED: "31;1", ERROR: "31;1", NONE: "2", "missing": "35"}
+_COLOURS = {GREEN: "32", AMBER: "33", RED: "31;1", UNREADABLE_STATUS: "36", ERROR: "31;1",
+            NONE: "2", "missing": "35"}
 
 
 def print_report(report: CheckReport, out: TextIO) -> None:
@@ -211,7 +223,7 @@ def print_report(report: CheckReport, out: TextIO) -> None:
 
     for item in report.images:
         status = report.status(item)
-        mark = paint(f"{status:>7}", status)
+        mark = paint(f"{status:>10}", status)
         result = item.result
         where = report.output(item)
         if result is None:
@@ -223,23 +235,34 @@ def print_report(report: CheckReport, out: TextIO) -> None:
         score = "  -  " if result.score is None else f"{result.score:.2f}"
         line = f"{mark} {score}  {where}"
         worst = result.worst
-        if worst is not None and status != GREEN:
+        if result.unreadable is not None:
+            line += f"  {result.unreadable}"
+        elif worst is not None and status != GREEN:
             line += f"  worst: {worst.expected!r} read {worst.read or '(nothing)'!r}"
+            if worst.verdict != "wrong":
+                line += f" ({worst.verdict})"
         if status == NONE:
             line += "  (no expected text)" if not result.skipped else ""
         if item.note:
             line += f"  ({item.note})"
         print(line, file=out)
         for expected, reason in result.skipped:
-            print(f"{'':>14}skipped {expected!r}: {reason}", file=out)
+            print(f"{'':>17}skipped {expected!r}: {reason}", file=out)
     read = sum(1 for i in report.images if i.result is not None and not i.result.cached)
-    parts = [f"{report.count(s)} {s}" for s in (GREEN, AMBER, RED) if report.count(s)]
+    parts = [f"{report.count(s)} {s}" for s in (GREEN, AMBER, RED, UNREADABLE_STATUS)
+             if report.count(s)]
     parts += [f"{report.count(s)} {w}" for s, w in ((NONE, "with nothing to check"),
-                                                   (ERROR, "unreadable"),
+                                                   (ERROR, "could not be opened"),
                                                    ("missing", "not built"))
               if report.count(s)]
     checked = sum(1 for i in report.images if i.result is not None)
+    engines = next((i.result.engine for i in report.images if i.result is not None), "")
     print(f"{len(report.images)} images: {', '.join(parts) or 'none checked'} "
           f"(min score {report.min_score:.2f}); {read} read, {checked - read} from the "
           f"check cache" + ("; scores saved in manifest.json" if report.saved else ""),
           file=out)
+    if engines:
+        alone = "" if " + " in engines else " (one engine only; RapidOCR: " \
+            "pip install 'qwenbuild[ocr]')" if engines.startswith("tesseract") else \
+            " (one engine only)"
+        print(f"engines: {engines}{alone}", file=out)
