@@ -59,23 +59,26 @@ def _parser() -> argparse.ArgumentParser:
                               "(overrides the campaign's budget)")
     p_build.add_argument("--verify-text", action="store_true",
                          help="read the text of each image back (OCR) and generate an image "
-                              "whose text scores under --min-score again, with a new seed")
-    p_build.add_argument("--min-score", type=float, default=0.8, metavar="S",
-                         help="with --verify-text: the lowest passing text score, 0..1 "
-                              "(default 0.8)")
+                              "whose text reads wrong (red) again, with a new seed")
+    p_build.add_argument("--min-score", type=float, default=1.0, metavar="S",
+                         help="with --verify-text: a line read wrong passes (amber) when its "
+                              "score, 1 - edits/letters, is at least S (0..1, default 1: "
+                              "no wrong letter passes)")
     p_build.add_argument("--max-rerolls", type=int, default=2, metavar="N",
                          help="with --verify-text: new seeds to try per image (default 2)")
 
     p_check = sub.add_parser(
         "check", help="read the text in each output back and score it against the copy",
         description="OCR every built output, score each expected line (expect_text, else "
-                    "the copy's headline and subtitle), record the scores in manifest.json "
-                    "and exit 1 when an image scores under --min-score.")
+                    "the copy's headline and subtitle), record the verdicts in "
+                    "manifest.json; exit 1 when an image reads wrong (red), 3 when none "
+                    "does but one is unreadable, else 0.")
     common(p_check)
     # Declared here, not by importing the text check: `qwenbuild --help` must start quickly.
-    p_check.add_argument("--min-score", type=float, default=0.8, metavar="S",
-                         help="an image whose worst line scores under S fails (0..1, default "
-                              "0.8); green from max(S, 0.95)")
+    p_check.add_argument("--min-score", type=float, default=1.0, metavar="S",
+                         help="a line read wrong passes (amber) when its score, "
+                              "1 - edits/letters, is at least S (0..1, default 1: one wrong "
+                              "letter is red)")
 
     p_plan = sub.add_parser("plan", help="show what a build would do, job by job",
                             description="Show what a build would do and why, without doing it.")

@@ -5,9 +5,10 @@ Per job, once its output is generated, restored or found up to date:
 - attempt 0 is the job's own image (its planned key); attempt n = 1..N sends the job's
   exact request with only the seed changed to `reroll_seed(asset, seed, n)`. Another seed
   is another key, so every attempt is its own cache entry, paid for once and kept;
-- attempts are scored in order (results cached by image), stopping at the first that
-  scores at least the threshold; the best score wins (the earliest on a tie) and becomes
-  the output. The manifest entry keeps the job's planned key (so the next plan sees the
+- attempts are checked in order (results cached by image), stopping at the first that
+  is not red (green, amber, unreadable: a reroll is paid for text read wrong only); the
+  best wins (`TextResult.rank`: green > amber > unreadable > red, then score; the
+  earliest on a tie) and becomes the output. The manifest entry keeps the job's planned key (so the next plan sees the
   output up to date) and records every attempt in `text_check.attempts`;
 - a choice record `<cache>/textcheck/choices/<planned key>.json` names the chosen reroll,
   so a restore from the cache brings back the chosen image (`restore_source`); it is void
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .cache import Cache, CacheEntry
 from .fsutil import atomic_write
 from .plan import BUILD, CACHED, Assessment, Job, Plan
+from .textcheck import RED, UNREADABLE_STATUS
 
 if TYPE_CHECKING:
     from .build import BuildOptions, JobResult, _State
@@ -184,11 +186,11 @@ class TextVerifier:
                 generated = True
             text = await self._check(entry, lines)
             attempts.append(_Attempt(number, candidate, entry, text))
-            if text.error is not None or text.score is None or text.score >= self.min_score:
+            if text.status(self.min_score) != RED:
                 break
         if not attempts:
             return result
-        chosen = max(attempts, key=lambda a: (a.score, -a.number))
+        chosen = max(attempts, key=lambda a: (a.text.rank(self.min_score), -a.number))
         rewritten = await self._settle(state, job, attempts, chosen)
         self._report(job, attempts, chosen, stop_reason)
         if generated:
@@ -275,7 +277,8 @@ class TextVerifier:
         text_check = chosen.text.to_manifest(self.min_score)
         text_check["attempts"] = [
             {"attempt": a.number, "seed": a.job.seed, "key": a.job.key, "score": a.text.score,
-             "cost_usd": a.entry.record.get("cost_usd")} for a in attempts]
+             "status": a.text.status(self.min_score), "cost_usd": a.entry.record.get("cost_usd")}
+            for a in attempts]
         text_check["chosen"] = chosen.number
         state.manifest.set(job.output, {**entry, "text_check": text_check})
 
@@ -295,14 +298,19 @@ class TextVerifier:
     def _report(self, job: Job, attempts: list[_Attempt], chosen: _Attempt,
                 stop_reason: str) -> None:
         text = chosen.text
+        status = text.status(self.min_score)
         if text.error is not None:
             log.warning("%s: text not checked: %s", job.output, text.error)
-        elif text.score is not None and text.score < self.min_score:
+        elif status == UNREADABLE_STATUS:
+            log.warning("%s: text unreadable (not confirmed right or wrong)%s", job.output,
+                        f": {text.unreadable}" if text.unreadable else "")
+        elif status == RED and text.score is not None:
             worst = text.worst
             assert worst is not None
             tried = f"{len(attempts) - 1} rerolls" if len(attempts) > 1 else "no reroll"
-            log.warning("%s: text scores %.2f, under %.2f after %s%s; kept attempt %d "
-                        "(expected %r, read %r)", job.output, text.score, self.min_score,
+            log.warning("%s: text reads wrong (score %.2f, min %.2f) after %s%s; kept "
+                        "attempt %d (expected %r, read %r)", job.output, text.score,
+                        self.min_score,
                         tried, f" ({stop_reason})" if stop_reason else "", chosen.number,
                         worst.expected, worst.read)
         elif chosen.number:
