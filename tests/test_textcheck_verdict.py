@@ -65,6 +65,32 @@ def test_the_confidence_where_a_line_differs_is_that_of_the_differing_letters() 
     assert match_line("SUMMER", Words.of(["SUMMER"], [0.87])).conf == 0.87
 
 
+def test_a_doubled_chinese_character_at_a_line_end_is_a_difference() -> None:
+    """CJK windows may end between any two characters; a repeat across the edge, in the
+    same OCR word, still counts (the window does not stop short of it)."""
+    found = match_line("预订座位请扫码", Words.of(["预订座位请扫码码"]))
+    assert found.distance == 1 and [e[1:] for e in found.edits] == [("", "码")]
+    assert match_line("限时优惠", Words.of(["限限时优惠"])).distance == 1
+    assert match_line("春の光祭", Words.of(["京都春の光祭2026"])).distance == 0
+
+
+def test_letters_lost_at_a_reading_end_are_no_evidence_unless_whole_words() -> None:
+    """A reading that lost the end of a line (text running onto a darker shape) does not
+    object; a whole word missing does."""
+    cut = match_line("Fresh fruit every Sunday", Words.of("Fresh fruit every Su".split()))
+    assert cut.distance == 4 and cut.edits == () and cut.diff_conf == 0.0
+    dropped = match_line("FRESH FRUIT EVERY SUNDAY", Words.of("FRESH FRUIT EVERY".split()))
+    assert dropped.distance == 6 and len(dropped.edits) == 6 and dropped.diff_conf == 1.0
+    inside = match_line("SUMMER MARKET", Words.of(["SUMMER", "MARKT"]))
+    assert inside.edits == ((10, "e", ""),)
+
+
+def test_characters_printed_alike_are_one() -> None:
+    assert normalise("春のひかリ") == normalise("春のひかり")  # katakana ri, hiragana ri
+    assert normalise("ロ") == normalise("口")
+    assert normalise("SUMMER") != normalise("SUMNER")
+
+
 # -- the verdict of one line --------------------------------------------------------------------
 
 

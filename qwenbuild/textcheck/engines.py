@@ -309,6 +309,12 @@ class RapidOcrEngine:
             from rapidocr import RapidOCR
 
             with self._lock:
+                try:  # no usage telemetry from ONNX Runtime (a no-op where it sends none)
+                    import onnxruntime
+
+                    onnxruntime.disable_telemetry_events()
+                except (ImportError, AttributeError):
+                    pass
                 ocr = RapidOCR(params={
                     "Global.log_level": "error",
                     "Global.use_cls": False,

@@ -265,6 +265,18 @@ def match_line(expected: str, words: Words) -> Match:
     cased = _cased(expected)
     start, end = min(windows[:20], key=lambda w: (
         levenshtein(cased, _cased(words.span(*w))) if len(windows) > 1 else 0))
+    # A CJK character repeated across the window's edge, in the same OCR word, is a
+    # doubled character (CJK windows may end between any two characters).
+    chars, owner = words.chars, words.owner
+    grown = False
+    while 0 < end < len(chars) and chars[end] == chars[end - 1] and \
+            owner[end] == owner[end - 1] and is_cjk(chars[end]):
+        end, grown = end + 1, True
+    while 0 < start < end and chars[start - 1] == chars[start] and \
+            owner[start - 1] == owner[start] and is_cjk(chars[start]):
+        start, grown = start - 1, True
+    if grown:
+        distance = levenshtein(target, chars[start:end])
     length = max(len(target), end - start)
     window = words.chars[start:end]
     confs = words.conf[start:end] if words.conf else (1.0,) * len(window)
