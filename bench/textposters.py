@@ -534,7 +534,10 @@ def make_poster(index: int, seed: int, fonts: dict[str, list[tuple[str, int]]], 
     drawn = [head, sub]
     if erroneous:
         for _ in range(50):
-            kind = kinds[rng.randrange(len(kinds))] if index < 0 else kinds[(index // 2 // len(STYLES)) % len(kinds)]
+            # Every kind in every style: the kind turns with the block and the style.
+            block, place = divmod(index, 2 * len(STYLES))
+            kind = kinds[rng.randrange(len(kinds))] if index < 0 else \
+                kinds[(block + place) % len(kinds)]
             target = 0 if rng.random() < 0.7 else 1
             made = (cjk_error if script == "cjk" else latin_error)(rng, drawn[target], kind)
             if made is not None and made != drawn[target]:
