@@ -52,13 +52,15 @@ FONT_PACKAGES = (
 _F = "/usr/share/fonts/"
 _T = _F + "truetype/"
 _O = _F + "opentype/"
+_TEXGYRE = "/usr/share/texmf/fonts/opentype/public/tex-gyre/"  # fonts-texgyre
 
 #: (file, face index) of display faces (headlines) and text faces (subtitles, labels).
 DEV_FONTS = {
     "display": [
         (_T + "dejavu/DejaVuSans-Bold.ttf", 0), (_T + "liberation/LiberationSans-Bold.ttf", 0),
         (_T + "roboto/unhinted/RobotoTTF/Roboto-Black.ttf", 0),
-        (_O + "bebas-neue/BebasNeue-Bold.otf", 0), (_O + "league-spartan/LeagueSpartan-Bold.otf", 0),
+        (_O + "bebas-neue/BebasNeue-Bold.otf", 0),
+        (_O + "league-spartan/LeagueSpartan-Bold.otf", 0),
         (_O + "inter/Inter-ExtraBold.otf", 0), (_T + "lato/Lato-Black.ttf", 0),
         (_O + "urw-base35/NimbusRoman-Bold.otf", 0), (_O + "ebgaramond/EBGaramond12-Bold.otf", 0),
         (_O + "lobster/lobster.otf", 0), (_O + "cantarell/Cantarell-ExtraBold.otf", 0),
@@ -84,17 +86,18 @@ HELDOUT_FONTS = {
         (_O + "urw-base35/C059-Bold.otf", 0), (_O + "urw-base35/URWBookman-Demi.otf", 0),
         (_T + "crosextra/Carlito-Bold.ttf", 0), (_T + "crosextra/Caladea-Bold.ttf", 0),
         (_T + "karla/Karla-ExtraBold.otf", 0), (_T + "quicksand/Quicksand-Bold.ttf", 0),
-        (_F + "fonts-go/Go-Bold.ttf", 0), (_O + "jura/Jura-Bold.otf", 0), (_O + "dosis/Dosis-ExtraBold.otf", 0),
+        (_F + "fonts-go/Go-Bold.ttf", 0), (_O + "jura/Jura-Bold.otf", 0),
+        (_O + "dosis/Dosis-ExtraBold.otf", 0),
         (_T + "paratype/PTS75F.ttf", 0), (_O + "didot/GFSDidotBold.otf", 0),
         (_T + "dejavu/DejaVuSerifCondensed-Bold.ttf", 0),
         (_O + "league-spartan/LeagueSpartan-Black.otf", 0),
-        ("/usr/share/texmf/fonts/opentype/public/tex-gyre/" + "texgyreheros-bold.otf", 0),
+        (_TEXGYRE + "texgyreheros-bold.otf", 0),
     ],
     "text": [
         (_T + "open-sans/OpenSans-Regular.ttf", 0), (_T + "freefont/FreeSans.ttf", 0),
         (_O + "urw-base35/P052-Roman.otf", 0), (_T + "crosextra/Carlito-Regular.ttf", 0),
         (_T + "karla/Karla-Regular.otf", 0), (_T + "paratype/PTS55F.ttf", 0),
-        (_F + "fonts-go/Go-Regular.ttf", 0), ("/usr/share/texmf/fonts/opentype/public/tex-gyre/" + "texgyrepagella-regular.otf", 0),
+        (_F + "fonts-go/Go-Regular.ttf", 0), (_TEXGYRE + "texgyrepagella-regular.otf", 0),
     ],
     "cjk": [(_T + "wqy/wqy-zenhei.ttc", 0), (_T + "arphic/ukai.ttc", 0),
             (_T + "lxgw-wenkai/LXGWWenKai-Regular.ttf", 0)],
@@ -158,12 +161,12 @@ CJK_LOOKALIKE = {
     "春": "椿", "季": "李", "灯": "打", "光": "先", "节": "苄", "夏": "复", "日": "曰",
     "音": "意", "乐": "东", "会": "合", "城": "域", "市": "币", "咖": "加", "啡": "非",
     "秋": "秒", "新": "亲", "品": "晶", "发": "友", "布": "市", "冬": "东", "限": "垠",
-    "时": "吋", "特": "持", "卖": "买", "周": "用", "末": "未", "手": "毛", "作": "昨",
+    "时": "吋", "特": "持", "卖": "买", "末": "未", "手": "毛", "作": "昨",
     "集": "焦", "海": "悔", "港": "巷", "美": "姜", "食": "良", "艺": "乞", "术": "木",
     "设": "没", "计": "讦", "电": "由", "影": "景", "展": "屐", "星": "足", "空": "穿",
     "露": "路", "营": "莹", "森": "淼", "林": "材", "徒": "徙", "步": "少", "之": "乏",
     "旅": "族", "复": "夏", "古": "古", "唱": "倡", "片": "斤", "精": "睛", "茶": "荼",
-    "叶": "叮", "鉴": "签", "花": "化", "园": "围", "早": "旱", "午": "牛", "餐": "粲",
+    "叶": "叮", "鉴": "签", "花": "化", "早": "旱", "午": "牛", "餐": "粲",
     "科": "料", "技": "枝", "创": "仓", "峰": "锋", "未": "末", "来": "耒", "论": "伦",
     "坛": "云", "年": "午", "烟": "咽", "火": "大", "晚": "挽", "湖": "胡", "畔": "伴",
     "读": "渎", "书": "韦", "山": "出", "夜": "液", "景": "影", "摄": "聂", "传": "转",
@@ -314,7 +317,8 @@ def _background(rng: random.Random, style: str, size: tuple[int, int]) -> tuple[
         bottom = tuple(rng.randint(20, 200) for _ in range(3))
         for y in range(h):
             t = y / h
-            draw.line([(0, y), (w, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom)))
+            draw.line([(0, y), (w, y)],
+                      fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
         for _ in range(rng.randint(12, 30)):
             r = rng.randint(w // 20, w // 4)
             x, y = rng.randint(0, w), rng.randint(0, h)
@@ -360,7 +364,7 @@ def _text_layer(size: tuple[int, int], lines: list[tuple[str, ImageFont.FreeType
     y = pad
     outline = style == "outline"
     mode = rng.choice(("stroke", "shadow", "hollow")) if outline else None
-    for (text, font), box, hgt in zip(lines, boxes, heights):
+    for (text, font), box, hgt in zip(lines, boxes, heights, strict=True):
         tw = box[2] - box[0]
         x = pad - box[0] + (0 if align == "left" else (width - 2 * pad - tw) // 2)
         fs = font.size
@@ -382,7 +386,7 @@ def _text_layer(size: tuple[int, int], lines: list[tuple[str, ImageFont.FreeType
         cut = Image.new("L", layer.size, 0)
         cd = ImageDraw.Draw(cut)
         y = pad
-        for (text, font), box, hgt in zip(lines, boxes, heights):
+        for (text, font), box, hgt in zip(lines, boxes, heights, strict=True):
             tw = box[2] - box[0]
             x = pad - box[0] + (0 if align == "left" else (width - 2 * pad - tw) // 2)
             cd.text((x, y), text, font=font, fill=255)
@@ -408,14 +412,15 @@ def _perspective(layer: Image.Image, rng: random.Random) -> Image.Image:
     w, h = layer.size
     d = 0.12
     src = [(0, 0), (w, 0), (w, h), (0, h)]
-    dst = [(rng.uniform(0, d) * w, rng.uniform(0, d) * h), (w - rng.uniform(0, d) * w, rng.uniform(0, d) * h),
-           (w - rng.uniform(0, d) * w, h - rng.uniform(0, d) * h), (rng.uniform(0, d) * w, h - rng.uniform(0, d) * h)]
+    u = rng.uniform
+    dst = [(u(0, d) * w, u(0, d) * h), (w - u(0, d) * w, u(0, d) * h),
+           (w - u(0, d) * w, h - u(0, d) * h), (u(0, d) * w, h - u(0, d) * h)]
     # Coefficients mapping output (dst) to input (src) points.
     import numpy as np
 
     a = []
     b = []
-    for (x, y), (u, v) in zip(dst, src):
+    for (x, y), (u, v) in zip(dst, src, strict=True):
         a.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
         a.append([0, 0, 0, x, y, 1, -v * x, -v * y])
         b += [u, v]

@@ -8,8 +8,9 @@ Per job, once its output is generated, restored or found up to date:
 - attempts are checked in order (results cached by image), stopping at the first that
   is not red (green, amber, unreadable: a reroll is paid for text read wrong only); the
   best wins (`TextResult.rank`: green > amber > unreadable > red, then score; the
-  earliest on a tie) and becomes the output. The manifest entry keeps the job's planned key (so the next plan sees the
-  output up to date) and records every attempt in `text_check.attempts`;
+  earliest on a tie) and becomes the output. The manifest entry keeps the job's planned
+  key (so the next plan sees the output up to date) and records every attempt in
+  `text_check.attempts`;
 - a choice record `<cache>/textcheck/choices/<planned key>.json` names the chosen reroll,
   so a restore from the cache brings back the chosen image (`restore_source`); it is void
   once the planned key's image changes (`--force`).

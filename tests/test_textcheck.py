@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 
-from qwenbuild.textcheck import TextResult, plan_languages, reading_orders
+from qwenbuild.textcheck import plan_languages, reading_orders
 from qwenbuild.textcheck.engines import Engines, OcrWord, default_engine
 from qwenbuild.textcheck.score import Words, align, levenshtein, match_line, normalise
 

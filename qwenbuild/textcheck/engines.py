@@ -20,7 +20,8 @@ import importlib.util
 import os
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -247,6 +248,11 @@ class RecLine:
     char_conf: tuple[float, ...]
 
 
+#: Loaded RapidOCR stages not in use, per (detector, recogniser) model file.
+_POOLS: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
+_POOL_LOCK = threading.Lock()
+
+
 class RapidOcrEngine:
     """RapidOCR's PP-OCR detector and recogniser, driven stage by stage.
 
@@ -283,8 +289,6 @@ class RapidOcrEngine:
             self._version = version("rapidocr")
         except PackageNotFoundError:
             self._version = getattr(rapidocr, "__version__", "?")
-        self._lock = threading.Lock()
-        self._local = threading.local()
 
     @staticmethod
     def _pick(paths: list[Path]) -> Path:
@@ -299,36 +303,47 @@ class RapidOcrEngine:
         # The PP-OCR multilingual models read Latin script, Chinese and Japanese kana.
         return frozenset({"eng", "chi_sim", "chi_tra", "jpn"})
 
-    def _stages(self) -> tuple[Any, Any]:
-        """This thread's detector and recogniser (ONNX sessions are made per thread: one
-        intra-op thread each, so results do not depend on how the work is split)."""
-        stages = getattr(self._local, "stages", None)
+    @contextmanager
+    def _stages(self) -> Iterator[tuple[Any, Any]]:
+        """A detector and recogniser to use alone meanwhile. Loaded models are kept for
+        the process (per model files) and lent to one reading at a time: a second reading
+        running at once loads its own. ONNX Runtime runs with one intra-op thread, in the
+        calling thread, so results do not depend on how the work is split."""
+        key = (str(self._det_path), str(self._rec_path))
+        with _POOL_LOCK:
+            pool = _POOLS.setdefault(key, [])
+            stages = pool.pop() if pool else None
         if stages is None:
-            import logging
+            stages = self._load()
+        try:
+            yield stages
+        finally:
+            with _POOL_LOCK:
+                _POOLS[key].append(stages)
 
-            from rapidocr import RapidOCR
+    def _load(self) -> tuple[Any, Any]:
+        import logging
 
-            with self._lock:
-                try:  # no usage telemetry from ONNX Runtime (a no-op where it sends none)
-                    import onnxruntime
+        from rapidocr import RapidOCR
 
-                    onnxruntime.disable_telemetry_events()
-                except (ImportError, AttributeError):
-                    pass
-                ocr = RapidOCR(params={
-                    "Global.log_level": "error",
-                    "Global.use_cls": False,
-                    "EngineConfig.onnxruntime.intra_op_num_threads": 1,
-                    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-                    "Det.model_path": str(self._det_path),
-                    "Rec.model_path": str(self._rec_path),
-                    # The image is sized here (DET_LONG_SIDE), not by the detector.
-                    "Det.limit_type": "max", "Det.limit_side_len": 4096,
-                })
-                logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-                stages = (ocr._load_det_model(), ocr._load_rec_model())
-            self._local.stages = stages
-        return stages
+        try:  # no usage telemetry from ONNX Runtime (a no-op where it sends none)
+            import onnxruntime
+
+            onnxruntime.disable_telemetry_events()
+        except (ImportError, AttributeError):
+            pass
+        ocr = RapidOCR(params={
+            "Global.log_level": "error",
+            "Global.use_cls": False,
+            "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            "Det.model_path": str(self._det_path),
+            "Rec.model_path": str(self._rec_path),
+            # The image is sized here (DET_LONG_SIDE), not by the detector.
+            "Det.limit_type": "max", "Det.limit_side_len": 4096,
+        })
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+        return ocr._load_det_model(), ocr._load_rec_model()
 
     def detect(self, rgb: Any) -> list[Any]:
         """Text-line quadrilaterals (4x2 float arrays, in `rgb`'s pixels) of an RGB numpy
@@ -336,16 +351,16 @@ class RapidOcrEngine:
         import cv2
         import numpy as np
 
-        det, _ = self._stages()
         h, w = rgb.shape[:2]
         scale = min(1.0, self.DET_LONG_SIDE / max(h, w))
         small = rgb if scale == 1.0 else cv2.resize(
             rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
             interpolation=cv2.INTER_AREA)
-        try:
-            found = det(np.ascontiguousarray(small[:, :, ::-1]))
-        except Exception as exc:  # noqa: BLE001 - any failure inside ONNX Runtime
-            raise OcrFailed(f"rapidocr detection failed: {exc}") from exc
+        with self._stages() as (det, _):
+            try:
+                found = det(np.ascontiguousarray(small[:, :, ::-1]))
+            except Exception as exc:  # noqa: BLE001 - any failure inside ONNX Runtime
+                raise OcrFailed(f"rapidocr detection failed: {exc}") from exc
         if found.boxes is None:
             return []
         return [np.asarray(box, dtype=np.float32) / scale for box in found.boxes]
@@ -357,12 +372,12 @@ class RapidOcrEngine:
 
         if not crops:
             return []
-        _, rec = self._stages()
         bgr = [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
-        try:
-            out = rec(TextRecInput(img=bgr, return_word_box=True))
-        except Exception as exc:  # noqa: BLE001 - any failure inside ONNX Runtime
-            raise OcrFailed(f"rapidocr recognition failed: {exc}") from exc
+        with self._stages() as (_, rec):
+            try:
+                out = rec(TextRecInput(img=bgr, return_word_box=True))
+            except Exception as exc:  # noqa: BLE001 - any failure inside ONNX Runtime
+                raise OcrFailed(f"rapidocr recognition failed: {exc}") from exc
         lines = []
         for text, score, info in zip(out.txts, out.scores, out.word_results, strict=True):
             confs = tuple(float(c) for c in (getattr(info, "confs", None) or ()))

@@ -19,8 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import InputError
-from . import (AMBER, DEFAULT_MIN_SCORE, ERROR, GREEN, NONE, RED, UNREADABLE_STATUS,
-               TextChecker, TextResult)
+from . import (
+    AMBER,
+    DEFAULT_MIN_SCORE,
+    ERROR,
+    GREEN,
+    NONE,
+    RED,
+    UNREADABLE_STATUS,
+    TextChecker,
+    TextResult,
+)
 from . import engines as _engines
 
 if TYPE_CHECKING:
