@@ -287,6 +287,22 @@ def test_without_rapidocr_the_check_runs_on_tesseract_alone(
     assert engine.identity().startswith("tesseract ")
 
 
+def test_an_uninstalled_rapidocr_leaves_tesseract_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    pytest.importorskip("pytesseract")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "rapidocr" else real(name, *a))
+    with pytest.raises(OcrEngineMissing, match="qwenbuild\\[ocr\\]"):
+        engines.RapidOcrEngine()
+    try:
+        engine = engines.default_engine()
+    except OcrEngineMissing:
+        pytest.skip("Tesseract is not installed")
+    assert engine.names == ("tesseract",)
+
+
 def test_checking_opens_no_network_connection(monkeypatch: pytest.MonkeyPatch,
                                               tmp_path: Path) -> None:
     """RapidOCR's models come from the wheel: loading and reading connect to nothing."""

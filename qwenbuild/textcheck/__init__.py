@@ -300,9 +300,9 @@ def evidence_of(reading: Any, lines: Sequence[str]) -> list[Evidence]:
             if current is None or (found.distance, -found.diff_conf, -found.conf) < (
                     current.match.distance, -current.match.diff_conf, -current.match.conf):
                 best[i] = Evidence(reading.source, reading.engine, found, len(normalise(line)))
-    return [e for e in best if e is not None] if all(best) else [
-        e or Evidence(reading.source, reading.engine, match_line(line, Words.of([])),
-                      len(normalise(line))) for e, line in zip(best, lines, strict=True)]
+    nothing = Words.of([])  # a reading without words: no opinion on any line
+    return [e or Evidence(reading.source, reading.engine, match_line(line, nothing),
+                          len(normalise(line))) for e, line in zip(best, lines, strict=True)]
 
 
 def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
