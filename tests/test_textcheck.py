@@ -1,8 +1,9 @@
-"""`qwenbuild check`: the text read back from each image, scored against the copy.
+"""`qwenbuild check`: the text read back from each image, compared with the copy.
 
-Scoring is tested on strings (no OCR); the rest reads real images with Tesseract. Those
-tests are skipped on a machine without Tesseract, and never in CI (`CI` set): there a
-missing engine fails, so the tests cannot silently stop running.
+Matching and the verdict are tested on strings (no OCR, here and in
+test_textcheck_verdict.py); the rest reads real images with RapidOCR and Tesseract. Those
+tests are skipped on a machine without them, and never in CI (`CI` set): there a missing
+engine fails, so the tests cannot silently stop running.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 
 from qwenbuild.store import Store
-from qwenbuild.textcheck import TextResult, plan_languages, reading_orders
-from qwenbuild.textcheck.engines import OcrWord
+from qwenbuild.textcheck import plan_languages, reading_orders
+from qwenbuild.textcheck.engines import Engines, OcrWord, default_engine
 from qwenbuild.textcheck.score import Words, align, levenshtein, match_line, normalise
 
 from .conftest import build_file_tree
@@ -33,6 +34,9 @@ OCR_MISSING = [what for what, ok in (
     ("tesseract (apt-get install tesseract-ocr tesseract-ocr-eng)",
      shutil.which("tesseract") is not None),
     ("pytesseract", importlib.util.find_spec("pytesseract") is not None),
+    ("rapidocr and onnxruntime (pip install -e '.[ocr]')",
+     importlib.util.find_spec("rapidocr") is not None
+     and importlib.util.find_spec("onnxruntime") is not None),
 ) if not ok]
 needs_ocr = pytest.mark.skipif(
     bool(OCR_MISSING) and not IN_CI,
@@ -40,8 +44,9 @@ needs_ocr = pytest.mark.skipif(
 
 
 def ocr_spy(monkeypatch: pytest.MonkeyPatch) -> SpyEngine:
-    """Tesseract counting the images it reads, made the engine of `check` and `build
-    --verify-text` (a missing engine fails here, in CI, where the skip does not apply)."""
+    """The real engines counting the readings they make, made the engines of `check` and
+    `build --verify-text` (a missing engine fails here, in CI, where the skip does not
+    apply)."""
     if OCR_MISSING:
         pytest.fail(f"the text check tests need {' and '.join(OCR_MISSING)} (see .ci/run)")
     engine = SpyEngine()
@@ -49,24 +54,25 @@ def ocr_spy(monkeypatch: pytest.MonkeyPatch) -> SpyEngine:
     return engine
 
 
-class SpyEngine:
-    """The real engine, counting calls: a result served from the cache reads nothing."""
+class SpyEngine(Engines):
+    """The real engines, counting calls: a result served from the cache reads nothing."""
 
     def __init__(self) -> None:
-        from qwenbuild.textcheck.engines import TesseractEngine
-
-        self.inner = TesseractEngine()
+        real = default_engine()
+        assert real.rapid is not None and real.tesseract is not None
+        super().__init__(real.rapid, real.tesseract)
         self.reads = 0
+        self.calls: list[str] = []
+        for engine, name in ((real.rapid, "detect"), (real.rapid, "recognise"),
+                             (real.tesseract, "read_with")):
+            setattr(engine, name, self._counting(getattr(engine, name), name))
 
-    def identity(self) -> str:
-        return self.inner.identity()
-
-    def languages(self) -> frozenset[str]:
-        return self.inner.languages()
-
-    def read(self, image: Any, languages: Sequence[str]) -> list[OcrWord]:
-        self.reads += 1
-        return self.inner.read(image, languages)
+    def _counting(self, method: Callable[..., Any], name: str) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            self.calls.append(name)
+            return method(*args, **kwargs)
+        return counted
 
 
 @pytest.fixture
@@ -179,19 +185,6 @@ def test_languages_for_cjk_lines_or_the_reason_they_are_skipped() -> None:
                                                                       "to read"}
 
 
-def test_status_thresholds() -> None:
-    from qwenbuild.textcheck import LineResult
-
-    def result(score: float) -> TextResult:
-        return TextResult((LineResult("A", "A", 1.0), LineResult("B", "b", score)))
-
-    assert result(0.96).status(0.8) == "green"
-    assert result(0.9).status(0.8) == "amber"
-    assert result(0.79).status(0.8) == "red"
-    assert result(0.96).status(0.98) == "red"
-    assert TextResult(()).status(0.8) == "none"
-
-
 CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")  # fonts-wqy-microhei
 
 
@@ -217,17 +210,32 @@ def test_chinese_copy_reads_with_the_chinese_language_data(tmp_path: Path,
         return path
 
     checker = TextChecker(engine, Store(tmp_path / "cache"))
-    lines = ["春季灯光节", "SPRING LIGHT 2026", "春のひかり"]
+    lines = ["春季灯光节", "SPRING LIGHT 2026"]
     good = checker.check(draw("春季灯光节"), "good", lines)
     assert good.languages[:2] == ("eng", "chi_sim")
-    scores = {line.expected: line.score for line in good.lines}
-    assert scores["春季灯光节"] == scores["SPRING LIGHT 2026"] == 1.0
-    if "jpn" not in engine.languages():  # kana needs the Japanese data: skipped, with why
-        assert good.skipped == (("春のひかり", good.skipped[0][1]),)
-        assert "tesseract-ocr-jpn" in good.skipped[0][1]
-    wrong = checker.check(draw("春季灯火节"), "wrong", lines)
-    assert wrong.score is not None and wrong.score <= 0.8  # one character of five
+    assert good.status() == "green", good
+    assert {line.verdict for line in good.lines} == {"right"}
+    wrong = checker.check(draw("春季灯火节"), "wrong", lines)  # one character of five
+    assert wrong.status() == "red", wrong
     assert wrong.worst is not None and "灯火" in wrong.worst.read
+    assert wrong.worst.verdict == "wrong"
+
+
+@needs_ocr
+def test_without_tesseract_data_rapidocr_still_reads_chinese(tmp_path: Path,
+                                                             spy: SpyEngine) -> None:
+    """A line Tesseract has no data for (kana without tesseract-ocr-jpn) is read by
+    RapidOCR alone instead of being skipped."""
+    from qwenbuild.textcheck import TextChecker
+
+    img = Image.new("RGB", (900, 300), "white")
+    ImageDraw.Draw(img).text((40, 80), "春のはなび", fill=(20, 20, 30),
+                             font=ImageFont.truetype(str(CJK_FONT), 96))
+    path = tmp_path / "kana.png"
+    img.save(path)
+    result = TextChecker(spy, Store(tmp_path / "cache")).check(path, "kana", ["春のはなび"])
+    assert result.skipped == ()
+    assert result.status() == "green", result
 
 
 # -- the command, on real images ------------------------------------------------------------
@@ -277,13 +285,15 @@ def test_preview_outputs_pass_and_their_scores_land_in_the_manifest(
     result = run("check", campaign)
     assert result.code == 0, result.out + result.err
     assert "green 1.00  out/1x1/half/market.png" in result.out
-    assert "1 images: 1 green (min score 0.80); 1 read, 0 from the check cache" in result.out
+    assert "1 images: 1 green (min score 1.00); 1 read, 0 from the check cache" in result.out
+    assert "engines: rapidocr " in result.out and " + tesseract " in result.out
     text_check = _entry(campaign, "1x1/half/market.png")["text_check"]
     assert text_check["status"] == "green" and text_check["score"] == 1.0
     assert [line["expected"] for line in text_check["lines"]] == [
         "SUMMER MARKET", "Fresh fruit every Sunday"]
-    assert text_check["engine"].startswith("tesseract ")
-    assert text_check["min_score"] == 0.8
+    assert [line["verdict"] for line in text_check["lines"]] == ["right", "right"]
+    assert text_check["engine"].startswith("rapidocr ")
+    assert text_check["min_score"] == 1.0
 
     # A second check costs nothing: every result comes from the cache.
     reads = spy.reads
@@ -316,10 +326,82 @@ def test_a_misspelled_headline_fails_and_the_report_shows_the_wrong_word(
     text_check = _entry(campaign, "1x1/half/market.png")["text_check"]
     assert text_check["status"] == "red"
     assert (text_check["worst_line"], text_check["read"]) == ("SUMMER MARKET", "SUMNER MAKRET")
+    assert [line["verdict"] for line in text_check["lines"]] == ["wrong", "right"]
     assert text_check["lines"][1]["score"] == 1.0
-    # A lower threshold passes it, amber.
+    # A lower threshold tolerates it: amber, passing.
     assert run("check", campaign, "--min-score", "0.7").code == 0
     assert _entry(campaign, "1x1/half/market.png")["text_check"]["status"] == "amber"
+
+
+def _replace_output(campaign: Path, data: bytes) -> None:
+    """Put `data` in place of the built output, as if the model had drawn it (the
+    manifest describes it, so the check records its verdict)."""
+    import hashlib
+
+    output = campaign.parent / "out/1x1/half/market.png"
+    output.write_bytes(data)
+    manifest_file = campaign.parent / "out" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["outputs"]["1x1/half/market.png"]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest_file.write_text(json.dumps(manifest))
+
+
+@needs_ocr
+def test_one_wrong_letter_in_a_long_subtitle_is_red(campaign: Path, run: Callable[..., Any],
+                                                   spy: SpyEngine) -> None:
+    """The old ratio score gave this 0.97, green: the verdict counts errors, not ratios."""
+    subtitle = "Fresh fruit and flowers every Sunday"
+    campaign.write_text(campaign.read_text().replace("Fresh fruit every Sunday", subtitle))
+    assert run("build", campaign).code == 0
+    _replace_output(campaign, poster_png(["SUMMER MARKET", subtitle.replace("flowers",
+                                                                            "flowars")]))
+    result = run("check", campaign, "--json")
+    assert result.code == 1, result.out + result.err
+    image = result.json()["images"][0]
+    assert image["status"] == "red"
+    assert image["worst_line"] == subtitle and "flowars" in image["read"]
+    assert image["score"] > 0.95
+
+
+@needs_ocr
+def test_an_image_without_the_text_is_unreadable_exit_3(campaign: Path,
+                                                        run: Callable[..., Any],
+                                                        spy: SpyEngine) -> None:
+    """Nothing confident to go by: neither green nor a false alarm."""
+    assert run("build", campaign).code == 0
+    blank = io.BytesIO()
+    Image.new("RGB", (600, 400), (200, 200, 200)).save(blank, "PNG")
+    _replace_output(campaign, blank.getvalue())
+    result = run("check", campaign)
+    assert result.code == 3, result.out + result.err
+    assert "unreadable" in result.out
+    assert _entry(campaign, "1x1/half/market.png")["text_check"]["status"] == "unreadable"
+
+
+@needs_ocr
+def test_checking_the_same_image_again_gives_the_same_verdict(tmp_path: Path,
+                                                              spy: SpyEngine) -> None:
+    from qwenbuild.textcheck import TextChecker
+
+    path = tmp_path / "poster.png"
+    path.write_bytes(poster_png(["SUMNER MARKET", "Fresh fruit every Sunday"]))
+    lines = ["SUMMER MARKET", "Fresh fruit every Sunday"]
+    first = TextChecker(spy, Store(tmp_path / "one")).check(path, "x" * 64, lines)
+    second = TextChecker(spy, Store(tmp_path / "two")).check(path, "x" * 64, lines)
+    assert not second.cached
+    assert first == second and first.status() == "red"
+
+
+def test_check_says_which_engine_it_ran_with_when_rapidocr_is_absent(
+        campaign: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    if OCR_MISSING and not IN_CI:
+        pytest.skip(f"needs {' and '.join(OCR_MISSING)}")
+    monkeypatch.setenv("QWENBUILD_OCR", "tesseract")
+    assert run("build", campaign).code == 0
+    result = run("check", campaign)
+    assert result.code == 0, result.out + result.err
+    assert "engines: tesseract " in result.out and "one engine only" in result.out
+    assert "rapidocr" not in _entry(campaign, "1x1/half/market.png")["text_check"]["engine"]
 
 
 @needs_ocr
@@ -359,6 +441,7 @@ def test_a_missing_ocr_engine_says_how_to_install_it(campaign: Path, run: Callab
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     pytesseract = pytest.importorskip("pytesseract")
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "no-such-tesseract-here")
+    monkeypatch.setenv("QWENBUILD_OCR", "tesseract")  # RapidOCR would read on alone
     assert run("build", campaign).code == 0
     result = run("check", campaign)
     assert result.code == 2

@@ -61,7 +61,7 @@ class BuildOptions:
     #: Read each image's text back and reroll what scores under `min_score`, at most
     #: `max_rerolls` times per image (qwenbuild/textcheck/reroll.py).
     verify_text: bool = False
-    min_score: float = 0.8
+    min_score: float = 1.0
     max_rerolls: int = 2
 
 

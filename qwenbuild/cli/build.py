@@ -42,10 +42,11 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                         "(overrides the campaign's budget)")
     p.add_argument("--verify-text", action="store_true",
                    help="read the text of each image back (OCR) and generate an image whose "
-                        "text scores under --min-score again, with a new seed")
-    p.add_argument("--min-score", type=float, default=0.8, metavar="S",
-                   help="with --verify-text: the lowest passing text score, 0..1 "
-                        "(default 0.8)")
+                        "text reads wrong (red) again, with a new seed")
+    p.add_argument("--min-score", type=float, default=1.0, metavar="S",
+                   help="with --verify-text: a line read wrong passes (amber) when its "
+                        "score, 1 - edits/letters, is at least S (0..1, default 1: no wrong "
+                        "letter passes)")
     p.add_argument("--max-rerolls", type=int, default=2, metavar="N",
                    help="with --verify-text: new seeds to try per image (default 2)")
     return p

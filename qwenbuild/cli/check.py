@@ -30,21 +30,22 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         NAME, parents=parents,
         help="read the text in each output back and score it against the copy",
-        description="OCR every built output, score each expected line (expect_text, else "
-                    "the copy's headline and subtitle), record the scores in manifest.json "
-                    "and exit 1 when an image scores under --min-score.")
+        description="OCR every built output (RapidOCR and Tesseract), check each expected "
+                    "line (expect_text, else the copy's headline and subtitle), record the "
+                    "verdicts in manifest.json; exit 1 when an image reads wrong (red) or "
+                    "cannot be opened, 3 when none does but one is unreadable, else 0.")
     add_campaign_arguments(p)
     # Declared here, not by importing the text check: `qwenbuild --help` must start quickly.
-    p.add_argument("--min-score", type=float, default=0.8, metavar="S",
-                   help="an image whose worst line scores under S fails (0..1, default 0.8); "
-                        "green from max(S, 0.95)")
+    p.add_argument("--min-score", type=float, default=1.0, metavar="S",
+                   help="a line read wrong passes (amber) when its score, 1 - edits/letters, "
+                        "is at least S (0..1, default 1: one wrong letter is red)")
     add_jobs_option(p, "images read")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from ..campaign import load_campaign
-    from ..textcheck.check import check_campaign
+    from ..textcheck.check import EXIT_UNREADABLE, check_campaign
 
     threshold = min_score(args.min_score)
     workers = jobs_option(args)
@@ -56,15 +57,17 @@ def run(args: argparse.Namespace) -> int:
         print_report(report, sys.stdout, quiet=args.quiet)
     if report.unsaved:
         warning(f"scores not written to manifest.json: {report.unsaved}")
-    return EXIT_FAILED if report.failed else EXIT_OK
+    if report.failed:
+        return EXIT_FAILED
+    return EXIT_UNREADABLE if report.unreadable else EXIT_OK
 
 
 def print_report(report: CheckReport, out: TextIO, quiet: bool = False) -> None:
     """One line per image, the skipped lines under it, and a summary."""
-    from ..textcheck import AMBER, ERROR, GREEN, NONE, RED
+    from ..textcheck import AMBER, ERROR, GREEN, NONE, RED, UNREADABLE_STATUS
 
-    colours = {GREEN: "32", AMBER: "33", RED: "31;1", ERROR: "31;1", NONE: "2",
-               "missing": "35"}
+    colours = {GREEN: "32", AMBER: "33", RED: "31;1", UNREADABLE_STATUS: "36", ERROR: "31;1",
+               NONE: "2", "missing": "35"}
     colour = colour_enabled(out)
 
     def paint(text: str, status: str) -> str:
@@ -74,7 +77,7 @@ def print_report(report: CheckReport, out: TextIO, quiet: bool = False) -> None:
         status = report.status(item)
         if quiet and status == GREEN:
             continue
-        mark = paint(f"{status:>7}", status)
+        mark = paint(f"{status:>10}", status)
         result = item.result
         where = report.output(item)
         if result is None:
@@ -86,23 +89,34 @@ def print_report(report: CheckReport, out: TextIO, quiet: bool = False) -> None:
         score = "  -  " if result.score is None else f"{result.score:.2f}"
         line = f"{mark} {score}  {where}"
         worst = result.worst
-        if worst is not None and status != GREEN:
+        if result.unreadable is not None:
+            line += f"  {result.unreadable}"
+        elif worst is not None and status != GREEN:
             line += f"  worst: {worst.expected!r} read {worst.read or '(nothing)'!r}"
+            if worst.verdict != "wrong":
+                line += f" ({worst.verdict})"
         if status == NONE:
             line += "  (no expected text)" if not result.skipped else ""
         if item.note:
             line += f"  ({item.note})"
         print(line, file=out)
         for expected, reason in result.skipped:
-            print(f"{'':>14}skipped {expected!r}: {reason}", file=out)
+            print(f"{'':>17}skipped {expected!r}: {reason}", file=out)
     read = sum(1 for i in report.images if i.result is not None and not i.result.cached)
-    parts = [f"{report.count(s)} {s}" for s in (GREEN, AMBER, RED) if report.count(s)]
+    parts = [f"{report.count(s)} {s}" for s in (GREEN, AMBER, RED, UNREADABLE_STATUS)
+             if report.count(s)]
     parts += [f"{report.count(s)} {w}" for s, w in ((NONE, "with nothing to check"),
-                                                   (ERROR, "unreadable"),
+                                                   (ERROR, "could not be opened"),
                                                    ("missing", "not built"))
               if report.count(s)]
     checked = sum(1 for i in report.images if i.result is not None)
+    engines = next((i.result.engine for i in report.images if i.result is not None), "")
     print(f"{len(report.images)} images: {', '.join(parts) or 'none checked'} "
           f"(min score {report.min_score:.2f}); {read} read, {checked - read} from the "
           f"check cache" + ("; scores saved in manifest.json" if report.saved else ""),
           file=out)
+    if engines:
+        alone = "" if " + " in engines else " (one engine only; RapidOCR: " \
+            "pip install 'qwenbuild[ocr]')" if engines.startswith("tesseract") else \
+            " (one engine only)"
+        print(f"engines: {engines}{alone}", file=out)

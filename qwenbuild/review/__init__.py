@@ -298,7 +298,8 @@ def _variant(rel: str, asset: str) -> int | None:
 
 def _text_check(check: Any) -> dict[str, Any] | None:
     """The text-check verdict of an output (`qwenbuild check`, `build --verify-text`)."""
-    if not isinstance(check, dict) or check.get("status") not in ("green", "amber", "red"):
+    if not isinstance(check, dict) or check.get("status") not in ("green", "amber", "red",
+                                                             "unreadable"):
         return None
     score = check.get("score")
     return {

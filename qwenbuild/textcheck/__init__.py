@@ -1,23 +1,31 @@
 """Reading the text back from images and comparing it with the copy.
 
 For each image: the expected lines (an asset's `expect_text`, rendered like its prompt,
-else the copy's headline and subtitle), OCR through an engine (`engines.py`), and a score
-per line (`score.py`). An image's score is its worst line's. Results are cached per image
-sha256, expected text, languages and engine version under `<cache>/textcheck/results/`, so
-checking an image a second time costs a file read.
+else the copy's headline and subtitle), read with two OCR engines (`engines.py`: RapidOCR
+and Tesseract; Tesseract alone when RapidOCR is not installed), as many readings as the
+verdict needs (`read.py`), and a verdict per line (`verdict.py`):
 
-OCR preprocessing, deterministic: flatten transparency onto white, grayscale, scale so
-the short side is at least 1000 px (small text reads badly) and the long side at most
-3000 px, stretch the contrast; read it, and while a line does not read perfectly, read
-more (`_readings`: inverted, CJK data alone, own size) and keep each line's best. Each
-reading is scored in three orders of its lines (the engine's, top to bottom, and column by
-column) because sparse-text OCR loses the order of a headline wrapped beside other panels.
+- **right**: a confident reading matches the line exactly (case, white space and
+  punctuation aside, `score.normalise`), and no confident reading says otherwise;
+- **wrong**: confident readings agree that it differs, by even one letter, whatever the
+  line's length;
+- **unreadable**: the readings are not confident either way (or the image's time ran out).
+
+The image is **red** when a line is wrong, else **unreadable** when a line is
+unreadable, else **green** (`none` when there is nothing to check, `error` when the image
+cannot be opened). `--min-score S` (default 1.0: every letter must be right) tolerates
+small differences: a wrong line whose score (`1 - edits / letters`) is at least S makes
+the image **amber** instead of red (passing, shown).
+
+Results are cached per image sha256, expected lines, languages, engines and
+CHECK_VERSION under `<cache>/textcheck/results/`; each file names its image (`image`), so a
+cache collection can drop the results of images no longer referenced.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,20 +36,18 @@ from ..keys import canonical_json
 from ..plan import Job, Plan, job_context
 from ..prompts import Prompts, collapse
 from ..store import Store
-from .engines import OcrEngine, OcrFailed, OcrWord
+from .engines import Engines, OcrEngine, OcrFailed, OcrWord
 from .score import Words, is_cjk, match_line, normalise
+from .verdict import RIGHT, UNDECIDED, UNREADABLE, WRONG, Evidence, decide
 
-#: Bump when preprocessing or scoring changes: every cached result is then read again.
-CHECK_VERSION = 1
-#: Default threshold: an image whose worst line scores under it fails (`--min-score`).
-DEFAULT_MIN_SCORE = 0.8
-#: Green from here (or from the threshold, when that is higher); amber in between.
-GREEN_AT = 0.95
-GREEN, AMBER, RED, NONE, ERROR = "green", "amber", "red", "none", "error"
-
-_SHORT_SIDE_MIN = 1000
-_LONG_SIDE_MAX = 3000
-_MAX_UPSCALE = 4.0
+#: Bump when reading, matching or the verdict changes: every cached result is then read again.
+CHECK_VERSION = 2
+#: Default threshold: 1.0, a line that differs by one letter fails (`--min-score`).
+DEFAULT_MIN_SCORE = 1.0
+GREEN, AMBER, RED, UNREADABLE_STATUS, NONE, ERROR = (
+    "green", "amber", "red", "unreadable", "none", "error")
+#: Statuses from best to worst (the order `--verify-text` keeps the best attempt by).
+STATUS_ORDER = (GREEN, NONE, AMBER, UNREADABLE_STATUS, RED, ERROR)
 
 
 # -- results --------------------------------------------------------------------------------
@@ -50,8 +56,16 @@ _MAX_UPSCALE = 4.0
 @dataclass(frozen=True)
 class LineResult:
     expected: str
+    #: What the reading the verdict rests on read there ("" when nothing was found).
     read: str
+    #: 1 - edits / letters of that reading (1.0: read exactly as expected).
     score: float
+    #: right, wrong or unreadable.
+    verdict: str = RIGHT
+    #: The reading it rests on (rapid, tess-lines, ...) and its confidence (0..1) in the
+    #: characters that decided (the differing ones for a wrong line).
+    source: str = ""
+    conf: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,30 +78,51 @@ class TextResult:
     engine: str = ""
     languages: tuple[str, ...] = ()
     error: str | None = None
+    #: Why the image is unreadable as a whole (its time ran out), when it is.
+    unreadable: str | None = None
+    #: The readings made, in order.
+    readings: tuple[str, ...] = ()
     #: True when it came from the result cache (the engine was not called).
     cached: bool = field(default=False, compare=False)
 
     @property
     def worst(self) -> LineResult | None:
-        return min(self.lines, key=lambda line: line.score) if self.lines else None
+        """The line to report: a wrong one (lowest score first), else an unreadable one,
+        else the lowest score."""
+        if not self.lines:
+            return None
+        rank = {WRONG: 0, UNREADABLE: 1, RIGHT: 2}
+        return min(self.lines, key=lambda line: (rank.get(line.verdict, 1), line.score))
 
     @property
     def score(self) -> float | None:
-        worst = self.worst
-        return None if worst is None else worst.score
+        """The lowest line score (informative: the verdict is by line, not by score)."""
+        return min((line.score for line in self.lines), default=None)
 
-    def status(self, min_score: float) -> str:
-        """green, amber or red by the worst line; `none` with nothing to score; `error`."""
+    def status(self, min_score: float = DEFAULT_MIN_SCORE) -> str:
+        """green, amber (wrong lines all scoring at least `min_score`), red, unreadable;
+        `none` with nothing to check; `error` when the image cannot be read."""
         if self.error is not None:
             return ERROR
-        score = self.score
-        if score is None:
+        if self.unreadable is not None:
+            return UNREADABLE_STATUS
+        if not self.lines:
             return NONE
-        if score >= max(GREEN_AT, min_score):
-            return GREEN
-        return AMBER if score >= min_score else RED
+        wrong = [line for line in self.lines if line.verdict == WRONG]
+        if any(line.score < min_score for line in wrong):
+            return RED
+        if any(line.verdict == UNREADABLE for line in self.lines):
+            return UNREADABLE_STATUS
+        return AMBER if wrong else GREEN
 
-    def to_manifest(self, min_score: float) -> dict[str, Any]:
+    def rank(self, min_score: float = DEFAULT_MIN_SCORE) -> tuple[int, float]:
+        """Larger is better: by status (green > amber > unreadable > red > error), then by
+        score. `--verify-text` keeps the attempt with the highest rank."""
+        status = self.status(min_score)
+        return (len(STATUS_ORDER) - STATUS_ORDER.index(status),
+                -1.0 if self.score is None else self.score)
+
+    def to_manifest(self, min_score: float = DEFAULT_MIN_SCORE) -> dict[str, Any]:
         """The `text_check` object of a manifest entry."""
         worst = self.worst
         data: dict[str, Any] = {
@@ -96,26 +131,33 @@ class TextResult:
             "min_score": min_score,
             "worst_line": worst.expected if worst else None,
             "read": worst.read if worst else None,
-            "lines": [{"expected": x.expected, "read": x.read, "score": x.score}
+            "lines": [{"expected": x.expected, "read": x.read, "score": x.score,
+                       "verdict": x.verdict, "source": x.source, "conf": x.conf}
                       for x in self.lines],
             "engine": self.engine,
+            "readings": list(self.readings),
         }
         if self.skipped:
             data["skipped"] = [{"expected": e, "reason": r} for e, r in self.skipped]
+        if self.unreadable is not None:
+            data["unreadable"] = self.unreadable
         if self.error is not None:
             data["error"] = self.error
         return data
 
     def to_json(self) -> dict[str, Any]:
-        return {"lines": [[x.expected, x.read, x.score] for x in self.lines],
+        return {"lines": [[x.expected, x.read, x.score, x.verdict, x.source, x.conf]
+                          for x in self.lines],
                 "skipped": [list(s) for s in self.skipped], "engine": self.engine,
-                "languages": list(self.languages)}
+                "languages": list(self.languages), "readings": list(self.readings)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TextResult:
-        return cls(tuple(LineResult(e, r, float(s)) for e, r, s in data["lines"]),
+        return cls(tuple(LineResult(e, r, float(s), str(v), str(src), float(c))
+                         for e, r, s, v, src, c in data["lines"]),
                    tuple((e, r) for e, r in data["skipped"]), str(data["engine"]),
-                   tuple(data["languages"]), cached=True)
+                   tuple(data["languages"]), readings=tuple(data.get("readings", ())),
+                   cached=True)
 
 
 # -- what each image must say ---------------------------------------------------------------
@@ -202,50 +244,7 @@ def plan_languages(lines: Sequence[str],
 # -- reading and scoring --------------------------------------------------------------------
 
 
-def _prepared(path: Path) -> tuple[Any, Any]:
-    """The image flattened onto white, grayscale, contrast stretched: sized for OCR, and
-    at its own size (None when that is the same)."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as opened:
-        img: Image.Image = opened.convert("RGBA") if (
-            opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info) else \
-            opened.convert("RGB")
-    if img.mode == "RGBA":  # transparent pixels read as white paper, not black
-        flat = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        flat.alpha_composite(img)
-        img = flat.convert("RGB")
-    gray = ImageOps.autocontrast(ImageOps.grayscale(img))
-    short, long = min(gray.size), max(gray.size)
-    scale = 1.0
-    if short < _SHORT_SIDE_MIN:
-        scale = min(_MAX_UPSCALE, _SHORT_SIDE_MIN / short)
-    if long * scale > _LONG_SIDE_MAX:
-        scale = _LONG_SIDE_MAX / long
-    if scale == 1.0:
-        return gray, None
-    size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
-    return gray.resize(size, Image.Resampling.LANCZOS), gray
-
-
-def _readings(path: Path, languages: Sequence[str]) -> Iterator[tuple[Any, Sequence[str]]]:
-    """What to read, in order, until every line reads perfectly: the image sized for OCR;
-    inverted (light text on dark panels); with CJK copy, with the CJK data alone (mixed
-    with `eng`, Tesseract tends to read big Han characters as Latin letters); at the
-    image's own size (upscaling that helps small text can break up big glyphs)."""
-    from PIL import ImageOps
-
-    sized, own = _prepared(path)
-    yield sized, languages
-    yield ImageOps.invert(sized), languages
-    cjk = [lang for lang in languages if lang != "eng"]
-    if cjk:
-        yield sized, cjk
-    if own is not None:
-        yield own, cjk or languages
-
-
-def reading_orders(words: Sequence[OcrWord]) -> list[list[str]]:
+def word_orders(words: Sequence[OcrWord]) -> list[list[OcrWord]]:
     """The words in the engine's order, top to bottom by line, and column by column
     (lines grouped by left edge, left to right): distinct orders only."""
     lines: dict[int, list[OcrWord]] = {}
@@ -263,39 +262,114 @@ def reading_orders(words: Sequence[OcrWord]) -> list[list[str]]:
         else:
             columns.append([k])
     by_column = [k for col in columns for k in sorted(col, key=lambda k: boxes[k][1])]
-    orders: list[list[str]] = []
+    orders: list[list[OcrWord]] = []
     seen: set[tuple[int, ...]] = set()
     for order in (engine_order, by_top, by_column):
         if tuple(order) not in seen:
             seen.add(tuple(order))
-            orders.append([w.text for k in order for w in lines[k]])
+            orders.append([w for k in order for w in lines[k]])
     return orders
 
 
-def read_image(engine: OcrEngine, path: Path, lines: Sequence[str],
-               languages: Sequence[str]) -> list[LineResult]:
-    """OCR `path` and score each line, keeping each line's best over the readings; stops
-    once every line reads perfectly."""
-    best = [LineResult(line, "", 0.0) for line in lines]
-    for image, langs in _readings(path, languages):
-        for order in reading_orders(engine.read(image, langs)):
-            words = Words.of(order)
-            for i, line in enumerate(lines):
-                if best[i].score < 1.0:
-                    found = match_line(line, words)
-                    if found.score > best[i].score:
-                        best[i] = LineResult(line, found.read, found.score)
-        if all(result.score >= 1.0 for result in best):
-            break
-    return best
+def reading_orders(words: Sequence[OcrWord]) -> list[list[str]]:
+    """`word_orders`, as the words' texts."""
+    return [[w.text for w in order] for order in word_orders(words)]
+
+
+def _confidences(word: OcrWord) -> Sequence[float] | float:
+    if word.char_conf:
+        return word.char_conf
+    return 1.0 if word.conf < 0 else max(0.0, min(1.0, word.conf / 100))
+
+
+def evidence_of(reading: Any, lines: Sequence[str]) -> list[Evidence]:
+    """Each line's best window in one reading (over its reading orders): fewest
+    differences, then the most confident."""
+    best: list[Evidence | None] = [None] * len(lines)
+    for order in word_orders(reading.words):
+        words = Words.of([w.text for w in order], [_confidences(w) for w in order])
+        for i, line in enumerate(lines):
+            found = match_line(line, words)
+            current = best[i]
+            if current is None or (found.distance, -found.diff_conf, -found.conf) < (
+                    current.match.distance, -current.match.diff_conf, -current.match.conf):
+                best[i] = Evidence(reading.source, reading.engine, found, len(normalise(line)))
+    nothing = Words.of([])  # a reading without words: no opinion on any line
+    return [e or Evidence(reading.source, reading.engine, match_line(line, nothing),
+                          len(normalise(line))) for e, line in zip(best, lines, strict=True)]
+
+
+def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
+               languages: Sequence[str], time_limit: float | None = None
+               ) -> tuple[list[LineResult], tuple[str, ...], str | None]:
+    """Read `path` as many times as the lines' verdicts need. Returns the line results,
+    the readings made, and why the image is unreadable as a whole (out of time) or None."""
+    from .read import TIME_LIMIT, Clock, OutOfTime, readings
+
+    across = isinstance(engine, Engines) and len(engine.names) > 1
+    evidence: list[list[Evidence]] = [[] for _ in lines]
+    verdicts: list[tuple[str, Evidence | None]] = [(UNDECIDED, None)] * len(lines)
+    made: list[str] = []
+    out_of_time: str | None = None
+    limit = TIME_LIMIT if time_limit is None else time_limit
+    try:
+        for reading in readings(engine, path, languages, Clock(limit)):
+            made.append(reading.source)
+            for i, found in enumerate(evidence_of(reading, lines)):
+                if verdicts[i][0] == UNDECIDED:
+                    evidence[i].append(found)
+                    verdicts[i] = decide(evidence[i], False, across)
+            if all(v != UNDECIDED for v, _ in verdicts):
+                break
+    except OutOfTime:
+        out_of_time = f"not read within {limit:g}s"
+    results = []
+    for i, line in enumerate(lines):
+        verdict, chosen = verdicts[i]
+        if verdict == UNDECIDED:
+            verdict, chosen = decide(evidence[i], out_of_time is None, across)
+            if verdict == UNDECIDED:
+                verdict = UNREADABLE
+        if chosen is None:
+            results.append(LineResult(line, "", 0.0, verdict))
+            continue
+        m = chosen.match
+        conf = m.diff_conf if verdict == WRONG else m.conf
+        results.append(LineResult(line, m.read, m.score, verdict, chosen.source,
+                                  round(conf, 4)))
+    return results, tuple(made), out_of_time
+
+
+def _tesseract_languages(engine: Engines | OcrEngine) -> frozenset[str]:
+    if isinstance(engine, Engines):
+        if engine.tesseract is None:
+            return frozenset({"eng"})
+        return engine.tesseract.languages()
+    return engine.languages()
 
 
 class TextChecker:
-    """Checks images with one engine, caching each result in the store by image."""
+    """Checks images with the engines given (`engines.default_engine()`: RapidOCR and
+    Tesseract), caching each result in the store by image (`store.text_results`)."""
 
-    def __init__(self, engine: OcrEngine, store: Store) -> None:
+    def __init__(self, engine: Engines | OcrEngine, store: Store,
+                 time_limit: float | None = None) -> None:
         self.engine = engine
         self.results = store.text_results
+        self.time_limit = time_limit
+
+    def _languages(self, lines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+        """Tesseract's languages for `lines`; lines no engine can read are skipped. With
+        RapidOCR, Chinese and Japanese lines are read even without Tesseract's data."""
+        installed = _tesseract_languages(self.engine)
+        langs, skipped = plan_languages(lines, installed)
+        if isinstance(self.engine, Engines) and self.engine.rapid is not None:
+            readable = self.engine.rapid.languages()
+            for line in list(skipped):
+                if normalise(line) and not any(0xAC00 <= ord(ch) <= 0xD7AF for ch in line):
+                    if all(not is_cjk(ch) or "chi_sim" in readable for ch in line):
+                        del skipped[line]
+        return langs, skipped
 
     def _digest(self, sha256: str, lines: Sequence[str], languages: Sequence[str]) -> str:
         return hashlib.sha256(canonical_json({
@@ -305,11 +379,13 @@ class TextChecker:
 
     def cached(self, sha256: str, lines: Sequence[str]) -> TextResult | None:
         """The cached result for this image and text, or None (never calls the engine)."""
-        languages, _ = plan_languages(lines, self.engine.languages())
+        languages, _ = self._languages(lines)
         data = self.results.get(self._digest(sha256, lines, languages))
         try:
-            return TextResult.from_json(data) if data is not None else None
-        except (ValueError, KeyError, TypeError):
+            if data is None or data.get("image") != sha256:
+                return None
+            return TextResult.from_json(data)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def check(self, path: Path, sha256: str, lines: Sequence[str]) -> TextResult:
@@ -317,33 +393,38 @@ class TextChecker:
         found = self.cached(sha256, lines)
         if found is not None:
             return found
-        languages, skipped = plan_languages(lines, self.engine.languages())
+        languages, skipped = self._languages(lines)
         scored = [line for line in lines if line not in skipped]
+        identity = self.engine.identity()
         try:
-            results = read_image(self.engine, path, scored, languages) if scored else []
+            results, made, out_of_time = read_image(
+                self.engine, path, scored, languages, self.time_limit) if scored else \
+                ([], (), None)
         except OcrFailed as exc:  # reported for this image, never cached
-            return TextResult((), (), self.engine.identity(), languages, error=str(exc))
+            return TextResult((), (), identity, languages, error=str(exc))
         except (OSError, ValueError, SyntaxError) as exc:
             # A damaged output file fails its own check only, not the whole command.
-            return TextResult((), (), self.engine.identity(), languages,
+            return TextResult((), (), identity, languages,
                               error=f"cannot read the image: {exc}")
-        result = TextResult(tuple(results), tuple(skipped.items()), self.engine.identity(),
-                            languages)
-        self.remember(sha256, lines, result)
+        result = TextResult(tuple(results), tuple(skipped.items()), identity, languages,
+                            unreadable=out_of_time, readings=made)
+        if out_of_time is None:  # out of time depends on the machine: never cached
+            self.remember(sha256, lines, result)
         return result
 
     def remember(self, sha256: str, lines: Sequence[str], result: TextResult) -> None:
         """File `result` under another image hash too: an output holds the cached image's
         pixels with provenance added, so its bytes (and hash) differ, not its text."""
-        if result.error is not None:
-            return  # a failed read is never cached
-        languages, _ = plan_languages(lines, self.engine.languages())
+        if result.error is not None or result.unreadable is not None:
+            return  # a failed or timed-out read is never cached
+        languages, _ = self._languages(lines)
         digest = self._digest(sha256, lines, languages)
         if self.results.get(digest) is None:
             # `image` names the image the result is about, for `cache gc`.
-            self.results.put(digest, {**result.to_json(), "image": sha256})
+            self.results.put(digest, {**result.to_json(), "image": sha256, "v": CHECK_VERSION})
 
 
-__all__ = ["AMBER", "CHECK_VERSION", "DEFAULT_MIN_SCORE", "ERROR", "GREEN", "GREEN_AT",
-           "LineResult", "NONE", "RED", "TextChecker", "TextResult", "expectations",
-           "expected_lines", "plan_languages", "read_image", "reading_orders"]
+__all__ = ["AMBER", "CHECK_VERSION", "DEFAULT_MIN_SCORE", "ERROR", "GREEN", "LineResult",
+           "NONE", "RED", "STATUS_ORDER", "TextChecker", "TextResult", "UNREADABLE_STATUS",
+           "expectations", "expected_lines", "plan_languages", "read_image",
+           "reading_orders", "word_orders"]

@@ -27,6 +27,7 @@ from . import (
     GREEN,
     NONE,
     RED,
+    UNREADABLE_STATUS,
     TextChecker,
     TextResult,
     engines,
@@ -36,6 +37,8 @@ from . import (
 #: Keys of a manifest entry's `text_check` that `build --verify-text` owns: a later
 #: `check` of the same image keeps them.
 _REROLL_KEYS = ("attempts", "chosen")
+#: Exit code of `check` when no image is red but some are unreadable.
+EXIT_UNREADABLE = 3
 
 
 @dataclass
@@ -68,8 +71,13 @@ class CheckReport:
 
     @property
     def failed(self) -> bool:
-        """Whether any image scored under the threshold or could not be read."""
+        """Whether any image reads wrong (red) or could not be opened."""
         return any(self.status(item) in (RED, ERROR) for item in self.images)
+
+    @property
+    def unreadable(self) -> bool:
+        """Whether any image could not be read with confidence."""
+        return any(self.status(item) == UNREADABLE_STATUS for item in self.images)
 
     def output(self, item: ImageCheck) -> str:
         path = self.campaign.out / item.job.output
@@ -89,7 +97,8 @@ class CheckReport:
             images.append(data)
         return {
             "min_score": self.min_score,
-            **{s: self.count(s) for s in (GREEN, AMBER, RED, NONE, ERROR, "missing")},
+            **{s: self.count(s) for s in (GREEN, AMBER, RED, UNREADABLE_STATUS, NONE, ERROR,
+                                          "missing")},
             "read": sum(1 for i in self.images if i.result is not None and not i.result.cached),
             "cached": sum(1 for i in self.images if i.result is not None and i.result.cached),
             "images": images,

@@ -1,18 +1,29 @@
-"""OCR engines behind one small interface; Tesseract (through pytesseract) is the one shipped.
+"""The OCR engines of the text check: RapidOCR (first choice) and Tesseract.
 
-An engine reads words with their boxes from a prepared (grayscale) image. Everything
-else (preprocessing, reading orders, scoring, caching) is engine-independent and lives in
-`qwenbuild.textcheck`, so adding an engine means writing `read`, `identity` and
-`languages` only.
+- **RapidOCR** (PyPI `rapidocr`, with `onnxruntime`): PP-OCR detection and recognition
+  models shipped inside the wheel, run by ONNX Runtime on the CPU with one thread (same
+  image, same numbers). Reads stylised display type, low contrast and Chinese far better
+  than Tesseract, and gives a confidence per character. The models are loaded from the
+  installed package only: when a model file is missing the engine is unavailable, it never
+  downloads one.
+- **Tesseract** (Debian's `tesseract-ocr`, through pytesseract): the independent second
+  reading, and the only engine when RapidOCR is not installed. Word confidences.
+
+An engine reads words with boxes and confidences from a PIL image; everything else
+(which images to read, matching, the verdict, caching) is engine-independent and lives in
+`qwenbuild.textcheck`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import InputError
@@ -23,6 +34,7 @@ INSTALL_HINT = (
     "`brew install tesseract` on macOS; qwenbuild drives it through pytesseract "
     "(`pip install pytesseract`)"
 )
+RAPIDOCR_HINT = "pip install 'qwenbuild[ocr]' (RapidOCR and ONNX Runtime, models included)"
 
 
 class OcrEngineMissing(InputError):
@@ -30,12 +42,16 @@ class OcrEngineMissing(InputError):
 
 
 class OcrFailed(Exception):
-    """The engine failed on one image (a crash, a timeout): that image is reported."""
+    """The engine failed on one image (a crash): that image is reported."""
+
+
+class OcrTimeout(OcrFailed):
+    """One reading took longer than its share of the time allowed per image."""
 
 
 @dataclass(frozen=True)
 class OcrWord:
-    """One word the engine read, with its box in the image it was given."""
+    """One word (or, for RapidOCR, one detected line) the engine read, with its box."""
 
     text: str
     left: int
@@ -46,18 +62,21 @@ class OcrWord:
     line: int
     #: The engine's confidence, 0..100 (-1 when it gives none).
     conf: float = -1.0
+    #: Confidence of each character of `text`, 0..1, when the engine gives them (RapidOCR);
+    #: empty otherwise (Tesseract: `conf` holds for every character of the word).
+    char_conf: tuple[float, ...] = field(default=())
 
 
 class OcrEngine(Protocol):
     """What the text check needs from an OCR engine."""
 
     def identity(self) -> str:
-        """Name and version, e.g. `tesseract 5.3.0`: part of every cached result's key, so
-        an upgraded engine checks again."""
+        """Name, version and settings, e.g. `tesseract 5.3.0 ...`: part of every cached
+        result's key, so an upgraded engine checks again."""
         ...
 
     def languages(self) -> frozenset[str]:
-        """Language codes with data installed (Tesseract's: eng, chi_sim, jpn, ...)."""
+        """Language codes it reads (Tesseract's names: eng, chi_sim, jpn, ...)."""
         ...
 
     def read(self, image: Any, languages: Sequence[str]) -> list[OcrWord]:
@@ -65,22 +84,28 @@ class OcrEngine(Protocol):
         ...
 
 
-class TesseractEngine:
-    """Tesseract through pytesseract, in sparse-text mode (`--psm 11`), adaptive threshold.
+# -- Tesseract ------------------------------------------------------------------------------
 
-    Sparse mode finds text anywhere on a poster (headlines, panels, labels) instead of
-    expecting a page of paragraphs; the reading orders the scorer tries make up for the
-    order it loses. One Tesseract process per image and per preprocessing variant.
+
+class TesseractEngine:
+    """Tesseract through pytesseract; one Tesseract process per reading.
+
+    `read` is sparse-text mode (`--psm 11`: text anywhere on a poster) with Sauvola's
+    adaptive threshold; `read_with` chooses the page mode and threshold (a global Otsu
+    reading, a block of stacked line crops). Single-threaded (OMP_THREAD_LIMIT=1):
+    qwenbuild reads several images at once instead.
     """
 
-    #: Page segmentation mode: sparse text, as much as possible, in no particular order.
+    #: Page segmentation mode of `read`: sparse text, in no particular order.
     PSM = 11
-    #: Binarisation: Sauvola's adaptive threshold (2), not one global Otsu threshold. A
-    #: headline running from a light panel onto a darker shape loses its second half with
-    #: a global threshold (measured on the demo comps; Sauvola read every line).
+    #: Binarisation of `read`: Sauvola's adaptive threshold (2); 0 is a global Otsu.
     THRESHOLDING = 2
-    #: Seconds one Tesseract run may take before the image is reported as failed.
-    TIMEOUT = 120
+    OTSU, SAUVOLA = 0, 2
+    #: CPU seconds one Tesseract run may take at most (the check gives it less: what is
+    #: left of the image's time).
+    TIMEOUT = 10.0
+    #: Wall-clock seconds after which a run is killed whatever its CPU time (a safety net).
+    WALL_LIMIT = 120.0
 
     def __init__(self, command: str | None = None) -> None:
         try:
@@ -95,12 +120,14 @@ class TesseractEngine:
             raise OcrEngineMissing(f"the text check needs the `{cmd}` program, which is not "
                                    f"installed: {INSTALL_HINT}")
         # Tesseract's OpenMP threads cost more than they give on poster-sized images
-        # (measured: a 1104x1472 comp reads 3x faster with one thread); qwenbuild runs
-        # several images at once instead. A value the user set is left alone.
+        # (measured: a 1104x1472 comp reads 3x faster with one thread). A value the user
+        # set is left alone.
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")
         self._lock = threading.Lock()
         self._identity: str | None = None
         self._languages: frozenset[str] | None = None
+
+    name = "tesseract"
 
     def identity(self) -> str:
         with self._lock:
@@ -125,36 +152,314 @@ class TesseractEngine:
             return self._languages
 
     def read(self, image: Any, languages: Sequence[str]) -> list[OcrWord]:
-        pt = self._pt
+        return self.read_with(image, languages)
+
+    def read_with(self, image: Any, languages: Sequence[str], psm: int | None = None,
+                  thresholding: int | None = None, timeout: float | None = None,
+                  spent: Callable[[float], None] | None = None) -> list[OcrWord]:
+        """Read `image` with page mode `psm` and binarisation `thresholding`, allowing
+        Tesseract `timeout` seconds of CPU (OcrTimeout after); `spent` is told the CPU
+        seconds the run took."""
+        psm = self.PSM if psm is None else psm
+        thr = self.THRESHOLDING if thresholding is None else thresholding
+        limit = self.TIMEOUT if timeout is None else max(0.5, min(timeout, self.TIMEOUT))
+        tsv, cpu = self._run(image, languages, psm, thr, limit)
+        if spent is not None:
+            spent(cpu)
+        return _words_of_tsv(tsv)
+
+    def _run(self, image: Any, languages: Sequence[str], psm: int, thr: int,
+             cpu_limit: float) -> tuple[str, float]:
+        """Run Tesseract on `image` (TSV out) under a CPU-time limit (`ulimit -t`, so
+        a busy machine does not cut a run short); returns the TSV and the CPU seconds."""
+        import math
+        import signal
+        import subprocess
+        import tempfile
+
+        cmd = self._pt.pytesseract.tesseract_cmd
+        with tempfile.TemporaryDirectory(prefix="qwenbuild-ocr-") as tmp:
+            source = Path(tmp) / "image.png"
+            image.save(source)
+            errors = Path(tmp) / "errors.txt"
+            args = [cmd, str(source), "stdout", "-l", "+".join(languages), "--psm", str(psm),
+                    "-c", f"thresholding_method={thr}", "tsv"]
+            seconds = max(1, math.ceil(cpu_limit))
+            with errors.open("wb") as err:
+                try:
+                    proc = subprocess.Popen(
+                        ["/bin/sh", "-c", 'ulimit -t "$0" 2>/dev/null; exec "$@"', str(seconds),
+                         *args], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+                except OSError as exc:
+                    raise OcrFailed(f"tesseract failed: {exc}") from exc
+                # A safety net in wall-clock time, for a machine too busy to run it at all.
+                timer = threading.Timer(self.WALL_LIMIT, proc.kill)
+                timer.start()
+                try:
+                    assert proc.stdout is not None
+                    out = proc.stdout.read()
+                    proc.stdout.close()
+                    _, status, usage = os.wait4(proc.pid, 0)
+                finally:
+                    timer.cancel()
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
+            if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL) or (
+                    proc.returncode != 0 and cpu >= seconds - 0.05):
+                raise OcrTimeout(f"tesseract took over {seconds}s of CPU")
+            if proc.returncode != 0:
+                message = errors.read_text("utf-8", "replace").strip().splitlines()
+                raise OcrFailed(f"tesseract failed ({proc.returncode}): "
+                                f"{message[-1] if message else 'no message'}")
+        return out.decode("utf-8", "replace"), cpu
+
+
+def _words_of_tsv(tsv: str) -> list[OcrWord]:
+    """Tesseract's TSV as words, each with the id of its line (block, paragraph, line)."""
+    words: list[OcrWord] = []
+    lines: dict[tuple[str, str, str], int] = {}
+    rows = tsv.splitlines()
+    for row in rows[1:]:
+        cells = row.split("\t")
+        if len(cells) < 12:
+            continue
+        text = cells[11].strip()
+        if not text or cells[0] != "5":  # level 5: a word
+            continue
         try:
-            data = pt.image_to_data(
-                image, lang="+".join(languages), output_type=pt.Output.DICT,
-                config=f"--psm {self.PSM} -c thresholding_method={self.THRESHOLDING}",
-                timeout=self.TIMEOUT)
-        except RuntimeError as exc:  # pytesseract's timeout
-            raise OcrFailed(f"tesseract took over {self.TIMEOUT}s") from exc
-        except (pt.TesseractError, OSError) as exc:
-            raise OcrFailed(f"tesseract failed: {exc}") from exc
-        words: list[OcrWord] = []
-        lines: dict[tuple[int, int, int], int] = {}
-        for i, text in enumerate(data["text"]):
-            text = (text or "").strip()
-            if not text:
-                continue
-            where = (int(data["block_num"][i]), int(data["par_num"][i]),
-                     int(data["line_num"][i]))
-            line = lines.setdefault(where, len(lines))
-            words.append(OcrWord(text, int(data["left"][i]), int(data["top"][i]),
-                                 int(data["width"][i]), int(data["height"][i]), line,
-                                 float(data["conf"][i])))
-        return words
+            left, top, width, height = (int(cells[k]) for k in (6, 7, 8, 9))
+            conf = float(cells[10])
+        except ValueError:
+            continue
+        line = lines.setdefault((cells[2], cells[3], cells[4]), len(lines))
+        words.append(OcrWord(text, left, top, width, height, line, conf))
+    return words
 
 
-def default_engine() -> OcrEngine:
-    """The engine `check` and `build --verify-text` use. Raises OcrEngineMissing."""
-    engine = TesseractEngine()
-    engine.identity()  # fail now, with the install hint, rather than on the first image
-    if "eng" not in engine.languages():
-        raise OcrEngineMissing("Tesseract has no English language data (eng): "
-                               f"{INSTALL_HINT}")
-    return engine
+# -- RapidOCR -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecLine:
+    """One recognised text line: its text, mean confidence and per-character ones."""
+
+    text: str
+    score: float
+    char_conf: tuple[float, ...]
+
+
+#: Loaded RapidOCR stages not in use, per (detector, recogniser) model file.
+_POOLS: dict[tuple[str, str], list[tuple[Any, Any]]] = {}
+_POOL_LOCK = threading.Lock()
+
+
+class RapidOcrEngine:
+    """RapidOCR's PP-OCR detector and recogniser, driven stage by stage.
+
+    `detect` finds text-line quadrilaterals on an image scaled so its long side is
+    `DET_LONG_SIDE` px (detection costs by the pixel; this size keeps 12 px subtitles of a
+    1664 px poster); `recognise` reads upright line crops (taken from the full image); `read`
+    does both. The orientation classifier is not used: the crops are made upright from the
+    detector's boxes, and posters have no upside-down lines.
+    """
+
+    name = "rapidocr"
+    #: Long side of the image the detector sees.
+    DET_LONG_SIDE = 800
+
+    def __init__(self) -> None:
+        missing = [m for m in ("rapidocr", "onnxruntime", "cv2", "numpy")
+                   if importlib.util.find_spec(m) is None]
+        if missing:
+            raise OcrEngineMissing(f"RapidOCR is not installed ({', '.join(missing)} "
+                                   f"missing): {RAPIDOCR_HINT}")
+        import rapidocr
+
+        root = Path(rapidocr.__file__).parent / "models"
+        det = sorted(root.glob("*_det_*.onnx"))
+        rec = sorted(root.glob("*_rec_*.onnx"))
+        if not det or not rec:
+            # rapidocr would download them; the text check never downloads anything.
+            raise OcrEngineMissing(f"RapidOCR's models are not inside the installed package "
+                                   f"({root}); reinstall it: {RAPIDOCR_HINT}")
+        self._det_path, self._rec_path = self._pick(det), self._pick(rec)
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            self._version = version("rapidocr")
+        except PackageNotFoundError:
+            self._version = getattr(rapidocr, "__version__", "?")
+
+    @staticmethod
+    def _pick(paths: list[Path]) -> Path:
+        """The newest PP-OCR version's model, the small one when there is a choice."""
+        return max(paths, key=lambda p: ("small" in p.name or "mobile" in p.name, p.name))
+
+    def identity(self) -> str:
+        return (f"rapidocr {self._version} {self._det_path.stem}+{self._rec_path.stem} "
+                f"det{self.DET_LONG_SIDE}")
+
+    def languages(self) -> frozenset[str]:
+        # The PP-OCR multilingual models read Latin script, Chinese and Japanese kana.
+        return frozenset({"eng", "chi_sim", "chi_tra", "jpn"})
+
+    @contextmanager
+    def _stages(self) -> Iterator[tuple[Any, Any]]:
+        """A detector and recogniser to use alone meanwhile. Loaded models are kept for
+        the process (per model files) and lent to one reading at a time: a second reading
+        running at once loads its own. ONNX Runtime runs with one intra-op thread, in the
+        calling thread, so results do not depend on how the work is split."""
+        key = (str(self._det_path), str(self._rec_path))
+        with _POOL_LOCK:
+            pool = _POOLS.setdefault(key, [])
+            stages = pool.pop() if pool else None
+        if stages is None:
+            stages = self._load()
+        try:
+            yield stages
+        finally:
+            with _POOL_LOCK:
+                _POOLS[key].append(stages)
+
+    def _load(self) -> tuple[Any, Any]:
+        import logging
+
+        from rapidocr import RapidOCR
+
+        try:  # no usage telemetry from ONNX Runtime (a no-op where it sends none)
+            import onnxruntime
+
+            onnxruntime.disable_telemetry_events()
+        except (ImportError, AttributeError):
+            pass
+        ocr = RapidOCR(params={
+            "Global.log_level": "error",
+            "Global.use_cls": False,
+            "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            "Det.model_path": str(self._det_path),
+            "Rec.model_path": str(self._rec_path),
+            # The image is sized here (DET_LONG_SIDE), not by the detector.
+            "Det.limit_type": "max", "Det.limit_side_len": 4096,
+        })
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+        return ocr._load_det_model(), ocr._load_rec_model()
+
+    def detect(self, rgb: Any) -> list[Any]:
+        """Text-line quadrilaterals (4x2 float arrays, in `rgb`'s pixels) of an RGB numpy
+        image, top to bottom."""
+        import cv2
+        import numpy as np
+
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.DET_LONG_SIDE / max(h, w))
+        small = rgb if scale == 1.0 else cv2.resize(
+            rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_AREA)
+        with self._stages() as (det, _):
+            try:
+                found = det(np.ascontiguousarray(small[:, :, ::-1]))
+            except Exception as exc:  # noqa: BLE001 - any failure inside ONNX Runtime
+                raise OcrFailed(f"rapidocr detection failed: {exc}") from exc
+        if found.boxes is None:
+            return []
+        return [np.asarray(box, dtype=np.float32) / scale for box in found.boxes]
+
+    def recognise(self, crops: Sequence[Any]) -> list[RecLine]:
+        """Read upright RGB line crops (numpy), one RecLine each."""
+        import numpy as np
+        from rapidocr.ch_ppocr_rec.typings import TextRecInput
+
+        if not crops:
+            return []
+        bgr = [np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
+        with self._stages() as (_, rec):
+            try:
+                out = rec(TextRecInput(img=bgr, return_word_box=True))
+            except Exception as exc:  # noqa: BLE001 - any failure inside ONNX Runtime
+                raise OcrFailed(f"rapidocr recognition failed: {exc}") from exc
+        lines = []
+        for text, score, info in zip(out.txts, out.scores, out.word_results, strict=True):
+            confs = tuple(float(c) for c in (getattr(info, "confs", None) or ()))
+            if len(confs) != len(text):
+                confs = (float(score),) * len(text)
+            lines.append(RecLine(str(text), float(score), confs))
+        return lines
+
+    def read(self, image: Any, languages: Sequence[str]) -> list[OcrWord]:
+        import numpy as np
+
+        from .crops import crop_upright
+
+        rgb = np.asarray(image.convert("RGB"))
+        boxes = self.detect(rgb)
+        crops = [crop_upright(rgb, box) for box in boxes]
+        return words_of_lines(boxes, self.recognise(crops))
+
+
+def words_of_lines(boxes: Sequence[Any], lines: Sequence[RecLine]) -> list[OcrWord]:
+    """One OcrWord per recognised line (the scorer splits at spaces itself)."""
+    words = []
+    for i, (box, line) in enumerate(zip(boxes, lines, strict=True)):
+        if not line.text.strip():
+            continue
+        xs, ys = box[:, 0], box[:, 1]
+        words.append(OcrWord(line.text, int(xs.min()), int(ys.min()), int(xs.max() - xs.min()),
+                             int(ys.max() - ys.min()), i, line.score * 100, line.char_conf))
+    return words
+
+
+# -- the engines of the check ---------------------------------------------------------------
+
+
+class Engines:
+    """The engines the check reads with: RapidOCR when installed, and Tesseract."""
+
+    def __init__(self, rapid: RapidOcrEngine | None, tesseract: TesseractEngine | None) -> None:
+        if rapid is None and tesseract is None:
+            raise OcrEngineMissing(f"no OCR engine: {INSTALL_HINT}; better also "
+                                   f"{RAPIDOCR_HINT}")
+        self.rapid = rapid
+        self.tesseract = tesseract
+
+    def identity(self) -> str:
+        return " + ".join(e.identity() for e in (self.rapid, self.tesseract) if e is not None)
+
+    def languages(self) -> frozenset[str]:
+        langs: set[str] = set()
+        for engine in (self.rapid, self.tesseract):
+            if engine is not None:
+                langs |= engine.languages()
+        return frozenset(langs)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in (self.rapid, self.tesseract) if e is not None)
+
+
+def _rapid_or_none() -> RapidOcrEngine | None:
+    if os.environ.get("QWENBUILD_OCR", "").strip().lower() == "tesseract":
+        return None  # forced off (the one-engine path, for comparison and tests)
+    try:
+        return RapidOcrEngine()
+    except OcrEngineMissing:
+        return None
+
+
+def default_engine() -> Engines:
+    """The engines `check` and `build --verify-text` use: RapidOCR and Tesseract, or the
+    one of them that is installed. Raises OcrEngineMissing when neither is."""
+    rapid = _rapid_or_none()
+    tesseract: TesseractEngine | None = None
+    problem: OcrEngineMissing | None = None
+    try:
+        tesseract = TesseractEngine()
+        tesseract.identity()  # fail now, with the install hint, not on the first image
+        if "eng" not in tesseract.languages():
+            raise OcrEngineMissing("Tesseract has no English language data (eng): "
+                                   f"{INSTALL_HINT}")
+    except OcrEngineMissing as exc:
+        tesseract, problem = None, exc
+    if rapid is None and problem is not None:
+        raise problem
+    return Engines(rapid, tesseract)

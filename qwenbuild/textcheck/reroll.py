@@ -5,11 +5,12 @@ up to date:
 
 - attempt 0 is the job's own image (its planned key); attempt n = 1..N is reroll n
   (`choices.reroll_seed`), its own store entry, paid for once and kept;
-- attempts are scored in order (results cached by image), stopping at the first that
-  scores at least the threshold; the best score wins (the earliest on a tie) and becomes
-  the output. The manifest entry keeps the job's planned key (so the next plan sees the
-  output up to date) and records every attempt in `text_check.attempts`; a choice record
-  names the chosen reroll (`choices.py`).
+- attempts are checked in order (results cached by image), stopping at the first that
+  is not red (green, amber, unreadable: a reroll is paid for text read wrong only); the
+  best wins (`TextResult.rank`: green > amber > unreadable > red, then score; the earliest
+  on a tie) and becomes the output. The manifest entry keeps the job's planned key (so the
+  next plan sees the output up to date) and records every attempt in
+  `text_check.attempts`; a choice record names the chosen reroll (`choices.py`).
 
 A rerun finds every attempt in the store and every score in the result cache: it neither
 reads nor pays again, and a larger `--max-rerolls` goes on where the last run stopped.
@@ -33,7 +34,7 @@ from ..costs import estimate, job_price, usd
 from ..fsutil import file_sha256
 from ..plan import Assessment, Job, Plan
 from ..store import StoredImage
-from . import TextChecker, TextResult, engines, expectations
+from . import RED, UNREADABLE_STATUS, TextChecker, TextResult, engines, expectations
 from .choices import read_choice, reroll_seed, reseed, write_choice
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,11 @@ class VerifyTextStep(Step):
                 generated = True
             text = await self._check(image, lines)
             attempts.append(_Attempt(number, candidate, image, text))
-            if text.error is not None or text.score is None or text.score >= self.min_score:
+            if text.status(self.min_score) != RED:
                 break
         if not attempts:
             return result
-        chosen = max(attempts, key=lambda a: (a.score, -a.number))
+        chosen = max(attempts, key=lambda a: (a.text.rank(self.min_score), -a.number))
         rewritten = await self._settle(ctx, job, attempts, chosen)
         self._report(job, attempts, chosen, stop_reason)
         rerolls = len(attempts) - 1
@@ -207,7 +208,8 @@ class VerifyTextStep(Step):
         text_check: dict[str, Any] = chosen.text.to_manifest(self.min_score)
         text_check["attempts"] = [
             {"attempt": a.number, "seed": a.job.seed, "key": a.job.key, "score": a.text.score,
-             "cost_usd": a.image.record.cost_usd} for a in attempts]
+             "status": a.text.status(self.min_score), "cost_usd": a.image.record.cost_usd}
+            for a in attempts]
         text_check["chosen"] = chosen.number
         ctx.manifest.set(job.output, replace(entry, text_check=text_check))
         expected = self.expected[job.output]
@@ -225,16 +227,20 @@ class VerifyTextStep(Step):
     def _report(self, job: Job, attempts: list[_Attempt], chosen: _Attempt,
                 stop_reason: str) -> None:
         text = chosen.text
+        status = text.status(self.min_score)
         if text.error is not None:
             log.warning("%s: text not checked: %s", job.output, text.error)
-        elif text.score is not None and text.score < self.min_score:
+        elif status == UNREADABLE_STATUS:
+            log.warning("%s: text unreadable (not confirmed right or wrong)%s", job.output,
+                        f": {text.unreadable}" if text.unreadable else "")
+        elif status == RED and text.score is not None:
             worst = text.worst
             assert worst is not None
             tried = f"{len(attempts) - 1} rerolls" if len(attempts) > 1 else "no reroll"
-            log.warning("%s: text scores %.2f, under %.2f after %s%s; kept attempt %d "
-                        "(expected %r, read %r)", job.output, text.score, self.min_score,
-                        tried, f" ({stop_reason})" if stop_reason else "", chosen.number,
-                        worst.expected, worst.read)
+            log.warning("%s: text reads wrong (score %.2f, min %.2f) after %s%s; kept "
+                        "attempt %d (expected %r, read %r)", job.output, text.score,
+                        self.min_score, tried, f" ({stop_reason})" if stop_reason else "",
+                        chosen.number, worst.expected, worst.read)
         elif chosen.number:
             log.info("%s: text reroll %d (seed %d) reads %.2f; it is the output", job.output,
                      chosen.number, chosen.job.seed, text.score or 0.0)

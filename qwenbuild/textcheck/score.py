@@ -6,7 +6,8 @@ normalised OCR text. Normalising makes the comparison case, white-space and punc
 insensitive, because OCR is noisy exactly there while a misspelled word is not:
 
 - Unicode NFKC (full-width letters, ligatures), typographic punctuation folded to plain
-  (`• · – — ‘ ’ “ ”`), then `casefold()`;
+  (`• · – — ‘ ’ “ ”`), characters printed identically folded together (katakana リ and
+  hiragana り, katakana ロ and Han 口, ...), then `casefold()`;
 - only letters, digits and combining marks are kept: spaces and punctuation are dropped,
   so `AURELIA SKYLINE` matches `AURELIA` / `SKYLINE` read on two lines, and a bullet the
   OCR read as `-` or `.` costs nothing.
@@ -33,6 +34,11 @@ _FOLD = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"',
     "\u00a0": " ", "\u00d7": "x",
+    # Characters drawn the same in print, which no reader (OCR or human) can tell apart:
+    # katakana and hiragana twins, katakana and Han twins.
+    "\u30ea": "\u308a", "\u30d8": "\u3078", "\u30d9": "\u3079", "\u30da": "\u307a",  # リヘベペ
+    "\u30ed": "\u53e3", "\u30cb": "\u4e8c", "\u30cf": "\u516b", "\u30ab": "\u529b",  # ロニハカ
+    "\u30bf": "\u5915", "\u30a8": "\u5de5", "\u30c8": "\u535c", "\u30fc": "\u4e00",  # タエトー
 })
 
 #: Kept characters: letters, digits (any script) and combining marks.
@@ -68,32 +74,44 @@ class Words:
     """OCR words in one reading order, with their normalised characters.
 
     `chars[k]` came from `words[owner[k]]`; `cuts[k]` says whether a word boundary lies
-    before `chars[k]` (`cuts` has one more item, for the end).
+    before `chars[k]` (`cuts` has one more item, for the end); `conf[k]` is the engine's
+    confidence in `chars[k]`, 0..1 (1.0 when the engine gave none).
     """
 
     words: tuple[str, ...]
     chars: str
     owner: tuple[int, ...]
     cuts: tuple[bool, ...]
+    conf: tuple[float, ...] = ()
 
     @classmethod
-    def of(cls, words: Sequence[str]) -> Words:
+    def of(cls, words: Sequence[str],
+           confidences: Sequence[Sequence[float] | float] | None = None) -> Words:
+        """`confidences[i]`: word i's confidence (0..1), or one per character of it."""
         chars: list[str] = []
         owner: list[int] = []
         cuts: list[bool] = []
+        conf: list[float] = []
         for index, word in enumerate(words):
+            given = 1.0 if confidences is None else confidences[index]
+            per_char = given if isinstance(given, Sequence) else None
+            whole = 1.0 if isinstance(given, Sequence) else float(given)
             boundary = True  # a new word starts a window
-            for ch in fold(word):
-                if unicodedata.category(ch)[0] not in _KEPT:
-                    boundary = True  # "Trams-Canal": "Canal" may start a window
-                    continue
-                cjk = is_cjk(ch)
-                chars.append(ch)
-                owner.append(index)
-                cuts.append(boundary or cjk)
-                boundary = cjk
+            for position, raw in enumerate(word):
+                c = float(per_char[position]) if per_char is not None and \
+                    position < len(per_char) else whole
+                for ch in fold(raw):
+                    if unicodedata.category(ch)[0] not in _KEPT:
+                        boundary = True  # "Trams-Canal": "Canal" may start a window
+                        continue
+                    cjk = is_cjk(ch)
+                    chars.append(ch)
+                    owner.append(index)
+                    cuts.append(boundary or cjk)
+                    conf.append(c)
+                    boundary = cjk
         cuts.append(True)
-        return cls(tuple(words), "".join(chars), tuple(owner), tuple(cuts))
+        return cls(tuple(words), "".join(chars), tuple(owner), tuple(cuts), tuple(conf))
 
     def span(self, start: int, end: int) -> str:
         """The OCR words holding normalised characters start..end, as read."""
@@ -109,6 +127,15 @@ class Match:
     score: float
     distance: int
     read: str
+    #: The window's characters (normalised) and the engine's confidence in them:
+    #: the lowest over the window, and the lowest where it differs from the line (1.0
+    #: when it does not differ; for a missing character, its neighbours').
+    chars: str = ""
+    conf: float = 0.0
+    diff_conf: float = 1.0
+    #: What differs: (position in the normalised line, expected, read) for every edit,
+    #: with "" for no character (a missing or an extra one).
+    edits: tuple[tuple[int, str, str], ...] = ()
 
 
 def align(expected: str, text: str, cuts: Sequence[bool]) -> tuple[int, list[tuple[int, int]]]:
@@ -168,6 +195,62 @@ def _cased(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch)[0] in _KEPT)
 
 
+def edit_script(a: str, b: str) -> list[tuple[int, int, str, str]]:
+    """A shortest edit script from `a` to `b`: (i, j, a-part, b-part) for every edit,
+    where i and j are positions in `a` and `b` (a substitution has one character on each
+    side, a deletion an empty b-part, an insertion an empty a-part)."""
+    m, n = len(a), len(b)
+    d = [[0] * (n + 1) for _ in range(m + 1)]
+    for i in range(m + 1):
+        d[i][0] = i
+    for j in range(n + 1):
+        d[0][j] = j
+    for i in range(1, m + 1):
+        for j in range(1, n + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+    out: list[tuple[int, int, str, str]] = []
+    i, j = m, n
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and d[i][j] == d[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
+            if a[i - 1] != b[j - 1]:
+                out.append((i - 1, j - 1, a[i - 1], b[j - 1]))
+            i, j = i - 1, j - 1
+        elif i > 0 and d[i][j] == d[i - 1][j] + 1:
+            out.append((i - 1, j, a[i - 1], ""))
+            i -= 1
+        else:
+            out.append((i, j - 1, "", b[j - 1]))
+            j -= 1
+    out.reverse()
+    return out
+
+
+def _word_starts(expected: str) -> frozenset[int]:
+    """Positions in `normalise(expected)` where a word starts (and its length)."""
+    words = Words.of(expected.split())
+    return frozenset(k for k, cut in enumerate(words.cuts) if cut)
+
+
+def _lost_ends(script: Sequence[tuple[int, int, str, str]], length: int,
+               starts: frozenset[int]) -> set[int]:
+    """Indexes in `script` of the missing letters at the start and end of the line that
+    do not make whole words of it."""
+    lost: set[int] = set()
+    k = 0
+    while k < len(script) and not script[k][3] and script[k][0] == k:
+        k += 1  # the first k letters of the line are missing
+    if k and k not in starts:
+        lost.update(range(k))
+    end = len(script)
+    n = 0
+    while end > 0 and not script[end - 1][3] and script[end - 1][0] == length - 1 - n:
+        end, n = end - 1, n + 1  # the last n letters are missing
+    if n and (length - n) not in starts:
+        lost.update(range(end, len(script)))
+    return lost
+
+
 def match_line(expected: str, words: Words) -> Match:
     """Score one expected line (as written) against OCR words in one reading order.
 
@@ -176,12 +259,47 @@ def match_line(expected: str, words: Words) -> Match:
     """
     target = normalise(expected)
     if not target:
-        return Match(1.0, 0, "")
+        return Match(1.0, 0, "", conf=1.0)
     if not words.chars:
         return Match(0.0, len(target), "")
     distance, windows = align(target, words.chars, words.cuts)
     cased = _cased(expected)
     start, end = min(windows[:20], key=lambda w: (
         levenshtein(cased, _cased(words.span(*w))) if len(windows) > 1 else 0))
+    # A CJK character repeated across the window's edge, in the same OCR word, is a
+    # doubled character (CJK windows may end between any two characters).
+    chars, owner = words.chars, words.owner
+    grown = False
+    while 0 < end < len(chars) and chars[end] == chars[end - 1] and \
+            owner[end] == owner[end - 1] and is_cjk(chars[end]):
+        end, grown = end + 1, True
+    while 0 < start < end and chars[start - 1] == chars[start] and \
+            owner[start - 1] == owner[start] and is_cjk(chars[start]):
+        start, grown = start - 1, True
+    if grown:
+        distance = levenshtein(target, chars[start:end])
     length = max(len(target), end - start)
-    return Match(round(1.0 - distance / length, 4), distance, words.span(start, end))
+    window = words.chars[start:end]
+    confs = words.conf[start:end] if words.conf else (1.0,) * len(window)
+    conf = min(confs, default=0.0)
+    diff_conf = 1.0
+    edits: list[tuple[int, str, str]] = []
+    if distance:
+        script = edit_script(target, window)
+        starts = _word_starts(expected)
+        # Letters missing at either end of the window, when they are not whole words of
+        # the line: the reading lost the end of a line (text running onto a busier
+        # background, a cut-off box), which says nothing about its spelling.
+        lost = _lost_ends(script, len(target), starts)
+        near: list[float] = []
+        for k, (i, j, was, now) in enumerate(script):
+            if k in lost:
+                continue
+            edits.append((i, was, now))
+            if now:  # a character read where the line has another, or none
+                near.append(confs[j])
+            else:  # a character of the line missing: how sure the reading is around it
+                near.extend(confs[x] for x in (j - 1, j) if 0 <= x < len(confs))
+        diff_conf = min(near, default=0.0)
+    return Match(round(1.0 - distance / length, 4), distance, words.span(start, end),
+                 window, conf, diff_conf, tuple(edits))

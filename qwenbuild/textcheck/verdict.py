@@ -1,0 +1,155 @@
+"""The verdict on one expected line, from every reading of it: right, wrong or unreadable.
+
+Each reading gives the line's best window (`score.match_line`): the letters that differ
+(edits, at their place in the line), the engine's confidence in the window's characters
+and in the characters where it differs (for a missing character, in its neighbours). A
+reading
+
+- *confirms the line* when its window is the line exactly (case, spaces and punctuation
+  aside) and the engine is confident in every character of it (`RIGHT_CONF`);
+- *objects* when its window differs in at most half the line's letters (beyond that the
+  reading did not find the line: no opinion) and the engine is confident in the
+  characters that differ (`WRONG_CONF`).
+
+An objection is *corroborated* when another reading from the other engine (with one
+engine installed: another reading) shares one of its edits, even with low confidence
+(`SUPPORT_CONF`): the same letter, at the same place in the line, read as the same other
+letter (or missing, or extra). Two engines rarely misread a letter the same way, while a
+letter really wrong on the poster is read wrong the same way by both.
+
+- **right**: a reading confirms, none objects; or, after the last reading, two readings
+  match with some confidence (`TWICE_CONF`) and none objects;
+- **wrong**: an objection is corroborated (or, after the last reading, one engine objects
+  with very high confidence, `SURE_CONF`), and no reading matches the line, even with
+  low confidence (`MATCH_CONF`). The exception: when every objection is a doubled letter
+  the line does not have ("SUMMMER" for "SUMMER"), a matching reading does not count
+  and two readings of one engine may corroborate, as a recogniser can merge a doubled
+  letter but does not invent one;
+- **unreadable**: anything else after the last reading: no confident reading, or
+  readings that contradict each other.
+
+The readings are made one by one (`read.py`) until every line has its verdict, so most
+posters cost one reading (RapidOCR's), and a disagreement costs more readings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .score import Match
+
+RIGHT, WRONG, UNREADABLE, UNDECIDED = "right", "wrong", "unreadable", "undecided"
+
+#: Lowest confidence (0..1) of every character of an exact window for it to confirm.
+RIGHT_CONF = {"rapidocr": 0.90, "tesseract": 0.60}
+#: An exact window at least this confident blocks a "wrong" verdict (not a doubled letter).
+MATCH_CONF = {"rapidocr": 0.50, "tesseract": 0.40}
+#: Lowest confidence (0..1) of the differing characters for a reading to object.
+WRONG_CONF = {"rapidocr": 0.80, "tesseract": 0.70}
+#: An objection this confident stands alone after the last reading, if nothing matched.
+SURE_CONF = {"rapidocr": 0.985, "tesseract": 0.96}
+#: Another reading sharing an edit supports an objection down to this confidence.
+SUPPORT_CONF = 0.3
+#: After the last reading, two exact windows this confident, never contradicted, confirm.
+TWICE_CONF = {"rapidocr": 0.60, "tesseract": 0.50}
+#: A window differing in more than this share of the line's letters did not find it.
+FOUND_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One reading's best window for one line."""
+
+    source: str
+    engine: str
+    match: Match
+    length: int  # letters in the expected line (normalised)
+
+    @property
+    def found(self) -> bool:
+        return self.match.distance <= max(1, int(self.length * FOUND_SHARE))
+
+    def _conf(self, table: dict[str, float], default: float) -> float:
+        return table.get(self.engine, default)
+
+    @property
+    def confirms(self) -> bool:
+        return (self.match.distance == 0 and self.length > 0
+                and self.match.conf >= self._conf(RIGHT_CONF, 0.9))
+
+    @property
+    def matches(self) -> bool:
+        return (self.match.distance == 0 and self.length > 0
+                and self.match.conf >= self._conf(MATCH_CONF, 0.5))
+
+    @property
+    def objects(self) -> bool:
+        return (self.found and self.match.distance > 0
+                and self.match.diff_conf >= self._conf(WRONG_CONF, 0.8))
+
+    @property
+    def sure(self) -> bool:
+        return self.objects and self.match.diff_conf >= self._conf(SURE_CONF, 0.985)
+
+    @property
+    def adds_repeat(self) -> bool:
+        """Whether every difference is an extra copy of a neighbouring letter (a doubled
+        letter the line does not have)."""
+        edits = self.match.edits
+        if not edits or any(was for _, was, _ in edits):
+            return False
+        return all(now and now * 2 in self.match.chars for _, _, now in edits)
+
+
+def agree(objecting: Sequence[Evidence], others: Sequence[Evidence],
+          across_engines: bool = True) -> bool:
+    """Whether a confident objection shares an edit with another reading that differs
+    (`others`, confident or not, `SUPPORT_CONF`): one from another engine (two readings
+    by one engine share its blind spots), or with `across_engines` False (one engine
+    installed) from another reading."""
+    for e in objecting:
+        edits = set(e.match.edits)
+        for o in others:
+            if o is e or o.match.diff_conf < SUPPORT_CONF or not o.found:
+                continue
+            if (o.engine != e.engine if across_engines else o.source != e.source) and \
+                    edits & set(o.match.edits):
+                return True
+    return False
+
+
+def decide(evidence: Sequence[Evidence], final: bool,
+           across_engines: bool = True) -> tuple[str, Evidence | None]:
+    """The line's verdict so far (UNDECIDED while more readings may help; never after
+    the last one, `final`) and the reading it rests on (the one to report).
+    `across_engines`: objections must come from two engines to agree (False when one
+    engine is installed)."""
+    confirming = [e for e in evidence if e.confirms]
+    objecting = [e for e in evidence if e.objects]
+    matching = [e for e in evidence if e.matches]
+    differing = [e for e in evidence if e.match.distance > 0]
+    if confirming and not objecting:
+        return RIGHT, confirming[0]
+    if objecting:
+        if all(e.adds_repeat for e in objecting):
+            # A doubled letter: the reading that merged it does not count, and two
+            # readings of one engine may agree (the other engine's blind spot).
+            if agree(objecting, differing, across_engines=False):
+                return WRONG, _best(objecting)
+        elif not matching and agree(objecting, differing, across_engines):
+            return WRONG, _best(objecting)
+        if final and not matching and any(e.sure for e in objecting):
+            return WRONG, _best(objecting)
+    if not final:
+        return UNDECIDED, None
+    if not objecting and len({e.source for e in matching if e.match.conf >= TWICE_CONF.get(
+            e.engine, 0.6)}) >= 2:
+        return RIGHT, matching[0]  # matched twice, never contradicted
+    found = [e for e in evidence if e.found] or list(evidence)
+    return UNREADABLE, _best(found) if found else None
+
+
+def _best(evidence: Sequence[Evidence]) -> Evidence:
+    """The reading to report: fewest differences, then most confident, then first."""
+    return min(evidence, key=lambda e: (e.match.distance, -e.match.diff_conf, -e.match.conf))
