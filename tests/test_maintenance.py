@@ -229,6 +229,8 @@ def test_cache_gc_collects_every_record_kind_the_store_declares(
         "textcheck/results": ["textcheck/results/22/" + "2" * 64 + ".json",
                               "textcheck/results/33/" + "3" * 64 + ".json"],
         "plans": [f"plans/{folder_tag(tmp_path / 'gone.toml')}.json"],
+        "noop": [f"noop/{folder_tag(tmp_path / 'gone.toml')}.txt",
+                 f"noop/{folder_tag(tmp_path / 'gone.toml')}.json"],
         "state": [f"state/{folder_tag(tmp_path / 'gone-out')}.json",
                   f"state/{folder_tag(tmp_path / 'gone-out')}.review.json"],
         "locks": [f"locks/{folder_tag(tmp_path / 'gone-out')}.lock"],
@@ -247,7 +249,7 @@ def test_cache_gc_collects_every_record_kind_the_store_declares(
     live_files = {p.relative_to(cache_dir).as_posix() for p in cache_dir.rglob("*")
                   if p.is_file()} - {n for names in dead.values() for n in names}
     assert {name.split("/")[0] for name in live_files} >= {
-        "objects", "plans", "state", "locks", "textcheck", "tasks"}
+        "objects", "plans", "state", "locks", "textcheck", "tasks", "noop"}
 
     result = run("cache", "gc", project.parent.parent, "--json")
     assert result.code == 0, result.err

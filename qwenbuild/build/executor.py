@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .. import noop
 from ..campaign import Campaign
 from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
 from ..costs import check_budget
@@ -30,6 +32,7 @@ from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
 from ..plan import Assessment, Job, Plan, Selection, assess, assess_one, plan
+from ..prompts import Prompts
 from ..provenance import write_output
 from ..providers.base import TaskHandle, TaskUnknown
 from ..retry import retry_delay
@@ -100,7 +103,8 @@ async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
         _check_limit(assessments, options.max_generate)
         estimated = check_budget(the_plan, assessments, options.budget_usd)
         run = Build(the_plan, store, manifest, stats, options,
-                    default_steps(options) if steps is None else list(steps))
+                    default_steps(options) if steps is None else list(steps),
+                    plain=steps is None)
         run.estimated_usd = estimated.usd
         return await run.run(assessments, started)
 
@@ -124,13 +128,15 @@ class Build:
     (`BuildContext`)."""
 
     def __init__(self, the_plan: Plan, store: Store, manifest: Manifest, stats: StatCache,
-                 options: BuildOptions, steps: list[Step]) -> None:
+                 options: BuildOptions, steps: list[Step], plain: bool = False) -> None:
         self.plan = the_plan
         self.store = store
         self.manifest = manifest
         self.stats = stats
         self.options = options
         self.steps = steps
+        #: The default steps: a no-op of this build can be answered by noop.py.
+        self.plain = plain
         self.previous: Mapping[str, ManifestEntry] = dict(manifest.entries)
         self.results: dict[str, JobResult] = {}
         self._slots: dict[str, tuple[asyncio.Semaphore, ...]] = {}
@@ -169,7 +175,47 @@ class Build:
             self.manifest.save()
             self.stats.save()
             self.plan.remember()
+        self._record_noop(report)
         return report
+
+    def _record_noop(self, report: BuildReport) -> None:
+        """After a plain build of the whole campaign that left every output as the campaign
+        says, record what that depends on for the no-op fast path (noop.py); after any
+        other build, forget the record (the next build decides)."""
+        campaign = self.campaign
+        plain = (self.plain and not self.options.force and not self.options.verify_text
+                 and len(self.plan.jobs) == len(self.plan.all_outputs))
+        clean = (not report.interrupted and not report.failed and not report.stale
+                 and not any(e.stale for e in self.manifest.exports.values()))
+        if not (plain and clean):
+            noop.forget(campaign.path)
+            return
+        files: list[Path] = [campaign.path, *campaign.extra_inputs]
+        folders: list[Path] = []
+        prompts = Prompts(campaign.template_dirs, campaign.template_root)
+        files += prompts.files()
+        for root in campaign.template_dirs:
+            folders += _folders(root)
+        for asset in campaign.assets:
+            files += [*asset.references, *(p for p in (asset.init_image, asset.mask) if p)]
+        for provider in self.plan.providers.values():
+            more_files, more_folders = provider.environment_paths()
+            files += more_files
+            folders += more_folders
+        # Everything in the output folder: outputs, renditions, the manifest, the page.
+        for folder, _dirs, names in os.walk(campaign.out):
+            folders.append(Path(folder))
+            files += [Path(folder) / name for name in names]
+        report_json = json.dumps({
+            **report.to_json(), "generated": 0, "cached": 0, "failed": 0,
+            "up_to_date": len(report.results), "cost_usd": 0.0, "estimated_cost_usd": 0.0,
+            "cost_unreported": 0, "stale": [], "interrupted": False, "seconds": 0.0,
+            "exports": [],
+            "jobs": [{**job, "status": str(JobStatus.UP_TO_DATE), "error": None}
+                     for job in report.to_json()["jobs"]],
+        }, indent=2, ensure_ascii=False)
+        noop.write(campaign.path, files, folders,
+                   {"jobs": str(len(report.results)), "out": str(campaign.out)}, report_json)
 
     def _stale(self) -> list[str]:
         """Outputs in the manifest that the campaign no longer makes: marked stale while
@@ -471,3 +517,11 @@ class Build:
             parent=job.parent,
         ))
         self.stats.remember(job.output, target, sha)
+
+
+def _folders(root: Path) -> list[Path]:
+    """`root` and every folder below it (a file added or removed changes one's mtime)."""
+    found = []
+    for folder, _dirs, _files in os.walk(root):
+        found.append(Path(folder))
+    return found

@@ -106,6 +106,12 @@ class Campaign:
     locales: tuple[str, ...] = ()
 
     @property
+    def extra_inputs(self) -> tuple[Path, ...]:
+        """Files beside the campaign that change what a build does (present or not): the
+        repository's qwenbuild.toml (the team cache) and the campaign's review file."""
+        return (self.repo_root / "qwenbuild.toml", self.root / "review.toml")
+
+    @property
     def master_locale(self) -> str | None:
         return self.locales[0] if self.locales else None
     #: The folder template files must stay in (None: campaign.allow_external_templates).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from ..errors import ProviderError
@@ -303,6 +304,11 @@ class Provider:
     def key_fields(self, request: GenerationRequest) -> dict[str, Any]:
         """Provider-specific inputs that change the image, beyond the common ones."""
         return {}
+
+    def environment_paths(self) -> tuple[list[Path], list[Path]]:
+        """Files and folders on this machine whose change may change `key_environment`
+        (files by their stat, folders by their mtime), for the no-op fast path."""
+        return [], []
 
     def key_environment(self) -> str:
         """A digest of what on this machine, outside the campaign, key_fields depends on

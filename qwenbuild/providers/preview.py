@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from ..sizes import QWEN_NATIVE, SizeRule
@@ -83,6 +84,11 @@ class PreviewProvider(Provider):
         from .preview_fonts import environment_digest
 
         return environment_digest()
+
+    def environment_paths(self) -> tuple[list[Path], list[Path]]:
+        from .preview_fonts import watched_paths
+
+        return watched_paths()
 
     async def generate(self, request: GenerationRequest,
                        task: TaskHandle | None = None) -> GeneratedImage:

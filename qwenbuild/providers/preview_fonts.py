@@ -44,6 +44,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from PIL import ImageDraw, ImageFont, features
@@ -477,3 +478,28 @@ def environment_digest() -> str:
     for f in chain():
         h.update(b"\0" + f.stamp().encode())
     return h.hexdigest()
+
+
+#: Where fontconfig's configuration and font folders usually are: a font installed or
+#: removed there changes a folder's mtime (even when fc-match would now find another).
+_FONT_ROOTS = ("/etc/fonts", "/usr/share/fonts", "/usr/local/share/fonts",
+               "~/.fonts", "~/.local/share/fonts")
+
+
+def watched_paths() -> tuple[list[Path], list[Path]]:
+    """What `environment_digest` depends on, for the no-op fast path: the chain's font
+    files and Pillow's own files (by stat), and every folder fonts are found in, with its
+    ancestors up to the font roots (by mtime)."""
+    import PIL
+
+    files = [Path(f.path) for f in chain() if f.path is not None]
+    files.append(Path(PIL.__file__))  # Pillow's version: its layout engine, its font
+    folders: set[Path] = {Path(PIL.__file__).parent}
+    roots = [Path(os.path.expanduser(r)) for r in _FONT_ROOTS]
+    for root in roots:
+        if root.is_dir():
+            for folder, _dirs, _files in os.walk(root):
+                folders.add(Path(folder))
+    for path in files[:-1]:
+        folders.add(path.parent)
+    return files, sorted(folders)

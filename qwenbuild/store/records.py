@@ -62,9 +62,12 @@ class KeyMemo:
 
 
 class StatCache:
-    """Size, mtime and sha256 of each output as last written or checked, per machine.
+    """Size, mtime, sha256, ctime and inode of each output as last written or checked, per
+    machine.
 
-    Lets an up-to-date check hash an output only when its size or mtime moved."""
+    Lets an up-to-date check hash an output only when its stat moved. The ctime and inode
+    catch an edit that kept the size and put the mtime back (ctime cannot be set back);
+    entries written before they held them have three fields and are hashed once."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -79,7 +82,7 @@ class StatCache:
         except OSError:
             return False
         known = self.entries.get(rel)
-        if known and known[0] == st.st_size and known[1] == st.st_mtime_ns and known[2] == sha256:
+        if known == [st.st_size, st.st_mtime_ns, sha256, st.st_ctime_ns, st.st_ino]:
             return True
         return None
 
@@ -97,7 +100,7 @@ class StatCache:
 
     def remember(self, rel: str, file: Path, sha256: str) -> None:
         st = file.stat()
-        value = [st.st_size, st.st_mtime_ns, sha256]
+        value = [st.st_size, st.st_mtime_ns, sha256, st.st_ctime_ns, st.st_ino]
         if self.entries.get(rel) != value:
             self.entries[rel] = value
             self._dirty = True

@@ -110,6 +110,8 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
                lambda name, live, root: _stem(name) in live.campaign_tags),
     RecordKind("state", "stat caches and review records, by output folder",
                lambda name, live, root: _stem(name) in live.out_tags),
+    RecordKind("noop", "the no-op fast path's records, by campaign file",
+               lambda name, live, root: _stem(name) in live.campaign_tags),
     RecordKind("locks", "output locks, by output folder",
                lambda name, live, root: _stem(name) in live.out_tags),
     # Kept for inspection until the next `cache gc`: nothing refers to them.

@@ -1,0 +1,206 @@
+"""The no-op fast path (qwenbuild/noop.py): it answers only when nothing changed, prints
+what the full build prints, and never reports "up to date" for an output that is not."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qwenbuild import noop
+from qwenbuild.cli import main
+
+from .conftest import build_file_tree, run_subprocess
+
+TEMPLATE = 'A poster for {{ brand.name }}: "{{ copy.headline }}". {% include "_part.j2" %}'
+
+CAMPAIGN = """\
+[campaign]
+name = "noop"
+
+[brand]
+name = "Acme"
+
+[defaults]
+template = "poster.j2"
+aspects = ["1:1"]
+providers = ["small"]
+
+[providers.small]
+kind = "preview"
+scale = 0.1
+
+[[assets]]
+id = "hero"
+references = ["ref.png"]
+[assets.copy]
+headline = "HELLO"
+
+[[assets]]
+id = "story"
+aspects = ["9:16", "1:1"]
+[assets.copy]
+headline = "STORY"
+
+[[exports]]
+name = "thumb"
+aspect = "1:1"
+width = 32
+height = 32
+"""
+
+
+def _png(color: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def project(root: Path) -> Path:
+    build_file_tree(root, {
+        ".git/HEAD": "ref: refs/heads/main\n",
+        "templates/poster.j2": TEMPLATE,
+        "templates/_part.j2": "Bold.",
+        "templates/unused.j2": "not used",
+        "campaign.toml": CAMPAIGN,
+        "ref.png": _png((10, 20, 30)),
+    })
+    return root / "campaign.toml"
+
+
+def quiet(*args: str | Path) -> int:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return main([str(a) for a in args])
+
+
+def test_a_plain_build_is_answered_by_the_fast_path_with_the_same_output(
+        tmp_path: Path) -> None:
+    camp = project(tmp_path)
+    assert quiet("build", camp) == 0
+    assert noop.check(str(camp)) is not None
+    fast = run_subprocess("build", camp)
+    noop.forget(camp)  # the full path, for comparison
+    full = run_subprocess("build", camp)
+    assert fast.code == full.code == 0
+    strip = [line.rsplit(";", 1)[0] for line in fast.out.splitlines()]
+    assert strip == [line.rsplit(";", 1)[0] for line in full.out.splitlines()]
+    assert "3 jobs: 0 generated, 0 from cache, 3 up to date" in fast.out
+
+
+def test_json_of_the_fast_path_is_the_full_paths(tmp_path: Path) -> None:
+    camp = project(tmp_path)
+    assert quiet("build", camp) == 0
+    fast = json.loads(run_subprocess("build", camp, "--json").out)
+    noop.forget(camp)
+    full = json.loads(run_subprocess("build", camp, "--json").out)
+    fast.pop("seconds"), full.pop("seconds")
+    assert fast == full
+
+
+def test_only_a_plain_build_of_everything_records(tmp_path: Path) -> None:
+    camp = project(tmp_path)
+    assert quiet("build", camp, "--only", "hero") == 0
+    assert noop.check(str(camp)) is None  # not everything was built
+    assert quiet("build", camp) == 0
+    assert noop.check(str(camp)) is not None
+    assert quiet("build", camp, "--regenerate", "--only", "story") == 0
+    assert noop.check(str(camp)) is None  # a forced build forgets the record
+    assert noop.fast_build(["build", str(camp), "--only", "hero"]) is None  # other options
+
+
+def test_a_sneaky_edit_that_keeps_size_and_mtime_is_seen(tmp_path: Path) -> None:
+    camp = project(tmp_path)
+    assert quiet("build", camp) == 0
+    out = tmp_path / "out" / "1x1" / "small" / "hero.png"
+    before = os.stat(out)
+    data = bytearray(out.read_bytes())
+    data[-20] ^= 0xFF
+    out.write_bytes(bytes(data))
+    os.utime(out, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(out).st_size == before.st_size
+    assert noop.check(str(camp)) is None  # the ctime moved
+    assert quiet("plan", "--check", camp) == 1
+
+
+# -- never "up to date" when it is not ----------------------------------------------------
+
+
+def _edit(path: Path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
+MUTATIONS: dict[str, Callable[[Path, int], None]] = {
+    "campaign headline": lambda r, n: (r / "campaign.toml").write_text(
+        CAMPAIGN.replace('"HELLO"', f'"HELLO {n}"')),
+    "campaign comment": lambda r, n: _edit(r / "campaign.toml", f"\n# comment {n}\n"),
+    "campaign same bytes": lambda r, n: (r / "campaign.toml").write_text(CAMPAIGN),
+    "template edit": lambda r, n: _edit(r / "templates/poster.j2", f" {n}"),
+    "included template edit": lambda r, n: _edit(r / "templates/_part.j2", f" {n}"),
+    "template touched": lambda r, n: os.utime(r / "templates/poster.j2",
+                                              ns=(n * 10**9, n * 10**9)),
+    "template added": lambda r, n: (r / f"templates/new{n}.j2").write_text("x"),
+    "template folder added": lambda r, n: build_file_tree(r, {f"templates/sub{n}/a.j2": "y"}),
+    "unused template removed": lambda r, n: (r / "templates/unused.j2").unlink(),
+    "reference replaced": lambda r, n: (r / "ref.png").write_bytes(_png((n % 255, 0, 0))),
+    "output removed": lambda r, n: (r / "out/9x16/small/story.png").unlink(),
+    "output changed": lambda r, n: (r / "out/1x1/small/story.png").write_bytes(
+        _png((0, n % 255, 0))),
+    "output appended": lambda r, n: _append(r / "out/1x1/small/hero.png"),
+    "rendition removed": lambda r, n: (r / "out/exports/thumb/small/hero.png").unlink(),
+    "manifest edited": lambda r, n: _edit(r / "out/manifest.json", " "),
+    "manifest removed": lambda r, n: (r / "out/manifest.json").unlink(),
+    "page removed": lambda r, n: (r / "out/index.html").unlink(),
+    "stray file in out": lambda r, n: (r / "out/1x1/notes.txt").write_text("x"),
+    "review file added": lambda r, n: (r / "review.toml").write_text("# decisions\n"),
+    "team cache configured": lambda r, n: (r / "qwenbuild.toml").write_text("[cache]\n"),
+    "cache moved": lambda r, n: os.environ.__setitem__(
+        "QWENBUILD_CACHE_DIR", str(r / f"other-cache-{n}")),
+}
+
+
+def _append(path: Path) -> None:
+    with open(path, "ab") as fh:
+        fh.write(b"\0")
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(kinds=st.lists(st.sampled_from(sorted(MUTATIONS)), min_size=1, max_size=3),
+       n=st.integers(1, 10**6))
+def test_random_edits_of_every_input_are_never_missed(
+        tmp_path_factory: pytest.TempPathFactory, kinds: list[str], n: int) -> None:
+    root = tmp_path_factory.mktemp("noop")
+    cache = os.environ["QWENBUILD_CACHE_DIR"]
+    try:
+        camp = project(root)
+        assert quiet("build", camp) == 0
+        assert noop.check(str(camp)) is not None  # the record answers before any edit
+        for kind in kinds:
+            with contextlib.suppress(FileNotFoundError):
+                MUTATIONS[kind](root, n)
+        if noop.check(str(camp)) is not None:
+            # The fast path would answer "nothing to do": the full path must agree.
+            assert quiet("plan", "--check", camp) == 0, kinds
+    finally:
+        os.environ["QWENBUILD_CACHE_DIR"] = cache
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_oracle_can_fail(tmp_path: Path) -> None:
+    """The property above compares with `plan --check`: it must see a real edit."""
+    camp = project(tmp_path)
+    assert quiet("build", camp) == 0
+    MUTATIONS["output removed"](tmp_path, 1)
+    assert quiet("plan", "--check", camp) == 1
+    assert noop.check(str(camp)) is None
