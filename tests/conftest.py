@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 
 from qwenbuild.cli import main
+
+from .seaweedfs import BUCKET, SeaweedFS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,7 +81,46 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.delenv("NO_COLOR", raising=False)
     for var in ("RUNWARE_API_KEY", "AIMLAPI_API_KEY", "EMPIRIOLABS_API_KEY"):
         monkeypatch.delenv(var, raising=False)
+    # No team cache unless a test sets one up (tests/seaweedfs.py).
+    for var in ("QWENBUILD_REMOTE_CACHE", "QWENBUILD_REMOTE_MODE", "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
     return cache
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One real SeaweedFS (S3) on 127.0.0.1 for the whole run; tests use their own prefix."""
+    with SeaweedFS(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@dataclass
+class Team:
+    """A team cache for one test: the server, and a prefix of the bucket nobody else uses."""
+
+    server: SeaweedFS
+    prefix: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{BUCKET}/{self.prefix}"
+
+    def env(self, identity: str = "rw") -> dict[str, str]:
+        return self.server.env(identity, self.url)
+
+    def objects(self) -> dict[str, int]:
+        return self.server.objects(self.prefix)
+
+
+@pytest.fixture
+def team(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> Team:
+    """The team cache of this test, in the environment (read-write credentials)."""
+    team = Team(seaweedfs, f"t{secrets.token_hex(6)}")
+    for name, value in team.env().items():
+        monkeypatch.setenv(name, value)
+    return team
 
 
 @pytest.fixture
