@@ -21,11 +21,15 @@ from qwenbuild.cli import main
 from qwenbuild.store import ClaimState, Store
 from qwenbuild.store.remote import Remote, RemoteConfig, remote_config
 
-from .conftest import Team
+from .conftest import SIMPLE_TEMPLATE, Team, build_file_tree
 from .fakes.aimlapi import FakeAimlapi
 from .fakes.server import FakeServer, png_bytes
 from .seaweedfs import RO_SECRET, RW_SECRET, SeaweedFS
 from .test_key_locks import shared_campaign
+from .test_textcheck import needs_ocr
+from .test_verify_text import CAMPAIGN as VERIFY_CAMPAIGN
+from .test_verify_text import GOOD, MISSPELLED, answer
+from .test_verify_text import OUTPUT as VERIFY_OUTPUT
 
 SECRET = "sk-teamcache-SECRET-9b3d5f7a1c"
 #: A secret the remote refuses: it must not appear anywhere either.
@@ -275,6 +279,19 @@ def test_a_corrupted_remote_object_is_detected_and_not_used(tmp_path: Path, team
     assert bytes(obstore.get(client, images[0]).bytes()) != bad
 
 
+def test_an_image_that_fails_verification_is_never_uploaded(
+        tmp_path: Path, team: Team, fake: FakeAimlapi, run: Callable[..., Ran]) -> None:
+    fake.corrupt = True  # truncated PNGs
+    campaign = shared_campaign(tmp_path, assets=1)
+    result = run("build", campaign, "--json", cache=tmp_path / "c")
+    assert result.code == 1
+    assert all("not a valid image" in j["error"] for j in result.json()["jobs"])
+    assert team.objects() == {}  # no image, no record, and every lease released
+    fake.corrupt = False
+    assert run("build", campaign, cache=tmp_path / "c").code == 0
+    assert len([n for n in team.objects() if n.endswith(".png")]) == 2
+
+
 def test_the_remote_going_down_mid_build_leaves_the_build_successful(
         tmp_path: Path, fake: FakeAimlapi, monkeypatch: pytest.MonkeyPatch) -> None:
     server = SeaweedFS(tmp_path / "seaweedfs").start()
@@ -457,3 +474,26 @@ def test_the_secret_scan_covers_the_team_cache_files(tmp_path: Path, team: Team,
     for name in team.objects():
         data = bytes(obstore.get(team.server.client(), name).bytes())
         assert RW_SECRET.encode() not in data and SECRET.encode() not in data, name
+
+
+@needs_ocr
+def test_pull_restores_the_image_a_text_reroll_chose(tmp_path: Path, team: Team,
+                                                     fake: FakeAimlapi,
+                                                     run: Callable[..., Ran]) -> None:
+    """The output of a job whose text was rerolled is the reroll's image: pull on a fresh
+    machine brings that one back (the choice comes from the committed manifest)."""
+    origin = build_file_tree(tmp_path / "origin", {"templates/poster.j2": SIMPLE_TEMPLATE,
+                                                   "campaign.toml": VERIFY_CAMPAIGN})
+    answer(fake, MISSPELLED, GOOD)
+    built = run("build", origin / "campaign.toml", "--verify-text", cache=tmp_path / "c0")
+    assert built.code == 0, built.err
+    requests = posts(fake)
+    manifest = json.loads((origin / "out" / "manifest.json").read_text())
+    assert manifest["outputs"][VERIFY_OUTPUT]["text_check"]["chosen"] == 1
+    copy = clone(origin, tmp_path / "clone")
+    result = run("pull", copy, cache=tmp_path / "c1")
+    assert result.code == 0, result.err
+    assert outputs(copy) == outputs(origin / "campaign.toml")
+    assert (copy.parent / "out" / "manifest.json").read_text() == \
+        (origin / "out" / "manifest.json").read_text()
+    assert posts(fake) == requests
