@@ -49,19 +49,20 @@ def posts(app: FakeAimlapi) -> int:
     return sum(1 for r in app.requests if r.method == "POST")
 
 
+#: Everything every command printed, for the secret scan.
+OUTPUT: list[str] = []
+
+
 class Run:
     """A finished subprocess build (or plan, or pull)."""
 
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.out, self.err = proc.communicate(timeout=180)
         self.code = proc.returncode
+        OUTPUT.append(self.out + self.err)
 
     def json(self) -> dict:
         return json.loads(self.out)
-
-
-#: Everything every subprocess printed, for the secret scan.
-OUTPUT: list[str] = []
 
 
 def start(*args: str | Path, cache: Path | None = None,
@@ -317,6 +318,7 @@ def test_the_remote_going_down_mid_build_leaves_the_build_successful(
     warnings = [line for line in result.err.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "team cache" in warnings[0], result.err
     assert "building with the local cache only" in warnings[0]
+    assert_no_secret(tmp_path / "a", cache)
 
 
 def test_an_unreachable_remote_warns_once_and_an_up_to_date_build_never_calls_it(
