@@ -34,9 +34,11 @@ class PullReport:
     #: (output, why) of what could not be restored.
     missing: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
+    #: How many outputs the manifest lists.
+    listed: int = 0
 
     def to_json(self) -> dict[str, object]:
-        return {"restored": self.restored, "up_to_date": self.up_to_date,
+        return {"listed": self.listed, "restored": self.restored, "up_to_date": self.up_to_date,
                 "missing": [{"output": o, "reason": r} for o, r in self.missing],
                 "interrupted": self.interrupted}
 
@@ -47,7 +49,7 @@ def pull(campaign: Campaign, store: Store, jobs: int | None = None,
     manifest = Manifest.load(campaign.out, campaign.name)
     listed = dict(manifest.entries)
     the_plan = plan(campaign, None, store)
-    report = PullReport(campaign)
+    report = PullReport(campaign, listed=len(listed))
     planned = {j.output: j for j in the_plan.jobs}
     wanted = []
     for rel in sorted(listed):

@@ -432,6 +432,9 @@ def test_pull_restores_a_clone_byte_identical_paying_nothing(tmp_path: Path, tea
     assert sum("inputs changed since the manifest" in r for r in missing.values()) == 2
     assert "ERROR: not restored: out/" in result.err
     assert posts(fake) == 6
+    nothing = shared_campaign(tmp_path / "never-built", assets=1)
+    result = run("pull", nothing, cache=tmp_path / "c3")
+    assert result.code == 1 and "out/manifest.json lists no outputs" in result.err
 
 
 def test_shards_split_the_jobs_stably_and_a_final_build_restores_them(

@@ -49,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
     stream = sys.stderr if args.json else sys.stdout
     progress = Progress(campaign, quiet=args.json or args.quiet, stream=stream, summary=False)
     report = pull(campaign, store, jobs=jobs, on_event=progress.event)
+    if not report.listed:
+        if args.json:
+            print_json(report.to_json())
+        error(f"{relative(campaign.out / 'manifest.json', campaign.root)} lists no outputs: "
+              "nothing to pull (check out the manifest, or run qwenbuild build)")
+        return EXIT_FAILED
     if args.json:
         print_json(report.to_json())
     elif not args.quiet:

@@ -389,9 +389,17 @@ class Remote:
                              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment; "
                              "building with the local cache only")
             return False
-        _endpoint()  # a bad AWS_ENDPOINT_URL is an error, not a fault
         try:
+            _endpoint()  # a bad AWS_ENDPOINT_URL is an error, not a fault
             backend = self._get_backend()
+        except RemoteCacheError:
+            self.down = True
+            raise
+        except Exception as exc:  # obstore refusing its configuration (a bad region, ...)
+            self.down = True
+            raise RemoteCacheError(f"the team cache {config.url} ({config.source}) cannot be "
+                                   f"set up: {_short(exc)}") from None
+        try:
             self.calls += 1
             backend.read(PROBE)
         except NoBucket:
