@@ -10,7 +10,6 @@ succeed (it refuses requests for a few seconds after its ports open).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -158,6 +157,13 @@ class SeaweedFS:
             proc.kill()
             proc.wait(timeout=15)
 
+    def kill(self) -> None:
+        """Stop it at once (SIGKILL), as a crash or a network cut would."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=15)
+
     def __enter__(self) -> SeaweedFS:
         return self.start()
 
@@ -193,9 +199,3 @@ class SeaweedFS:
         return {str(m["path"]): int(m["size"])
                 for chunk in obstore.list(self.client("rw"), prefix or None) for m in chunk}
 
-
-def pids_of_children() -> list[int]:
-    """For debugging a leak: the pids of weed processes this test run started."""
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()
-            and (Path("/proc") / p / "cmdline").exists()
-            and b"weed\x00mini" in (Path("/proc") / p / "cmdline").read_bytes()]
