@@ -6,7 +6,8 @@
     │   ├── TemplateError          a prompt template (syntax, undefined variable, sandbox)
     │   ├── ValidationError        a job a provider would refuse (checked before spending)
     │   ├── UsageError             the command line
-    │   └── BudgetError            a build would spend more than allowed
+    │   ├── BudgetError            a build would spend more than allowed
+    │   └── RemoteCacheError       the team cache: a bad URL, no bucket, refused credentials
     ├── ProviderError              one job failed at its provider (the build goes on)
     └── LockError                  another build holds the output folder
 
@@ -90,3 +91,8 @@ class LockError(QwenbuildError):
     """Another qwenbuild process is building the same outputs."""
 
     exit_code = 2
+
+
+class RemoteCacheError(InputError):
+    """The team cache is configured wrongly (its URL, its bucket, its credentials);
+    reported before any request to a provider, exit code 2."""

@@ -8,15 +8,16 @@ outputs do not match the campaign. Surveying never writes a file (`remember=Fals
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .campaign import Campaign
-from .contracts import Action
+from .contracts import Action, Reason
 from .costs import Estimate, estimate, job_price
 from .exports import ExportStatus, assess_exports
 from .manifest import Manifest
 from .plan import Assessment, Plan, Selection, assess, plan
+from .plan.shard import Shard, shard_plan
 from .store import Store
 
 
@@ -86,14 +87,24 @@ class Survey:
 
 
 def survey(campaign: Campaign, selection: Selection | None = None,
-           remember: bool = True) -> Survey:
-    """Plan the campaign and compare it with what is on disk. With `remember`, the keys
-    are memoised for the next run (in the store); without, nothing is written."""
-    store = Store(campaign.cache_dir)
-    the_plan = plan(campaign, selection, store)
+           remember: bool = True, store: Store | None = None,
+           shard: Shard | None = None) -> Survey:
+    """Plan the campaign (one shard of it) and compare it with what is on disk. With
+    `remember`, the keys are memoised for the next run (in the store); without, nothing is
+    written. A job the team cache holds counts as one to restore (looked up, not
+    downloaded)."""
+    store = store or Store(campaign.cache_dir)
+    the_plan = shard_plan(plan(campaign, selection, store), shard)
     manifest = Manifest.load(campaign.out, campaign.name)
     stats = store.stat_cache(campaign.out)
     assessments = assess(the_plan, manifest.entries, store, stats)
+    if store.remote is not None:
+        wanted = [(a.job.key, a.job.ext) for a in assessments if a.action == Action.GENERATE]
+        found = store.remote_has(wanted) if wanted else set()
+        assessments = [replace(a, action=Action.RESTORE, reasons=(Reason.RESTORED,)
+                               if a.reasons == (Reason.NEW,) else a.reasons)
+                       if a.action == Action.GENERATE and a.job.key in found else a
+                       for a in assessments]
     if remember:
         the_plan.remember()
     exports, stale_exports = assess_exports(the_plan, manifest, assessments, stats)

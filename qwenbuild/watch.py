@@ -33,7 +33,7 @@ from .campaign import Campaign, load_campaign
 from .errors import CampaignError, QwenbuildError
 from .plan import Assessment, plan
 from .review.server import LiveServer, LiveState
-from .store import Store
+from .store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class Watcher:
             self._follow(WatchSet.of(campaign))
             if self.server is not None:
                 self.server.set_root(campaign.out, campaign.name)
-            store = Store(campaign.cache_dir)
+            store = open_store(campaign.cache_dir, campaign.repo_root)
             the_plan = plan(campaign, store=store)
             if self.live is not None:
                 self.live.rebuilding()

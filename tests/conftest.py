@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 from qwenbuild.cli import main
 
 from .fakes import FAKES, FakeProviders
+from .seaweedfs import BUCKET, SeaweedFS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,7 +82,46 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.delenv("NO_COLOR", raising=False)
     for fake in FAKES.values():  # no test sees a real key, nor another test's
         monkeypatch.delenv(f"{fake.env}_API_KEY", raising=False)
+    # No team cache unless a test sets one up (tests/seaweedfs.py).
+    for var in ("QWENBUILD_REMOTE_CACHE", "QWENBUILD_REMOTE_MODE", "AWS_ENDPOINT_URL",
+                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
     return cache
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One real SeaweedFS (S3) on 127.0.0.1 for the whole run; tests use their own prefix."""
+    with SeaweedFS(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@dataclass
+class Team:
+    """A team cache for one test: the server, and a prefix of the bucket nobody else uses."""
+
+    server: SeaweedFS
+    prefix: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{BUCKET}/{self.prefix}"
+
+    def env(self, identity: str = "rw") -> dict[str, str]:
+        return self.server.env(identity, self.url)
+
+    def objects(self) -> dict[str, int]:
+        return self.server.objects(self.prefix)
+
+
+@pytest.fixture
+def team(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> Team:
+    """The team cache of this test, in the environment (read-write credentials)."""
+    team = Team(seaweedfs, f"t{secrets.token_hex(6)}")
+    for name, value in team.env().items():
+        monkeypatch.setenv(name, value)
+    return team
 
 
 @pytest.fixture

@@ -147,7 +147,9 @@ def test_ctrl_c_keeps_what_finished_and_says_what_did_not(tmp_path: Path, fake: 
 def test_two_builds_at_once_the_second_says_so(tmp_path: Path, fake: FakeAimlapi,
                                                cache_dir: Path) -> None:
     campaign = _campaign(tmp_path)
-    fake.latency = 0.3
+    # Long enough that the first is still building when the second has started (a
+    # loaded machine takes a second or two to start a build).
+    fake.latency = 1.0
     first = _start(campaign)
     _wait_for(lambda: _posts(fake) >= 1)
     second = subprocess.run([sys.executable, "-m", "qwenbuild", "build", str(campaign)],

@@ -3,9 +3,12 @@
 For each job not up to date: an image in the store is restored without calling the
 provider; a miss asks the provider (bounded per provider, retried on transient faults),
 verifies the image with Pillow, puts it in the store, then writes the output. A failed job
-never stops the others. Work that follows a job or the build (text check and rerolls,
-export renditions, the review page) runs as steps (`steps.py`). The manifest is written
-once, atomically, when the build ends or is interrupted.
+never stops the others. Before paying for a key, the build claims it in the store (a
+per-key lock on this machine, a lease in the team cache): a build that finds the key
+claimed waits for the image to appear instead of paying for it too. Work that follows a
+job or the build (text check and rerolls, export renditions, the review page) runs as
+steps (`steps.py`). The manifest is written once, atomically, when the build ends or is
+interrupted.
 """
 
 from __future__ import annotations
@@ -32,18 +35,32 @@ from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
 from ..plan import Assessment, Job, Plan, Selection, assess, assess_one, plan
+from ..plan.shard import Shard, shard_plan
 from ..prompts import Prompts
 from ..provenance import write_output
 from ..providers.base import TaskHandle, TaskUnknown
 from ..retry import retry_delay
 from ..review import ReviewPageStep
-from ..store import PendingTask, StatCache, Store
+from ..store import Claim, ClaimState, PendingTask, StatCache, Store, open_store
 from ..textcheck.choices import restore_source
 from ..textcheck.reroll import VerifyTextStep
 from .report import INTERRUPTED, BuildReport, JobResult
 from .steps import Step
 
 log = logging.getLogger(__name__)
+
+#: A lease lasts the provider's whole time for a job (`timeout`, retries included) plus
+#: this margin for verifying, storing and uploading the image.
+LEASE_MARGIN = 60.0
+#: A build waiting for another's image looks again after this long at first, then less and
+#: less often, up to `_POLL_MAX`.
+_POLL_FIRST, _POLL_MAX = 0.2, 2.0
+#: How often a wait is reported (BuildOptions.on_wait), in seconds.
+_WAIT_REPORT = 15.0
+
+#: on_wait(job, holder, seconds until its lease ends or None) while a job waits for the
+#: image another build is making.
+WaitCallback = Callable[[Job, str, float | None], None]
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,10 @@ class BuildOptions:
     verify_text: bool = False
     min_score: float = 1.0
     max_rerolls: int = 2
+    #: Never call a provider: what neither cache holds fails (`qwenbuild pull`).
+    restore_only: bool = False
+    #: Called while a job waits for another build's image (progress display).
+    on_wait: WaitCallback | None = None
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -80,11 +101,12 @@ def default_steps(options: BuildOptions) -> list[Step]:
 
 
 def build(campaign: Campaign, selection: Selection | None = None,
-          options: BuildOptions | None = None, store: Store | None = None) -> BuildReport:
-    """Build the selected jobs of a campaign with the default steps. Raises InputError
-    before writing anything."""
-    store = store or Store(campaign.cache_dir)
-    the_plan = plan(campaign, selection, store)
+          options: BuildOptions | None = None, store: Store | None = None,
+          shard: Shard | None = None) -> BuildReport:
+    """Build the selected jobs (of one shard) of a campaign with the default steps. Raises
+    InputError before writing anything."""
+    store = store or open_store(campaign.cache_dir, campaign.repo_root)
+    the_plan = shard_plan(plan(campaign, selection, store), shard)
     return asyncio.run(build_plan(the_plan, options or BuildOptions(), store=store))
 
 
@@ -94,23 +116,76 @@ async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
     """Build a plan. `steps` default to `default_steps(options)`."""
     options = options or BuildOptions()
     campaign = the_plan.campaign
-    store = store or Store(campaign.cache_dir)
+    store = store or open_store(campaign.cache_dir, campaign.repo_root)
     started = time.perf_counter()
     with store.output_lock(campaign.out):
         manifest = Manifest.load(campaign.out, campaign.name)
         stats = store.stat_cache(campaign.out)
         assessments = assess(the_plan, manifest.entries, store, stats, force=options.force)
-        _check_limit(assessments, options.max_generate)
-        estimated = check_budget(the_plan, assessments, options.budget_usd)
+        assessments = await asyncio.to_thread(from_team_cache, store, assessments,
+                                              options.force)
+        estimated = None
+        if not options.restore_only:  # nothing is paid for: no spending guard
+            _check_limit(assessments, options.max_generate)
+            estimated = check_budget(the_plan, assessments, options.budget_usd)
         run = Build(the_plan, store, manifest, stats, options,
                     default_steps(options) if steps is None else list(steps),
                     plain=steps is None)
-        run.estimated_usd = estimated.usd
+        run.estimated_usd = estimated.usd if estimated is not None else None
         return await run.run(assessments, started)
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
+def from_team_cache(store: Store, assessments: list[Assessment],
+                    force: bool = False) -> list[Assessment]:
+    """The assessments with every job the team cache holds turned from GENERATE into
+    RESTORE, its image downloaded (verified) into the local store. Only when something is
+    to be generated: an up-to-date build makes no request to the team cache. Raises
+    RemoteCacheError (exit 2) for a team cache that cannot work, before anything is paid."""
+    wanted = [(a.job.key, a.job.ext) for a in assessments
+              if a.action == Action.GENERATE and not a.job.pending]
+    if store.remote is None or not wanted or not store.remote_ready() or force:
+        return assessments
+    found = store.fetch_many(wanted)
+    if not found:
+        return assessments
+    return [replace(a, action=Action.RESTORE,
+                    reasons=(Reason.RESTORED,) if a.reasons == (Reason.NEW,) else a.reasons)
+            if a.action == Action.GENERATE and a.job.key in found else a
+            for a in assessments]
+
+
+class _Wait:
+    """A job waiting for the image another build is making: polls that grow further apart,
+    a report now and then, and a bound (a lease ends by itself; a process on this machine
+    holds its lock until it ends, so it gets the lease's time)."""
+
+    def __init__(self, job: Job, ttl: float, report: WaitCallback | None) -> None:
+        self.job = job
+        self.ttl = ttl
+        self.report = report
+        self.started: float | None = None
+        self.next_report = 0.0
+        self.delay = _POLL_FIRST
+
+    async def wait(self, claim: Claim) -> None:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        waited = now - self.started
+        if (claim.expires is None and waited > self.ttl) or waited > 2 * self.ttl:
+            raise ProviderError(f"{claim.holder or 'another build'} has been making this "
+                                f"image for over {self.ttl:g}s; not waiting longer (run the "
+                                "build again once it has finished)")
+        if self.report is not None and now >= self.next_report:
+            left = claim.expires - time.time() if claim.expires is not None else None
+            self.report(self.job, claim.holder, left)
+            self.next_report = now + _WAIT_REPORT
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 1.5, _POLL_MAX)
 
 
 def _check_limit(assessments: list[Assessment], limit: int | None) -> None:
@@ -274,6 +349,10 @@ class Build:
                 return JobResult(job, JobStatus.UP_TO_DATE, a.reasons)
             if a.action == Action.RESTORE and await asyncio.to_thread(self._restore, job):
                 return JobResult(job, JobStatus.CACHED, a.reasons)
+            if self.options.restore_only:
+                return JobResult(job, JobStatus.FAILED, a.reasons, error=(
+                    "not in the local cache nor the team cache; qwenbuild build generates "
+                    "it (and pays for it)"))
             if job.provider in missing_keys:
                 return JobResult(job, JobStatus.FAILED, a.reasons, error=(
                     f"{missing_keys[job.provider]} is not set: provider {job.provider} needs "
@@ -355,90 +434,140 @@ class Build:
             raise RuntimeError(f"{job.label}: sent before its parent's output was known")
         provider = self.plan.providers[job.provider]
         spec = provider.spec
+        ttl = spec.timeout + LEASE_MARGIN
         attempt = 0
         handle = self._task_handle(job, provider.info.task_retention)
+        claim: Claim | None = None
+        waiting = _Wait(job, ttl, self.options.on_wait)
         try:
-            loop = asyncio.get_running_loop()
-            deadline: float | None = None
-            generated = None
-            while generated is None:
-                delay = 0.0
-                async with contextlib.AsyncExitStack() as held:
-                    for slot in self._slots.get(job.provider, ()):
-                        await held.enter_async_context(slot)
-                    if deadline is None:  # the job's time starts when it is first sent
-                        deadline = loop.time() + spec.timeout
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            generated = await provider.generate(job.request, handle)
-                    except TaskUnknown as exc:
-                        if handle.resume is None:
-                            raise
-                        # The provider no longer knows the task an earlier build left:
-                        # nothing to collect, so this job is generated again.
-                        log.warning("%s: the %s task an earlier build left is gone (%s); "
-                                    "generating it again", job.label, job.kind, exc)
-                        handle.resume = None
-                        self.store.forget_task(job.key)
+            try:
+                loop = asyncio.get_running_loop()
+                deadline: float | None = None
+                generated = None
+                while generated is None:
+                    delay = 0.0
+                    answer: Claim | None = None
+                    async with contextlib.AsyncExitStack() as held:
+                        for slot in self._slots.get(job.provider, ()):
+                            await held.enter_async_context(slot)
+                        if claim is None:
+                            # Claimed in the provider's slot, right before the first request:
+                            # a lease's time is the request's, not the queue's.
+                            answer = await asyncio.to_thread(self.store.claim, job.key,
+                                                             job.ext, ttl, self.options.force)
+                            if answer.state == ClaimState.MINE:
+                                claim, answer = answer, None
+                        if claim is not None:
+                            if deadline is None:  # the job's time starts when first sent
+                                deadline = loop.time() + spec.timeout
+                            try:
+                                async with asyncio.timeout_at(deadline):
+                                    generated = await provider.generate(job.request, handle)
+                            except TaskUnknown as exc:
+                                if handle.resume is None:
+                                    raise
+                                # The provider no longer knows the task an earlier build
+                                # left: nothing to collect, so this job is generated again.
+                                log.warning("%s: the %s task an earlier build left is gone "
+                                            "(%s); generating it again", job.label, job.kind,
+                                            exc)
+                                handle.resume = None
+                                self.store.forget_task(job.key)
+                                continue
+                            except ProviderError as exc:
+                                if not exc.retryable or attempt >= spec.max_retries:
+                                    raise
+                                attempt += 1
+                                delay = retry_delay(attempt, exc.retry_after)
+                                log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc,
+                                         attempt, spec.max_retries, delay)
+                    if answer is not None:
+                        if answer.state == ClaimState.HIT:
+                            return await self._made_elsewhere(job, reasons, to_output)
+                        # Another build is paying for it: wait (holding no slot), then ask
+                        # again (the claim takes a lease over once it has ended).
+                        await waiting.wait(answer)
                         continue
-                    except ProviderError as exc:
-                        if not exc.retryable or attempt >= spec.max_retries:
-                            raise
-                        attempt += 1
-                        delay = retry_delay(attempt, exc.retry_after)
-                        log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc, attempt,
-                                 spec.max_retries, delay)
-                if generated is None:
-                    # Backing off holds no slot: other jobs go out meanwhile.
-                    if loop.time() + delay > deadline:
-                        raise TimeoutError
-                    await asyncio.sleep(delay)
-            # Decoding a 2K image takes tens of ms: off the event loop and outside the
-            # provider's slots, so the next request goes out meanwhile.
-            image = await asyncio.to_thread(verify_image, generated.data, job.ext)
-            # An image that is not what was asked (another size, another variant than the
-            # answer should say) was paid for: kept aside for inspection, never an output.
-            unusable = generated.mismatch or provider.size_problem(job.request, image.width,
-                                                                   image.height)
-        except TimeoutError:
-            return JobResult(job, JobStatus.FAILED, reasons,
-                             error=f"timed out after {spec.timeout:g}s"
-                             + (f" and {attempt} retries" if attempt else ""))
-        except ProviderError as exc:
-            tries = f" (after {attempt} retries)" if attempt else ""
-            return JobResult(job, JobStatus.FAILED, reasons, error=f"{exc}{tries}")
-        record = CacheRecord(
-            key=job.key,
-            inputs=normalise(job.key_fields),
-            provider=job.provider,
-            kind=job.kind,
-            model=job.model,
-            seed=job.seed,
-            provider_seed=generated.seed,
-            cost_usd=generated.cost,
-            response_ids=dict(generated.response_ids),
-            width=image.width,
-            height=image.height,
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
-        if unusable:
-            where = await asyncio.to_thread(self.store.quarantine, job.key, image, record,
-                                            unusable)
-            shown = os.path.relpath(where, self.campaign.root)
-            return JobResult(job, JobStatus.FAILED, reasons, cost=generated.cost,
-                             error=f"{unusable}; not used: the image is kept for inspection "
-                                   f"in {shown} (`cache gc` removes it)")
-        self.output_file(job)
+                    if generated is None:
+                        # Backing off holds no slot: other jobs go out meanwhile.
+                        assert deadline is not None
+                        if loop.time() + delay > deadline:
+                            raise TimeoutError
+                        await asyncio.sleep(delay)
+                # Decoding a 2K image takes tens of ms: off the event loop and outside the
+                # provider's slots, so the next request goes out meanwhile.
+                image = await asyncio.to_thread(verify_image, generated.data, job.ext)
+                # An image that is not what was asked (another size, another variant than
+                # the answer should say) was paid for: kept aside, never an output.
+                unusable = generated.mismatch or provider.size_problem(
+                    job.request, image.width, image.height)
+            except TimeoutError:
+                return JobResult(job, JobStatus.FAILED, reasons,
+                                 error=f"timed out after {spec.timeout:g}s"
+                                 + (f" and {attempt} retries" if attempt else ""))
+            except ProviderError as exc:
+                tries = f" (after {attempt} retries)" if attempt else ""
+                return JobResult(job, JobStatus.FAILED, reasons, error=f"{exc}{tries}")
+            record = CacheRecord(
+                key=job.key,
+                inputs=normalise(job.key_fields),
+                provider=job.provider,
+                kind=job.kind,
+                model=job.model,
+                seed=job.seed,
+                provider_seed=generated.seed,
+                cost_usd=generated.cost,
+                response_ids=dict(generated.response_ids),
+                width=image.width,
+                height=image.height,
+                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            )
+            if unusable:
+                where = await asyncio.to_thread(self.store.quarantine, job.key, image,
+                                                record, unusable)
+                shown = os.path.relpath(where, self.campaign.root)
+                return JobResult(job, JobStatus.FAILED, reasons, cost=generated.cost,
+                                 error=f"{unusable}; not used: the image is kept for "
+                                       f"inspection in {shown} (`cache gc` removes it)")
+            self.output_file(job)
 
-        def store() -> None:
-            # The store first: once there, the image is never paid for again, come what may.
-            stored = self.store.put(job.key, image, record)
-            if to_output:
-                self.write_output(job, image.data, stored.record)
+            lease = claim
 
-        await asyncio.to_thread(store)
-        self.store.forget_task(job.key)
-        return JobResult(job, JobStatus.GENERATED, reasons, cost=generated.cost)
+            lease = claim
+
+            def store() -> None:
+                # The store first: once there (and in the team cache, before the claim is
+                # released), the image is never paid for again, come what may.
+                stored = self.store.put(job.key, image, record)
+                if lease is not None:
+                    self.store.release(lease)
+                if to_output:
+                    self.write_output(job, image.data, stored.record)
+
+            claim = None  # released by store(), whatever becomes of this task meanwhile
+            await asyncio.to_thread(store)
+            self.store.forget_task(job.key)
+            return JobResult(job, JobStatus.GENERATED, reasons, cost=generated.cost)
+        finally:
+            if claim is not None:
+                # A failure, or a cancelled build: no await here (a cancelled task would
+                # be interrupted again), and releasing is quick (a remote that failed is
+                # off by now).
+                self.store.release(claim)
+
+    async def _made_elsewhere(self, job: Job, reasons: tuple[Reason, ...],
+                              to_output: bool) -> JobResult:
+        """The image of `job` was made by another build meanwhile and is in the local
+        store now: restore it instead of paying for it."""
+        if to_output:
+            found = await asyncio.to_thread(self.store.load, job.key, job.ext)
+            if found is None:
+                return JobResult(job, JobStatus.FAILED, reasons, error=(
+                    "another build made this image, but its cache entry is damaged; run "
+                    "the build again"))
+            data, record = found
+            await asyncio.to_thread(self.write_output, job, data, record)
+        return JobResult(job, JobStatus.CACHED, reasons)
 
     def _task_handle(self, job: Job, retention: float | None) -> TaskHandle:
         """The handle lent to the provider for `job`'s asynchronous task: the task an

@@ -26,6 +26,7 @@ from . import (
     inspect,
     plan,
     providers,
+    pull,
     schema,
     watch,
 )
@@ -42,8 +43,8 @@ from .common import (
 )
 
 #: The commands, in the order `--help` lists them.
-COMMANDS: tuple[ModuleType, ...] = (build, plan, watch, check, providers, init, clean, cache,
-                                    inspect, schema, completion)
+COMMANDS: tuple[ModuleType, ...] = (build, plan, pull, watch, check, providers, init, clean,
+                                    cache, inspect, schema, completion)
 
 
 def parser() -> Parser:

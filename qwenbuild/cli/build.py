@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from ..errors import UsageError
 from .common import (
@@ -14,12 +15,15 @@ from .common import (
     Parser,
     add_campaign_arguments,
     add_jobs_option,
+    add_remote_option,
+    add_shard_option,
     error,
     jobs_option,
     paint,
     print_json,
     relative,
     selection,
+    shard_option,
     warning,
 )
 
@@ -37,6 +41,8 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", dest="force_alias",
                    help=argparse.SUPPRESS)  # the old name of --regenerate
     add_jobs_option(p, "jobs in flight across providers")
+    add_shard_option(p, "build")
+    add_remote_option(p)
     p.add_argument("--budget", type=float, metavar="USD",
                    help="stop before any request when the estimated cost is over USD "
                         "(overrides the campaign's budget)")
@@ -59,9 +65,23 @@ def min_score(value: float) -> float:
     return value
 
 
+def waiting_printer(stream: TextIO) -> Callable[[Any, str, float | None], None]:
+    """A line each time a job waits for the image another build is paying for (the
+    executor calls it when a wait starts, then every 15 s)."""
+
+    def show(job: Any, holder: str, left: float | None) -> None:
+        until = (f"; its lease ends in {max(0, round(left))} s, then this build takes over"
+                 if left is not None else "")
+        print(f"{paint('waiting', '36', stream):>10}  {job.label}  (another build is making "
+              f"it: {holder or 'unknown'}{until})", file=stream, flush=True)
+
+    return show
+
+
 def run(args: argparse.Namespace) -> int:
     from ..build.executor import BuildOptions, build
     from ..campaign import load_campaign
+    from ..store import open_store
     from .progress import Progress
 
     jobs = jobs_option(args)
@@ -72,13 +92,18 @@ def run(args: argparse.Namespace) -> int:
     if args.force_alias:
         warning("--force is now --regenerate (it pays for every selected image again)")
     threshold = min_score(args.min_score)
+    shard = shard_option(args)
     campaign = load_campaign(args.campaign)
-    progress = Progress(campaign, quiet=args.json or args.quiet,
-                        stream=sys.stderr if args.json else sys.stdout, summary=not args.json)
+    store = open_store(campaign.cache_dir, campaign.repo_root, args.remote)
+    stream = sys.stderr if args.json else sys.stdout
+    progress = Progress(campaign, quiet=args.json or args.quiet, stream=stream,
+                        summary=not args.json)
     report = build(campaign, selection(args), BuildOptions(
         force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
         on_plan=progress.start, budget_usd=args.budget, verify_text=args.verify_text,
-        min_score=threshold, max_rerolls=args.max_rerolls))
+        min_score=threshold, max_rerolls=args.max_rerolls,
+        on_wait=None if args.quiet else waiting_printer(stream)),
+        store=store, shard=shard)
     progress.finish(report)
     if report.exports and not (args.json or args.quiet):
         for rel in report.exports:

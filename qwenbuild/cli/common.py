@@ -98,6 +98,30 @@ def add_campaign_arguments(parser: argparse.ArgumentParser, selection: bool = Tr
                             help="only jobs of this locale, e.g. de (repeatable)")
 
 
+def add_remote_option(parser: argparse.ArgumentParser) -> None:
+    """`--remote MODE`: what this command may do with the team cache."""
+    parser.add_argument("--remote", choices=("read-write", "read", "off"), metavar="MODE",
+                        help="the team cache (qwenbuild.toml [cache] remote, or "
+                             "QWENBUILD_REMOTE_CACHE): read-write (the default), read (use "
+                             "the team's images, never write), or off")
+
+
+def add_shard_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--shard I/N`: one of N stable parts of the jobs, split by job key."""
+    parser.add_argument("--shard", metavar="I/N",
+                        help=f"{what} only the I-th of N parts of the jobs (a stable split by "
+                             "job key: N CI runners, one part each)")
+
+
+def shard_option(args: argparse.Namespace) -> Any:
+    """The Shard of --shard, or None. Raises UsageError."""
+    if not args.shard:
+        return None
+    from ..plan.shard import Shard
+
+    return Shard.parse(args.shard)
+
+
 def add_jobs_option(parser: argparse.ArgumentParser, what: str) -> None:
     """`-j/--jobs N`: in every command, how much work runs at once."""
     parser.add_argument("-j", "--jobs", type=int, metavar="N", help=f"at most N {what} at once")

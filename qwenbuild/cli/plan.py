@@ -11,10 +11,13 @@ from .common import (
     EXIT_OK,
     Parser,
     add_campaign_arguments,
+    add_remote_option,
+    add_shard_option,
     error,
     paint,
     print_json,
     selection,
+    shard_option,
 )
 
 NAME = "plan"
@@ -29,6 +32,8 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                    help="for CI: exit 1, listing what and why, when anything would be "
                         "generated, restored or rendered or an output is stale, missing or "
                         "modified; never writes anything")
+    add_shard_option(p, "plan")
+    add_remote_option(p)
     return p
 
 
@@ -63,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
     from ..campaign import load_campaign
     from ..contracts import Action
     from ..costs import usd
+    from ..store import open_store
     from ..survey import survey
 
+    shard = shard_option(args)
     campaign = load_campaign(args.campaign)
+    store = open_store(campaign.cache_dir, campaign.repo_root, args.remote)
     # --check is for CI: it must not write even the machine-local key memo.
-    found = survey(campaign, selection(args), remember=not args.check)
+    found = survey(campaign, selection(args), remember=not args.check, store=store,
+                   shard=shard)
     pending = found.pending()
     out = sys.stdout
     if args.json:

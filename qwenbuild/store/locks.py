@@ -73,3 +73,33 @@ def hold_all(folder: Path, cache: Path) -> Iterator[None]:
     finally:
         for fd in held:
             os.close(fd)
+
+
+def try_key_lock(path: Path) -> int | str:
+    """Take the lock of one job key without waiting: its fd, or the pid of the process on
+    this machine that holds it. The file exists only while held (`release_key_lock`
+    removes it): a lock taken on a file another process has just removed is dropped and
+    taken again on the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        holder = try_lock(fd)
+        if holder is not None:
+            return holder
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            return fd
+        os.close(fd)  # released and removed meanwhile: take the lock of the new file
+
+
+def release_key_lock(path: Path, fd: int) -> None:
+    """Remove the lock file, then release the lock (in that order: a process waiting on
+    the old file sees it gone and starts again)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.close(fd)

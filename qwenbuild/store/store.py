@@ -15,6 +15,12 @@ Layout (format 1, unchanged since qwenbuild 0.1; a cache written by it is read a
                                        variant than asked) and why, for inspection
     tasks/<key>.json                   a provider task submitted and not yet collected
                                        (asynchronous delivery), so a rerun resumes it
+    locks/keys/<key[:2]>/<key>.lock    one payer per job key on this machine (while held)
+
+With a team cache (`remote.py`), the objects (image and record, same names) are also in a
+bucket: reads are local first, then remote (verified against the record's sha256, then
+kept locally); a verified image is written through. Leases (`claim`) extend the per-key
+lock across machines: `leases/<key>.json` in the bucket, created only if absent.
 
 Tags are `folder_tag(path)`: a hash of the absolute path of the campaign file or output
 folder the record describes. `RECORD_KINDS` lists every kind with the rule `gc` applies.
@@ -25,8 +31,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +46,9 @@ from ..contracts import CacheRecord
 from ..fsutil import folder_tag, is_temporary
 from ..images import VerifiedImage
 from .backend import LocalBackend
-from .locks import OutputLock, hold_all
+from .locks import OutputLock, hold_all, release_key_lock, try_key_lock
 from .records import JsonRecords, KeyMemo, LastBuildRecord, PendingTask, StatCache, read_json
+from .remote import Remote, remote_config
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +135,40 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
 )
 
 
-class Store:
-    """The cache of one repository: image objects and the records beside them."""
+class ClaimState(StrEnum):
+    MINE = "mine"  # this build holds the key: it may pay for the image
+    HIT = "hit"  # the image is in the local store now (another build made it)
+    BUSY = "busy"  # another build holds the key: wait, then claim again
 
-    def __init__(self, root: Path) -> None:
+
+@dataclass
+class Claim:
+    """The answer of `Store.claim`: who may pay for one job key."""
+
+    key: str
+    state: ClaimState
+    #: Who holds the key (BUSY): `process 1234 on this machine`, `host-a pid 99`.
+    holder: str = ""
+    #: When the holder's lease ends, in epoch seconds (BUSY, remote holder); None for a
+    #: process on this machine (its lock ends with it, however it ends).
+    expires: float | None = None
+    fd: int | None = field(default=None, repr=False)
+    lease_token: str | None = field(default=None, repr=False)
+
+
+def holder_name() -> str:
+    """Who this process is, in a lease: host name and pid (no user name, no path)."""
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+class Store:
+    """The cache of one repository: image objects and the records beside them, on this
+    machine and (optionally) in the team cache."""
+
+    def __init__(self, root: Path, remote: Remote | None = None) -> None:
         self.root = root
         self.local = LocalBackend(root)
+        self.remote = remote
         self.text_results = JsonRecords(root / "textcheck" / "results", nested=True)
         self.choices = JsonRecords(root / "textcheck" / "choices", nested=False)
 
@@ -162,14 +203,25 @@ class Store:
         image_name, record_name = self._names(key, image.ext)
         record = replace(record, sha256=hashlib.sha256(image.data).hexdigest(),
                          bytes=len(image.data))
+        record_bytes = _dumps(record.to_json())
         self.local.write(image_name, image.data)
-        self.local.write(record_name, _dumps(record.to_json()))
+        self.local.write(record_name, record_bytes)
+        if self.remote is not None:
+            # Write-through, image first and record last (an entry exists once both do).
+            # Only verified images reach `put`; a failing remote is a warning, once.
+            data = image.data
+            self.remote.call(lambda b: (b.write(image_name, data),
+                                        b.write(record_name, record_bytes)),
+                             None, write=True)
         return StoredImage(key, image.ext, self.local.path(image_name), record)
 
     def load(self, key: str, ext: str) -> tuple[bytes, CacheRecord] | None:
         """The bytes and record of `key`, only when the bytes hash to the sha256 the record
-        holds; a damaged entry, or one whose record names no hash, is discarded (a miss)."""
+        holds; a damaged entry, or one whose record names no hash, is discarded (a miss).
+        A local miss is looked for in the team cache."""
         found = self.get(key, ext)
+        if found is None and self.fetch(key, ext):
+            found = self.get(key, ext)
         if found is None:
             return None
         try:
@@ -215,6 +267,163 @@ class Store:
 
     def forget_task(self, key: str) -> None:
         self.local.delete(f"tasks/{key}.json")
+    # -- the team cache -----------------------------------------------------------------------
+
+    def remote_ready(self) -> bool:
+        """Check the team cache once (see `Remote.check`): whether it can be used. Raises
+        RemoteCacheError for a bad configuration. False without a team cache."""
+        return self.remote is not None and self.remote.check()
+
+    def fetch(self, key: str, ext: str) -> bool:
+        """Copy `key`'s entry from the team cache into the local store; whether it did.
+        The image must hash to the sha256 its record holds: an entry that does not is a
+        miss (with a warning), never used."""
+        remote = self.remote
+        if remote is None or remote.down:
+            return False
+        image_name, record_name = self._names(key, ext)
+        raw = remote.call(lambda b: b.read(record_name), None)
+        if raw is None:
+            return False
+        try:
+            data = json.loads(raw)
+            record = CacheRecord.from_json(data) if isinstance(data, dict) else None
+        except (ValueError, TypeError):
+            record = None
+        if record is None or record.key != key or not record.sha256:
+            log.warning("team cache entry %s: its record is unreadable or names no sha256; "
+                        "not used", key)
+            return False
+        image = remote.call(lambda b: b.read(image_name), None)
+        if image is None:
+            return False
+        if hashlib.sha256(image).hexdigest() != record.sha256:
+            log.warning("team cache entry %s: its image does not match the sha256 of its "
+                        "record; not used", key)
+            return False
+        self.local.write(image_name, image)
+        self.local.write(record_name, raw)
+        return True
+
+    def fetch_many(self, items: Iterable[tuple[str, str]], workers: int = 16) -> set[str]:
+        """`fetch` each (key, ext) not in the local store, several at once; the keys now
+        in the local store."""
+        wanted = [(k, e) for k, e in dict.fromkeys(items) if not self.has(k, e)]
+        if self.remote is None or not wanted or not self.remote.check():
+            return set()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done = list(pool.map(lambda item: self.fetch(*item), wanted))
+        return {key for (key, _), ok in zip(wanted, done, strict=True) if ok}
+
+    def remote_has(self, items: Iterable[tuple[str, str]], workers: int = 16) -> set[str]:
+        """The keys among `items` whose record the team cache holds (nothing is
+        downloaded or written: for `plan`)."""
+        wanted = list(dict.fromkeys(items))
+        remote = self.remote
+        if remote is None or not wanted or not remote.check():
+            return set()
+
+        def look(item: tuple[str, str]) -> bool:
+            record_name = self._names(*item)[1]
+            return bool(remote.call(lambda b: b.exists(record_name), False))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            found = list(pool.map(look, wanted))
+        return {key for (key, _), ok in zip(wanted, found, strict=True) if ok}
+
+    # -- who pays: per-key locks and leases -------------------------------------------------
+
+    def claim(self, key: str, ext: str, ttl: float, force: bool = False) -> Claim:
+        """Ask to pay for `key`'s image. On this machine a per-key lock (flock: released
+        however its holder ends); with a writable team cache, also a lease object in the
+        bucket, created only if absent, ending `ttl` seconds from now (taken over, with a
+        conditional replace, once it has ended). Before answering MINE, the local store and
+        the team cache (after taking the lease) are looked at once more: the image may have been
+        made meanwhile (HIT). `force` (--regenerate) skips those looks. Release a MINE
+        claim with `release` once the image is in the store (or has failed)."""
+        got = try_key_lock(self._key_lock(key))
+        if isinstance(got, str):
+            return Claim(key, ClaimState.BUSY, holder=f"process {got} on this machine")
+        claim = Claim(key, ClaimState.MINE, fd=got)
+        try:
+            if not force and self.has(key, ext):
+                self.release(claim)
+                return Claim(key, ClaimState.HIT)
+            remote = self.remote
+            if remote is None or remote.down or not remote.writable:
+                if not force and self.fetch(key, ext):
+                    self.release(claim)
+                    return Claim(key, ClaimState.HIT)
+                return claim
+            # The team cache is looked at once the lease is held (`_lease`).
+            return self._lease(claim, ext, ttl, force)
+        except BaseException:
+            self.release(claim)
+            raise
+
+    def _lease(self, claim: Claim, ext: str, ttl: float, force: bool) -> Claim:
+        remote = self.remote
+        assert remote is not None
+        key = claim.key
+        name = f"leases/{key}.json"
+        token = secrets.token_hex(12)
+        body = _dumps({"key": key, "holder": holder_name(), "token": token,
+                       "expires": round(time.time() + ttl, 3)})
+        for _ in range(3):
+            created = remote.call(lambda b: b.create(name, body), None, write=True)
+            if created is None:  # the remote failed or refused: this machine's lock only
+                return claim
+            if not created:
+                answered, found = remote.call(lambda b: (True, b.read_tagged(name)),
+                                              (False, None))
+                if not answered:
+                    return claim
+                if found is None:  # released meanwhile: its image may be there now
+                    if not force and self.fetch(key, ext):
+                        self.release(claim)
+                        return Claim(key, ClaimState.HIT)
+                    continue
+                data, tag = found
+                lease = _lease_data(data)
+                expires = float(lease.get("expires", 0))
+                if expires > time.time():
+                    self.release(claim)
+                    return Claim(key, ClaimState.BUSY, holder=str(lease.get("holder", "")),
+                                 expires=expires)
+                # Ended: its holder died or overran. Take it over, if nobody did first.
+                taken = remote.call(lambda b, tag=tag: bool(b.replace(name, body, tag)),
+                                    None, write=True)
+                if taken is None:
+                    return claim
+                if not taken:
+                    continue
+                log.info("lease of %s taken over from %s (it ended)", key,
+                         lease.get("holder", "an unknown holder"))
+            claim.lease_token = token
+            # A maker uploads before it releases: what was made meanwhile is there now.
+            if not force and self.fetch(key, ext):
+                self.release(claim)
+                return Claim(key, ClaimState.HIT)
+            return claim
+        self.release(claim)
+        return Claim(key, ClaimState.BUSY, holder="another build", expires=time.time() + 1)
+
+    def release(self, claim: Claim) -> None:
+        """Give a claim up: the remote lease (only while it is still this build's), then
+        the lock on this machine."""
+        token, claim.lease_token = claim.lease_token, None
+        remote = self.remote
+        if token and remote is not None:
+            name = f"leases/{claim.key}.json"
+            found = remote.call(lambda b: b.read_tagged(name), None)
+            if found is not None and _lease_data(found[0]).get("token") == token:
+                remote.call(lambda b: b.delete(name), None, write=True)
+        fd, claim.fd = claim.fd, None
+        if fd is not None:
+            release_key_lock(self._key_lock(claim.key), fd)
+
+    def _key_lock(self, key: str) -> Path:
+        return self.root / "locks" / "keys" / key[:2] / f"{key}.lock"
 
     # -- records ------------------------------------------------------------------------------
 
@@ -273,6 +482,22 @@ class Store:
                     self.local.delete(name)
                 removed.append((name, size))
         return removed
+
+
+def open_store(cache_dir: Path, repo_root: Path, remote: str | None = None) -> Store:
+    """The store of a repository: its cache folder, and its team cache when one is
+    configured (`remote.py`; `remote` is the command line's --remote). Raises
+    RemoteCacheError (exit 2) for a bad configuration; makes no request."""
+    config = remote_config(repo_root, remote)
+    return Store(cache_dir, Remote(config) if config is not None else None)
+
+
+def _lease_data(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _dumps(data: Any) -> bytes:
