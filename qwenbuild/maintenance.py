@@ -24,7 +24,7 @@ from .fsutil import file_sha256, folder_tag
 from .manifest import MANIFEST_NAME, Manifest
 from .plan import output_path
 from .providers import provider_class
-from .store import Liveness, Store, cache_root, find_repo_root
+from .store import Liveness, Store, cache_root, find_repo_root, open_store
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 #: Folders never searched for manifests or campaign files.
@@ -166,6 +166,39 @@ def cache_gc(root: Path, dry_run: bool = False) -> Removal:
     result = Removal(dry_run)
     result.removed = Store(cache).gc(live, dry_run)
     return result
+
+
+@dataclass
+class Push:
+    """What `cache push` uploaded (or, in a dry run, would upload) and what it left out."""
+
+    dry_run: bool
+    pushed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "pushed": self.pushed, "skipped": self.skipped}
+
+
+def cache_push(root: Path, dry_run: bool = False, remote: str | None = None) -> Push:
+    """Upload to the team cache every image in the local cache that a manifest of the
+    repository uses and the team cache lacks (images paid for before the team cache was
+    set up, or while it was down). Raises InputError (exit 2) when there is no writable
+    team cache, or no manifest."""
+    root = find_repo_root(root.resolve())
+    keys: set[str] = set()
+    manifests = 0
+    for path in _files_named(root, MANIFEST_NAME):
+        data = _read_manifest(path)
+        if data is not None:
+            manifests += 1
+            keys |= set(_keys_in(data))
+    if not manifests:
+        raise InputError(f"{root}: no qwenbuild manifest.json found below it: nothing to "
+                         "push (the images a manifest uses are pushed)")
+    store = open_store(cache_root(root), root, remote)
+    pushed, skipped = store.push(keys, dry_run)
+    return Push(dry_run, pushed, skipped)
 
 
 def _files_named(root: Path, name: str | None = None, suffix: str | None = None

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import CacheRecord
+from ..errors import RemoteCacheError
 from ..fsutil import folder_tag, is_temporary
 from ..images import VerifiedImage
 from .backend import LocalBackend
@@ -330,6 +331,57 @@ class Store:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             found = list(pool.map(look, wanted))
         return {key for (key, _), ok in zip(wanted, found, strict=True) if ok}
+
+    def push(self, keys: Iterable[str] | None = None,
+             dry_run: bool = False) -> tuple[list[str], list[str]]:
+        """Upload to the team cache the local entries it lacks (of `keys`, else all): an
+        image that no longer hashes to its record's sha256 is never uploaded. Returns the
+        keys (uploaded or, with `dry_run`, to upload) and the keys left out with why.
+        Raises RemoteCacheError when there is no writable team cache."""
+        remote = self.remote
+        if remote is None:
+            raise RemoteCacheError("no team cache is configured: set [cache] remote in "
+                                   "qwenbuild.toml at the repository root, or "
+                                   "QWENBUILD_REMOTE_CACHE")
+        if not remote.check() or not remote.writable:
+            raise RemoteCacheError(f"the team cache {remote.config.url} cannot be written "
+                                   "(read-only mode, or unreachable)")
+        wanted = set(keys) if keys is not None else None
+        entries: dict[str, str] = {}
+        for name, _size in self.local.list("objects"):
+            stem, _, ext = name.rsplit("/", 1)[-1].partition(".")
+            if ext != "json" and (wanted is None or stem in wanted):
+                entries[stem] = ext
+        pushed: list[str] = []
+        skipped: list[str] = []
+        for key, ext in sorted(entries.items()):
+            image_name, record_name = self._names(key, ext)
+
+            def there(backend: Any, name: str = record_name) -> bool:
+                return bool(backend.exists(name))
+
+            if remote.call(there, True):
+                continue  # there already (or the remote is off: nothing more to do)
+            found = self.get(key, ext)
+            data = found.path.read_bytes() if found is not None else None
+            if found is None or data is None or not found.record.sha256 or \
+                    hashlib.sha256(data).hexdigest() != found.record.sha256:
+                skipped.append(f"{key}: damaged or incomplete in the local cache")
+                continue
+            if not dry_run:
+                record_bytes = _dumps(found.record.to_json())
+
+                def upload(backend: Any, image: bytes = data, record: bytes = record_bytes,
+                           names: tuple[str, str] = (image_name, record_name)) -> bool:
+                    backend.write(names[0], image)  # the image first, its record last
+                    backend.write(names[1], record)
+                    return True
+
+                if not remote.call(upload, False, write=True):
+                    skipped.append(f"{key}: the team cache refused it")
+                    continue
+            pushed.append(key)
+        return pushed, skipped
 
     # -- who pays: per-key locks and leases -------------------------------------------------
 
