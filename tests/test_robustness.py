@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from PIL import Image
 
 from .conftest import SIMPLE_TEMPLATE, build_file_tree, tree_snapshot
 from .fakes.aimlapi import FakeAimlapi
-from .fakes.server import FakeServer
+from .fakes.server import FakeServer, Reply
 
 SECRET = "sk-qwenbuild-SECRET-7f3a9c1e5b"
 JOBS = 8
@@ -144,31 +145,51 @@ def test_ctrl_c_keeps_what_finished_and_says_what_did_not(tmp_path: Path, fake: 
     assert _posts(fake) - posts_before == JOBS - len(received)
 
 
-def test_two_builds_at_once_the_second_says_so(tmp_path: Path, fake: FakeAimlapi,
-                                               cache_dir: Path) -> None:
+class _GatedAimlapi(FakeAimlapi):
+    """Holds every generation until `gate` is set: a build is then certainly running (it
+    holds its output folder) for as long as a test needs, however loaded the machine."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key=key)
+        self.gate = threading.Event()
+
+    def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        if method == "POST":
+            self.gate.wait(timeout=120)
+        return super().route(method, path, headers, body)
+
+
+def test_two_builds_at_once_the_second_says_so(tmp_path: Path, cache_dir: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     campaign = _campaign(tmp_path)
-    fake.latency = 0.3
-    first = _start(campaign)
-    _wait_for(lambda: _posts(fake) >= 1)
-    second = subprocess.run([sys.executable, "-m", "qwenbuild", "build", str(campaign)],
-                            capture_output=True, text=True, timeout=60)
-    assert second.returncode == 2
+    app = _GatedAimlapi(SECRET)
+    with FakeServer(app) as server:
+        monkeypatch.setenv("AIMLAPI_BASE_URL", server.url)
+        monkeypatch.setenv("AIMLAPI_API_KEY", SECRET)
+        first = _start(campaign)
+        try:
+            # The first build has sent a request, so it holds the folder, and it cannot
+            # finish before the gate opens.
+            _wait_for(lambda: _posts(app) >= 1, timeout=60)
+            second = subprocess.run([sys.executable, "-m", "qwenbuild", "build", str(campaign)],
+                                    capture_output=True, text=True, timeout=60)
+        finally:
+            app.gate.set()
+        first.communicate(timeout=60)
+    assert second.returncode == 2, second.stderr
     assert "another qwenbuild (pid" in second.stderr and "is building into" in second.stderr
-    first.communicate(timeout=60)
     assert first.returncode == 0
     entries = _cache_entries(cache_dir)
     assert len(entries) == JOBS
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
     assert len(manifest) == JOBS
-    assert _posts(fake) == JOBS  # the refused build sent nothing
+    assert _posts(app) == JOBS  # the refused build sent nothing
 
 
 def test_the_api_key_is_never_written(tmp_path: Path, fake: FakeAimlapi, cache_dir: Path,
                                       run) -> None:
     campaign = _campaign(tmp_path, assets=2)
     # One failure whose provider message echoes the key back, as some APIs do.
-    from .fakes.server import Reply
-
     fake.faults.append(("/v1/images", Reply(401, {
         "message": f"Invalid key {SECRET}", "path": "", "requestId": "r1", "statusCode": "401",
         "timestamp": "now"})))
