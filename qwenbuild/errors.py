@@ -8,7 +8,10 @@
     │   ├── UsageError             the command line
     │   └── BudgetError            a build would spend more than allowed
     ├── ProviderError              one job failed at its provider (the build goes on)
-    └── LockError                  another build holds the output folder
+    ├── LockError                  another build holds the output folder
+    └── FileSystemError            a folder qwenbuild must write, or its manifest, cannot
+                                   be used (found before any request: nothing generated,
+                                   nothing written)
 
 Foreign errors are converted at the boundary (`raise ... from exc`), so callers deal with
 this hierarchy only.
@@ -88,5 +91,13 @@ class BudgetError(InputError):
 
 class LockError(QwenbuildError):
     """Another qwenbuild process is building the same outputs."""
+
+    exit_code = 2
+
+
+class FileSystemError(QwenbuildError):
+    """The output folder or the cache folder cannot be written (read-only, no permission,
+    a file in the way, a place no folder can be), or the manifest cannot be read: found
+    before anything is sent."""
 
     exit_code = 2

@@ -23,7 +23,7 @@ from typing import Any
 from .build import BuildContext, BuildReport, Step
 from .campaign import Campaign, Export
 from .contracts import Action, ExportEntry, ManifestEntry, Reason
-from .fsutil import atomic_write
+from .fsutil import atomic_write, write_fault
 from .manifest import Manifest
 from .plan import Assessment, Plan
 from .provenance import embed, extract, sd_parameters
@@ -138,14 +138,17 @@ class ExportsStep(Step):
 
     def build_finished(self, ctx: BuildContext, report: BuildReport) -> None:
         if not report.interrupted:
-            report.exports.extend(render_exports(ctx.plan, ctx.manifest, ctx.stats))
+            report.exports.extend(render_exports(ctx.plan, ctx.manifest, ctx.stats,
+                                                 report.problems))
 
 
-def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache) -> list[str]:
+def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache,
+                   problems: list[str] | None = None) -> list[str]:
     """Make the renditions of the selected outputs that are not up to date, mark the ones
     no longer in the campaign stale (or forget them when their file is gone). Returns the
-    paths written. A rendition that cannot be made is logged and skipped: the build's
-    outputs are what was paid for, and they are fine."""
+    paths written. A rendition that cannot be made is skipped and said (in `problems`
+    when given, else logged): the build's outputs are what was paid for, and they are
+    fine."""
     campaign = the_plan.campaign
     out = campaign.out
     written = []
@@ -158,7 +161,13 @@ def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache) -> list
         try:
             _render_one(out, manifest, stats, job, source)
         except (OSError, ValueError) as exc:
-            log.warning("export %s: cannot make %s: %s", job.export.name, job.output, exc)
+            why = (write_fault(exc, campaign.root) if isinstance(exc, OSError)
+                   else f"cannot make {job.output}: {exc}")
+            message = f"export {job.export.name}: {why}"
+            if problems is None:
+                log.warning("%s", message)
+            else:
+                problems.append(message)
             continue
         written.append(job.output)
     for rel in stale_exports(the_plan, manifest):

@@ -7,6 +7,7 @@ outputs do not match the campaign. Surveying never writes a file (`remember=Fals
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +16,12 @@ from .campaign import Campaign
 from .contracts import Action
 from .costs import Estimate, estimate, job_price
 from .exports import ExportStatus, assess_exports
+from .fsutil import write_fault
 from .manifest import Manifest
 from .plan import Assessment, Plan, Selection, assess, plan
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,11 @@ def survey(campaign: Campaign, selection: Selection | None = None,
     stats = store.stat_cache(campaign.out)
     assessments = assess(the_plan, manifest.entries, store, stats)
     if remember:
-        the_plan.remember()
+        try:
+            the_plan.remember()
+        except OSError as exc:  # a read-only cache: the next plan renders its prompts again
+            log.warning("%s (the key memo of the cache: not needed, it saves time)",
+                        write_fault(exc))
     exports, stale_exports = assess_exports(the_plan, manifest, assessments, stats)
     stale = sorted(p for p in manifest.entries if p not in the_plan.all_outputs)
     return Survey(the_plan, assessments, stale, exports, stale_exports,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -23,9 +24,9 @@ from pathlib import Path
 from ..campaign import Campaign
 from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
 from ..costs import check_budget
-from ..errors import BudgetError, ProviderError
+from ..errors import BudgetError, FileSystemError, ProviderError
 from ..exports import ExportsStep
-from ..fsutil import sweep_temporary_files
+from ..fsutil import check_writable, shown_path, sweep_temporary_files, write_fault
 from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
@@ -87,20 +88,62 @@ def build(campaign: Campaign, selection: Selection | None = None,
 async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
                      steps: Sequence[Step] | None = None,
                      store: Store | None = None) -> BuildReport:
-    """Build a plan. `steps` default to `default_steps(options)`."""
+    """Build a plan. `steps` default to `default_steps(options)`.
+
+    Whatever may refuse the build comes first and writes nothing (not even a lock file):
+    the budget, the spending guard, the steps' input checks, then folders that cannot be
+    written. Only then is the output folder locked, and the jobs run."""
     options = options or BuildOptions()
     campaign = the_plan.campaign
     store = store or Store(campaign.cache_dir)
     started = time.perf_counter()
-    with store.output_lock(campaign.out):
-        manifest = Manifest.load(campaign.out, campaign.name)
-        stats = store.stat_cache(campaign.out)
-        assessments = assess(the_plan, manifest.entries, store, stats, force=options.force)
-        _check_limit(assessments, options.max_generate)
-        check_budget(the_plan, assessments, options.budget_usd)
-        run = Build(the_plan, store, manifest, stats, options,
-                    default_steps(options) if steps is None else list(steps))
+    chosen = default_steps(options) if steps is None else list(steps)
+    run, assessments = _prepare(the_plan, store, options, chosen)
+    _check_folders(campaign, store)
+    try:
+        lock = store.output_lock(campaign.out)
+        lock.__enter__()
+    except OSError as exc:
+        raise FileSystemError(f"{write_fault(exc)}: the cache folder must be writable; set "
+                          "QWENBUILD_CACHE_DIR to a writable folder") from None
+    try:
+        if not run.manifest.same_on_disk():
+            # Another build wrote the folder between the survey and the lock: again.
+            run, assessments = _prepare(the_plan, store, options, chosen)
         return await run.run(assessments, started)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _prepare(the_plan: Plan, store: Store, options: BuildOptions, steps: list[Step]
+             ) -> tuple[Build, list[Assessment]]:
+    """Read what the build would do and refuse it (raising) over its limits or on bad
+    input. Reads only."""
+    campaign = the_plan.campaign
+    manifest = Manifest.load(campaign.out, campaign.name)
+    stats = store.stat_cache(campaign.out)
+    assessments = assess(the_plan, manifest.entries, store, stats, force=options.force)
+    _check_limit(assessments, options.max_generate)
+    check_budget(the_plan, assessments, options.budget_usd)
+    run = Build(the_plan, store, manifest, stats, options, steps)
+    for step in steps:
+        step.prepare(run, assessments)  # input errors: now, before anything is sent
+    return run, assessments
+
+
+def _check_folders(campaign: Campaign, store: Store) -> None:
+    """The output folder and the cache folder can be written: else one message, before any
+    request (a read-only mount, `out = "/proc/x"`, a file in the way, no permission)."""
+    for folder, what, hint in (
+            (campaign.out, "the output folder", "change `out` in [campaign] or fix the "
+             "folder's permissions"),
+            (store.root, "the cache folder", "set QWENBUILD_CACHE_DIR to a writable folder")):
+        try:
+            check_writable(folder)
+        except OSError as exc:
+            shown = shown_path(folder, campaign.root)
+            raise FileSystemError(f"{campaign.shown}: cannot write {what} {shown}: "
+                              f"{exc.strerror or exc}; {hint}. Nothing was requested") from None
 
 
 def _check_limit(assessments: list[Assessment], limit: int | None) -> None:
@@ -127,6 +170,8 @@ class Build:
         self.steps = steps
         self.previous: Mapping[str, ManifestEntry] = dict(manifest.entries)
         self.results: dict[str, JobResult] = {}
+        #: File-system faults that failed no job (a cache write that failed, say).
+        self.problems: list[str] = []
         self._slots: dict[str, tuple[asyncio.Semaphore, ...]] = {}
 
     @property
@@ -135,30 +180,46 @@ class Build:
 
     async def run(self, assessments: list[Assessment], started: float) -> BuildReport:
         campaign = self.campaign
-        for step in self.steps:
-            step.prepare(self, assessments)  # input errors: now, before anything is sent
         if self.options.on_plan:
             self.options.on_plan(assessments)
         stale = self._stale()
         sweep_temporary_files(campaign.out)
         interrupted = False
+        report = BuildReport(campaign, [], stale)
         try:
             try:
                 await self._run_jobs(assessments)
             except asyncio.CancelledError:
                 # Ctrl-C: asyncio cancels the build; what finished is kept and reported.
                 interrupted = True
-            results = [self.results.get(a.job.output)
-                       or JobResult(a.job, JobStatus.FAILED, a.reasons, error=INTERRUPTED)
-                       for a in assessments]
-            report = BuildReport(campaign, results, stale, interrupted,
-                                 round(time.perf_counter() - started, 3))
+            report.results = [self.results.get(a.job.output)
+                              or JobResult(a.job, JobStatus.FAILED, a.reasons,
+                                           error=INTERRUPTED)
+                              for a in assessments]
+            report.interrupted = interrupted
+            report.seconds = round(time.perf_counter() - started, 3)
+            report.problems.extend(self.problems)
             for step in self.steps:
-                step.build_finished(self, report)
+                try:
+                    step.build_finished(self, report)
+                except OSError as exc:
+                    # The outputs are what was paid for, and they are fine: a page or a
+                    # rendition that cannot be written is reported, the build goes on.
+                    report.problems.append(write_fault(exc, campaign.root))
         finally:
-            self.manifest.save()
-            self.stats.save()
-            self.plan.remember()
+            # The manifest records what succeeded, whatever failed before; the records of
+            # the cache only save work next time (a failure to write them costs nothing).
+            try:
+                self.manifest.save()
+            except OSError as exc:
+                report.problems.append(f"{write_fault(exc, campaign.root)}; the outputs "
+                                       "written are kept, and the next build records them")
+            for save in (self.stats.save, self.plan.remember):
+                try:
+                    save()
+                except OSError as exc:
+                    log.warning("%s (a cache record: the next build redoes its work)",
+                                write_fault(exc, campaign.root))
         return report
 
     def _stale(self) -> list[str]:
@@ -196,11 +257,13 @@ class Build:
                 for step in self.steps:
                     if result.status != JobStatus.UP_TO_DATE or step.wants_up_to_date:
                         result = await step.job_finished(self, result)
-            except (ProviderError, OSError) as exc:
-                # A file that cannot be written fails its job only, with the reason.
-                detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            except ProviderError as exc:
+                result = JobResult(a.job, JobStatus.FAILED, a.reasons, error=str(exc))
+            except OSError as exc:
+                # A file that cannot be written (disk full, read-only, a folder in its
+                # place) fails its job only, naming the file and the cause.
                 result = JobResult(a.job, JobStatus.FAILED, a.reasons,
-                                   error=f"cannot write output: {detail}")
+                                   error=write_fault(exc, self.campaign.root))
             self._finish(result)
 
         async def attempt(a: Assessment) -> JobResult:
@@ -314,9 +377,18 @@ class Build:
 
         def store() -> None:
             # The store first: once there, the image is never paid for again, come what may.
-            stored = self.store.put(job.key, image, record)
+            try:
+                kept = self.store.put(job.key, image, record).record
+            except OSError as exc:
+                if not to_output:
+                    raise  # a text reroll lives only in the store
+                # Paid for: the output keeps it even when the cache cannot (disk full).
+                self.problems.append(f"{write_fault(exc, self.campaign.root)}: the image of "
+                                     f"{job.output} is not in the cache (its output keeps it)")
+                kept = replace(record, sha256=hashlib.sha256(image.data).hexdigest(),
+                               bytes=len(image.data))
             if to_output:
-                self.write_output(job, image.data, stored.record)
+                self.write_output(job, image.data, kept)
 
         await asyncio.to_thread(store)
         return JobResult(job, JobStatus.GENERATED, reasons, cost=generated.cost)

@@ -44,6 +44,9 @@ class BuildReport:
     seconds: float = 0.0
     #: Export renditions written by this build (paths relative to the output root).
     exports: list[str] = field(default_factory=list)
+    #: Faults of the file system that failed no job but need saying ("cannot write
+    #: out/manifest.json: No space left on device"); any of them makes the exit code 1.
+    problems: list[str] = field(default_factory=list)
 
     def count(self, status: JobStatus) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -69,6 +72,7 @@ class BuildReport:
             "interrupted": self.interrupted,
             "seconds": self.seconds,
             "exports": self.exports,
+            "problems": self.problems,
             "jobs": [
                 {
                     "asset": r.job.asset,

@@ -31,6 +31,7 @@ from . import (
 )
 from .common import (
     COMMON,
+    EXIT_FAILED,
     EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -129,6 +130,17 @@ def _run(module: ModuleType, args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         raise
+    except OSError as exc:
+        # The file system refused (disk full, read-only, a folder where a file must be):
+        # not a bug; name the path and the cause.
+        if args.verbose:
+            logging.getLogger("qwenbuild").debug("raised", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = f"{where}{exc.strerror or exc}"
+        error(message)
+        if args.json:
+            print_json_error(message, kind="FileSystemError", path=exc.filename)
+        return EXIT_FAILED
     except Exception as exc:  # a bug of ours: say so plainly, traceback only with -v
         if args.verbose:
             import traceback

@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         for rel in report.exports:
             print(f"{paint('exported', '32', sys.stdout):>10}  "
                   f"{relative(campaign.out / rel, campaign.root)}")
+    for problem in report.problems:
+        error(problem)
     if args.json:
         print_json(report.to_json())
     if report.interrupted:
@@ -92,4 +94,4 @@ def run(args: argparse.Namespace) -> int:
         error(f"interrupted: {len(report.results) - len(unfinished)} jobs finished and are "
               f"kept, {len(unfinished)} did not finish; run the build again to resume")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or report.problems else EXIT_OK
