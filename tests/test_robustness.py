@@ -93,69 +93,100 @@ def _cache_entries(cache_dir: Path) -> dict[str, dict]:
     return entries
 
 
-def test_kill_9_mid_build_keeps_every_image_received(tmp_path: Path, fake: FakeAimlapi,
-                                                     cache_dir: Path) -> None:
+def test_kill_9_mid_build_keeps_every_image_received(tmp_path: Path, cache_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     campaign = _campaign(tmp_path)
-    fake.latency = 0.4
-    proc = _start(campaign)
-    _wait_for(lambda: len(_cache_entries(cache_dir)) >= 3)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=10)
-    received = _cache_entries(cache_dir)
-    assert 3 <= len(received) < JOBS
-    manifest = tmp_path / "out" / "manifest.json"
-    if manifest.exists():  # written atomically: absent or whole, never half
-        json.loads(manifest.read_text())
+    # Five images are answered (with some latency, so the kill lands at a random point of
+    # the fourth or fifth); the other three wait, so the build cannot finish first.
+    app = _GatedAimlapi(SECRET, free=5)
+    app.latency = 0.2
+    with FakeServer(app) as server:
+        monkeypatch.setenv("AIMLAPI_BASE_URL", server.url)
+        monkeypatch.setenv("AIMLAPI_API_KEY", SECRET)
+        proc = _start(campaign)
+        try:
+            _wait_for(lambda: len(_cache_entries(cache_dir)) >= 3, timeout=60)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=10)
+        finally:
+            app.gate.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        received = _cache_entries(cache_dir)
+        assert 3 <= len(received) <= 5
+        manifest = tmp_path / "out" / "manifest.json"
+        if manifest.exists():  # written atomically: absent or whole, never half
+            json.loads(manifest.read_text())
 
-    fake.latency = 0.0
-    posts_before = _posts(fake)
-    rerun = subprocess.run([sys.executable, "-m", "qwenbuild", "build", str(campaign), "--json"],
-                           capture_output=True, text=True, timeout=60)
-    assert rerun.returncode == 0, rerun.stderr
-    report = json.loads(rerun.stdout)
-    # Only what had not been received is requested again; the rest comes from the cache.
-    assert _posts(fake) - posts_before == JOBS - len(received)
-    assert report["cached"] == len(received) and report["generated"] == JOBS - len(received)
-    leftovers = [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
-    assert leftovers == []
-    assert len(json.loads(manifest.read_text())["outputs"]) == JOBS
+        app.latency = 0.0
+        posts_before = _posts(app)
+        rerun = subprocess.run([sys.executable, "-m", "qwenbuild", "build", str(campaign),
+                                "--json"], capture_output=True, text=True, timeout=60)
+        assert rerun.returncode == 0, rerun.stderr
+        report = json.loads(rerun.stdout)
+        # Only what had not been received is requested again; the rest from the cache.
+        assert _posts(app) - posts_before == JOBS - len(received)
+        assert report["cached"] == len(received)
+        assert report["generated"] == JOBS - len(received)
+        leftovers = [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".tmp")]
+        assert leftovers == []
+        assert len(json.loads(manifest.read_text())["outputs"]) == JOBS
 
 
-def test_ctrl_c_keeps_what_finished_and_says_what_did_not(tmp_path: Path, fake: FakeAimlapi,
-                                                          cache_dir: Path) -> None:
+def test_ctrl_c_keeps_what_finished_and_says_what_did_not(tmp_path: Path, cache_dir: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
     campaign = _campaign(tmp_path)
-    fake.latency = 0.4
-    proc = _start(campaign)
-    _wait_for(lambda: len(_cache_entries(cache_dir)) >= 2)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
-    received = _cache_entries(cache_dir)
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
-    # Everything received is in the manifest and on disk; the message counts both sides.
-    assert {e["key"] for e in manifest.values()} == set(received)
-    assert f"interrupted: {len(received)} jobs finished and are kept, " \
-           f"{JOBS - len(received)} did not finish" in err
-    fake.latency = 0.0
-    posts_before = _posts(fake)
-    rerun = subprocess.run([sys.executable, "-m", "qwenbuild", "build", str(campaign)],
-                           capture_output=True, text=True, timeout=60)
-    assert rerun.returncode == 0, rerun.stderr
-    assert _posts(fake) - posts_before == JOBS - len(received)
+    # Two images are answered at once; the others wait, so the build is certainly still
+    # running when Ctrl-C comes, however loaded the machine is.
+    app = _GatedAimlapi(SECRET, free=2)
+    with FakeServer(app) as server:
+        monkeypatch.setenv("AIMLAPI_BASE_URL", server.url)
+        monkeypatch.setenv("AIMLAPI_API_KEY", SECRET)
+        proc = _start(campaign)
+        try:
+            _wait_for(lambda: len(_cache_entries(cache_dir)) >= 2, timeout=60)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            app.gate.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        received = _cache_entries(cache_dir)
+        assert len(received) == 2
+        manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())["outputs"]
+        # Everything received is in the manifest and on disk; the message counts both sides.
+        assert {e["key"] for e in manifest.values()} == set(received)
+        assert f"interrupted: {len(received)} jobs finished and are kept, " \
+               f"{JOBS - len(received)} did not finish" in err
+        posts_before = _posts(app)
+        rerun = subprocess.run([sys.executable, "-m", "qwenbuild", "build", str(campaign)],
+                               capture_output=True, text=True, timeout=60)
+        assert rerun.returncode == 0, rerun.stderr
+        assert _posts(app) - posts_before == JOBS - len(received)
 
 
 class _GatedAimlapi(FakeAimlapi):
-    """Holds every generation until `gate` is set: a build is then certainly running (it
-    holds its output folder) for as long as a test needs, however loaded the machine."""
+    """Answers the first `free` generations at once and holds the others until `gate` is
+    set: a build is then certainly running (it holds its output folder) for as long as a
+    test needs, however loaded the machine."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, free: int = 0) -> None:
         super().__init__(key=key)
         self.gate = threading.Event()
+        self.free = free
 
     def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         if method == "POST":
-            self.gate.wait(timeout=120)
+            with self.lock:
+                self.free -= 1
+                held = self.free < 0
+            if held:
+                self.gate.wait(timeout=120)
         return super().route(method, path, headers, body)
 
 
