@@ -130,7 +130,8 @@ class Manifest:
             return False  # nothing built and no manifest yet: write nothing
         if not self._dirty and self._original is not None:
             return False  # a no-op build: not even serialised
-        data = dumps(self.to_json())
+        with self._lock:  # an output written in a thread may be recording itself
+            data = dumps(self.to_json())
         if data == self._original:
             return False
         atomic_write(self.out / MANIFEST_NAME, data)

@@ -439,7 +439,8 @@ class WatchProcess:
         """Ctrl-C: the exit code and everything written to stderr."""
         self.proc.send_signal(signal.SIGINT)
         try:
-            code = self.proc.wait(timeout=TIMEOUT)
+            # Generous: only a stop that never comes should fail here, not a loaded machine.
+            code = self.proc.wait(timeout=4 * TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise

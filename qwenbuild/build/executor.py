@@ -16,10 +16,11 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from ..campaign import Campaign
 from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
@@ -42,6 +43,8 @@ from .steps import Step
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -63,6 +66,9 @@ class BuildOptions:
     verify_text: bool = False
     min_score: float = 0.8
     max_rerolls: int = 2
+    #: Called once when the build notices Ctrl-C (its jobs are cancelled; what finished is
+    #: being saved): the CLI stops further Ctrl-Cs from interrupting that.
+    on_interrupt: Callable[[], None] | None = None
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -172,6 +178,8 @@ class Build:
         self.results: dict[str, JobResult] = {}
         #: File-system faults that failed no job (a cache write that failed, say).
         self.problems: list[str] = []
+        #: Ctrl-C came: what was received is being kept, nothing more is sent.
+        self.stopping = False
         self._slots: dict[str, tuple[asyncio.Semaphore, ...]] = {}
 
     @property
@@ -255,6 +263,8 @@ class Build:
             try:
                 result = await attempt(a)
                 for step in self.steps:
+                    if self.stopping:
+                        break  # Ctrl-C: no text check (nor reroll) after it
                     if result.status != JobStatus.UP_TO_DATE or step.wants_up_to_date:
                         result = await step.job_finished(self, result)
             except ProviderError as exc:
@@ -270,7 +280,8 @@ class Build:
             job = a.job
             if a.action == Action.KEEP:  # here only for a step that wants every job
                 return JobResult(job, JobStatus.UP_TO_DATE, a.reasons)
-            if a.action == Action.RESTORE and await asyncio.to_thread(self._restore, job):
+            if a.action == Action.RESTORE and await self._uninterrupted(
+                    asyncio.to_thread(self._restore, job)):
                 return JobResult(job, JobStatus.CACHED, a.reasons)
             if job.provider in missing_keys:
                 return JobResult(job, JobStatus.FAILED, a.reasons, error=(
@@ -291,7 +302,10 @@ class Build:
                      if a.action != Action.KEEP or every_job]
             try:
                 await asyncio.gather(*tasks)
-            except BaseException:
+            except BaseException as exc:
+                self.stopping = True
+                if isinstance(exc, asyncio.CancelledError) and self.options.on_interrupt:
+                    self.options.on_interrupt()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -320,6 +334,8 @@ class Build:
                        to_output: bool = True) -> JobResult:
         """Generate `job`'s image into the store, then (unless `to_output` is false: a text
         reroll, written only once chosen) into its output and the manifest."""
+        if self.stopping:
+            raise asyncio.CancelledError  # Ctrl-C came: nothing more is sent
         provider = self.plan.providers[job.provider]
         spec = provider.spec
         attempt = 0
@@ -349,9 +365,6 @@ class Build:
                     if loop.time() + delay > deadline:
                         raise TimeoutError
                     await asyncio.sleep(delay)
-            # Decoding a 2K image takes tens of ms: off the event loop and outside the
-            # provider's slots, so the next request goes out meanwhile.
-            image = await asyncio.to_thread(verify_image, generated.data, job.ext)
         except TimeoutError:
             return JobResult(job, JobStatus.FAILED, reasons,
                              error=f"timed out after {spec.timeout:g}s"
@@ -359,23 +372,30 @@ class Build:
         except ProviderError as exc:
             tries = f" (after {attempt} retries)" if attempt else ""
             return JobResult(job, JobStatus.FAILED, reasons, error=f"{exc}{tries}")
-        record = CacheRecord(
-            key=job.key,
-            inputs=normalise(job.key_fields),
-            provider=job.provider,
-            kind=job.kind,
-            model=job.model,
-            seed=job.seed,
-            provider_seed=generated.seed,
-            cost_usd=generated.cost,
-            response_ids=dict(generated.response_ids),
-            width=image.width,
-            height=image.height,
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
-        self.output_file(job)
+        received = generated
 
-        def store() -> None:
+        def keep() -> JobResult:
+            # Decoding a 2K image takes tens of ms: in a thread, outside the provider's
+            # slots, so the next request goes out meanwhile.
+            try:
+                image = verify_image(received.data, job.ext)
+            except ProviderError as exc:
+                return JobResult(job, JobStatus.FAILED, reasons, error=str(exc))
+            record = CacheRecord(
+                key=job.key,
+                inputs=normalise(job.key_fields),
+                provider=job.provider,
+                kind=job.kind,
+                model=job.model,
+                seed=job.seed,
+                provider_seed=received.seed,
+                cost_usd=received.cost,
+                response_ids=dict(received.response_ids),
+                width=image.width,
+                height=image.height,
+                created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            )
+            self.output_file(job)
             # The store first: once there, the image is never paid for again, come what may.
             try:
                 kept = self.store.put(job.key, image, record).record
@@ -389,9 +409,23 @@ class Build:
                                bytes=len(image.data))
             if to_output:
                 self.write_output(job, image.data, kept)
+            return JobResult(job, JobStatus.GENERATED, reasons, cost=received.cost)
 
-        await asyncio.to_thread(store)
-        return JobResult(job, JobStatus.GENERATED, reasons, cost=generated.cost)
+        # Received, so paid for: kept to the end even when Ctrl-C comes meanwhile.
+        return await self._uninterrupted(asyncio.to_thread(keep))
+
+    async def _uninterrupted(self, work: Coroutine[object, object, T]) -> T:
+        """Run `work` (file writes in a thread) to the end even when the build is cancelled
+        meanwhile: a cancelled build then counts it as finished, and no thread writes into
+        the output folder after the manifest is saved. The build is then stopping: no
+        further request goes out."""
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                self.stopping = True
+        return task.result()
 
     def output_file(self, job: Job) -> Path:
         """The output file of a job, refusing any path that resolves outside the output root

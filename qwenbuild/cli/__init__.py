@@ -24,6 +24,7 @@ from . import (
     completion,
     init,
     inspect,
+    interrupts,
     plan,
     providers,
     schema,
@@ -78,6 +79,18 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code. A Ctrl-C at any point is exit 130 with
+    one line, never a traceback (see interrupts.py)."""
+    with interrupts.held():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:
+            interrupts.stopping()
+            error("interrupted")
+            return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     root = parser()
     json_errors = _wants_json(argv)
@@ -124,6 +137,7 @@ def _run(module: ModuleType, args: argparse.Namespace) -> int:
                              problems=getattr(exc, "problems", [str(exc)]))
         return exc.exit_code
     except KeyboardInterrupt:
+        interrupts.stopping()
         error("interrupted")
         if args.json:
             print_json_error("interrupted", kind="Interrupted")

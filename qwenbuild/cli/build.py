@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
+from . import interrupts
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     report = build(campaign, selection(args), BuildOptions(
         force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
         on_plan=progress.start, budget_usd=args.budget, verify_text=args.verify_text,
-        min_score=threshold, max_rerolls=args.max_rerolls))
+        min_score=threshold, max_rerolls=args.max_rerolls, on_interrupt=interrupts.stopping))
     progress.finish(report)
     if report.exports and not (args.json or args.quiet):
         for rel in report.exports:

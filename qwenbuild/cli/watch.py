@@ -6,9 +6,11 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import UsageError
+from . import interrupts
 from .common import EXIT_OK, Parser, add_campaign_arguments
 
 if TYPE_CHECKING:
@@ -114,11 +116,10 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # a service manager's stop ends the watch like Ctrl-C does
 
     printer = WatchPrinter(sys.stdout, sys.stderr, quiet=args.quiet, as_json=args.json)
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        # Returns on Ctrl-C (after a clean shutdown): ending a watch is not a failure.
-        watch(args.campaign, port=args.port, serve=not args.no_serve, max_jobs=args.max_jobs,
-              on_status=printer.status, on_job=printer.job)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    if threading.current_thread() is threading.main_thread():
+        # main() restores the handler when the command returns (interrupts.held).
+        signal.signal(signal.SIGTERM, _terminate)
+    # Returns on Ctrl-C (after a clean shutdown): ending a watch is not a failure.
+    watch(args.campaign, port=args.port, serve=not args.no_serve, max_jobs=args.max_jobs,
+          on_status=printer.status, on_job=printer.job, on_stopping=interrupts.stopping)
     return EXIT_OK
