@@ -33,6 +33,7 @@ from ..keys import normalise
 from ..manifest import Manifest
 from ..plan import Assessment, Job, Plan, Selection, assess, plan
 from ..provenance import write_output
+from ..redact import redact
 from ..retry import retry_delay
 from ..review import ReviewPageStep
 from ..store import StatCache, Store
@@ -390,7 +391,8 @@ class Build:
                 seed=job.seed,
                 provider_seed=received.seed,
                 cost_usd=received.cost,
-                response_ids=dict(received.response_ids),
+                # Provider text written to the cache: a gateway may echo a key in it.
+                response_ids={k: redact(str(v)) for k, v in received.response_ids.items()},
                 width=image.width,
                 height=image.height,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -10,12 +10,14 @@ or Pillow.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 from ..errors import QwenbuildError
-from ..redact import redact
+from ..redact import RedactingStream, redact
 from . import (
     build,
     cache,
@@ -81,13 +83,30 @@ def _wants_json(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code. A Ctrl-C at any point is exit 130 with
     one line, never a traceback (see interrupts.py)."""
-    with interrupts.held():
+    with interrupts.held(), _redacted_output():
         try:
             return _main(argv)
         except KeyboardInterrupt:
             interrupts.stopping()
             error("interrupted")
             return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _redacted_output() -> Iterator[None]:
+    """Everything the command prints goes through the redaction of secrets (redact.py):
+    provider text, paths, URLs, reports; whatever printed it."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(saved[0]), RedactingStream(saved[1])
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to say
+                pass
+        sys.stdout, sys.stderr = saved
 
 
 def _main(argv: list[str] | None) -> int:
