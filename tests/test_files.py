@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,26 @@ def test_a_cache_record_without_its_image_hash_is_a_miss(project: Path, run,
     assert job["status"] == "generated"  # not "cached": the entry was not trusted
     assert output.read_bytes() == original
     assert "names no sha256" in result.err
+
+
+def test_a_build_sweeps_the_caches_old_temporary_files_only(project: Path, run,
+                                                            cache_dir: Path) -> None:
+    """A killed build leaves temporary files in the cache too; a later build removes those
+    old enough to be leftovers, never one another process is writing right now."""
+    assert run("build", project, "--only", "hero").code == 0
+    old = cache_dir / "objects" / "00" / ".qwenbuild-0000.png.0123456789ab.tmp"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"half an image")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    fresh = cache_dir / "state" / ".qwenbuild-x.json.ba9876543210.tmp"
+    fresh.write_bytes(b"{")  # being written by another build, now
+    mine = cache_dir / "objects" / "00" / ".notes.tmp"  # not qwenbuild's: never touched
+    mine.write_bytes(b"notes")
+    os.utime(mine, (hour_ago, hour_ago))
+
+    assert run("build", project, "--only", "hero").code == 0  # nothing to do: no sweep
+    assert old.exists()
+    assert run("build", project).code == 0  # "story" to generate: the cache is swept
+    assert not old.exists()
+    assert fresh.exists() and mine.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from qwenbuild.campaign import load_campaign
@@ -135,9 +136,14 @@ def test_cache_gc_removes_what_no_manifest_references(project: Path, run,
     new_key = _manifest(project)["outputs"]["9x16/small/story.png"]["key"]
     kept_key = _manifest(project)["outputs"]["1x1/small/hero-v1.png"]["key"]
     assert f"{old_key}.png" in _objects(cache_dir)
-    stray = cache_dir / "objects" / "ab" / ".abc.png.x1y2.tmp"
+    stray = cache_dir / "objects" / "ab" / ".qwenbuild-abc.png.0123456789ab.tmp"
     stray.parent.mkdir(exist_ok=True)  # whether a key starts with "ab" depends on the keys
     stray.write_bytes(b"half")
+    hour_ago = time.time() - 3600
+    os.utime(stray, (hour_ago, hour_ago))  # a killed build's leftover
+    # A temporary file written right now (a `plan` saving its key memo, say) stays.
+    writing = cache_dir / "plans" / ".qwenbuild-memo.json.ba9876543210.tmp"
+    writing.write_bytes(b"{")
     gone = cache_dir / "state" / ("0" * 20 + ".json")  # an output folder that is gone
     gone.write_text("{}")
 
@@ -155,6 +161,7 @@ def test_cache_gc_removes_what_no_manifest_references(project: Path, run,
     assert not {f"{old_key}.png", f"{old_key}.json", stray.name} & _objects(cache_dir)
     assert {f"{new_key}.png", f"{kept_key}.png"} <= _objects(cache_dir)
     assert not gone.exists()
+    assert writing.exists()
     # What is left restores every output without generating anything.
     (project.parent / "out/9x16/small/story.png").unlink()
     report = run("build", project, "--json").json()

@@ -192,7 +192,11 @@ class Build:
         if self.options.on_plan:
             self.options.on_plan(assessments)
         stale = self._stale()
-        sweep_temporary_files(campaign.out)
+        sweep_temporary_files(campaign.out)  # under the output lock: all of them are stale
+        if any(a.action != Action.KEEP for a in assessments):
+            # The cache is shared with other builds: only leftovers old enough to be a
+            # killed process's (a no-op build does not even look).
+            self.store.sweep_temporary()
         interrupted = False
         report = BuildReport(campaign, [], stale)
         try:
