@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,23 @@ class Survey:
                    "removes it") for rel in (*self.stale, *self.stale_exports)]
         return items
 
+    def missing_keys(self) -> list[tuple[str, str, int]]:
+        """(provider, variable, jobs) for each provider a build would call whose API key is
+        not set in the environment: the build would fail those jobs."""
+        wanted = Counter(a.job.provider for a in self.assessments
+                         if a.action == Action.GENERATE)
+        found = []
+        for name, jobs in sorted(wanted.items()):
+            env = self.the_plan.providers[name].info.api_key_env
+            if env and not os.environ.get(env):
+                found.append((name, env, jobs))
+        return found
+
+    def warnings(self) -> list[str]:
+        return [f"provider {name}: {env} is not set, so a build would fail its {jobs} "
+                f"job{'s' if jobs != 1 else ''} to generate; set it in the environment "
+                f"(export {env}=...)" for name, env, jobs in self.missing_keys()]
+
     def shown(self, rel: str) -> str:
         """An output path relative to the campaign folder, as messages show it."""
         campaign = self.campaign
@@ -86,6 +104,7 @@ class Survey:
                 "reason": e.reason.value,
             } for e in self.exports],
             "stale_exports": self.stale_exports,
+            "warnings": self.warnings(),
         }
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import BuildReport, JobResult
+from .build import Activity, BuildReport, JobResult
 from .build.executor import BuildOptions, build_plan
 from .campaign import Campaign, load_campaign
 from .errors import CampaignError, QwenbuildError
@@ -194,9 +194,11 @@ class Watcher:
                  on_status: Callable[[WatchEvent], None] | None = None,
                  on_job: Callable[[JobResult], None] | None = None,
                  server: LiveServer | None = None, live: LiveState | None = None,
-                 on_stopping: Callable[[], None] | None = None) -> None:
+                 on_stopping: Callable[[], None] | None = None,
+                 on_activity: Callable[[Activity], None] | None = None) -> None:
         self.given = campaign_path  # for messages: as the user typed it
         self.on_stopping = on_stopping
+        self.on_activity = on_activity
         self.path = campaign_path.resolve()
         self.max_jobs = max_jobs
         self.stop = stop
@@ -268,7 +270,7 @@ class Watcher:
 
             report = asyncio.run(build_plan(the_plan, BuildOptions(
                 max_generate=self.max_jobs, on_event=self.on_job, on_plan=started,
-                on_interrupt=self.on_stopping), store=store))
+                on_interrupt=self.on_stopping, on_activity=self.on_activity), store=store))
         except QwenbuildError as exc:  # invalid input, the spending guard, a held lock
             self._failed(str(exc), shown)
             return
@@ -309,13 +311,15 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
           on_status: Callable[[WatchEvent], None] | None = None,
           on_job: Callable[[JobResult], None] | None = None,
           stop_event: threading.Event | None = None,
-          on_stopping: Callable[[], None] | None = None) -> None:
+          on_stopping: Callable[[], None] | None = None,
+          on_activity: Callable[[Activity], None] | None = None) -> None:
     """Build a campaign, then rebuild it on every change until Ctrl-C or `stop_event`.
 
     With `serve`, the review page is served on 127.0.0.1:`port` (0 picks a free port) and
     open pages reload after each rebuild. `max_jobs` bounds the jobs each rebuild may send
     to a paid provider (None: no bound). `on_status` hears every WatchEvent, `on_job`
-    every finished job, `on_stopping` the moment Ctrl-C starts the stop (a build it
+    every finished job, `on_activity` the build's requests and retries as they happen
+    (a progress display), `on_stopping` the moment Ctrl-C starts the stop (a build it
     interrupted is saving what finished). Returns normally on Ctrl-C, wherever it lands
     (after a "stopped" event).
     """
@@ -330,7 +334,7 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
             server.httpd.title = path.stem
         watcher = Watcher(path, max_jobs=max_jobs, stop=stop_event or threading.Event(),
                           on_status=on_status, on_job=on_job, server=server, live=live,
-                          on_stopping=on_stopping)
+                          on_stopping=on_stopping, on_activity=on_activity)
         watcher.run()
     except KeyboardInterrupt:
         # Ctrl-C is how a watch ends: a build it interrupted saved what it finished.

@@ -209,39 +209,6 @@ def test_a_broken_manifest_is_a_clear_error(project: Path, run) -> None:
         assert manifest.read_text() == text  # left for the user to look at
 
 
-def test_progress_bar_on_a_terminal_and_no_colour_with_no_color(project: Path) -> None:
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    def on_terminal(env: dict[str, str]) -> str:
-        leader, follower = pty.openpty()
-        proc = subprocess.Popen([sys.executable, "-m", "qwenbuild", "build", str(project)],
-                                stdout=follower, stderr=follower,
-                                env={**os.environ, "TERM": "xterm", **env})
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(timeout=60)
-        os.close(leader)
-        return b"".join(chunks).decode()
-
-    first = on_terminal({})
-    assert "\r[############################] 5/5" in first  # the bar, finished
-    assert "\033[" in first  # coloured on a terminal
-    (project.parent / "out" / "1x1" / "small" / "hero-v1.png").unlink()
-    plain = on_terminal({"NO_COLOR": "1"})
-    assert "5/5" in plain and "\033[3" not in plain and "\033[1" not in plain
-
-
 def test_a_build_that_waited_for_its_lock_sees_what_the_other_build_wrote(
         project: Path, run, monkeypatch) -> None:
     """A build decides what to do before it locks the output folder (so a refused build

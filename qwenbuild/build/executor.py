@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from ..campaign import Campaign
 from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
-from ..costs import check_budget
+from ..costs import check_budget, estimate
 from ..errors import BudgetError, FileSystemError, ProviderError
 from ..exports import ExportsStep
 from ..fsutil import check_writable, shown_path, sweep_temporary_files, write_fault
@@ -39,7 +39,7 @@ from ..review import ReviewPageStep
 from ..store import StatCache, Store
 from ..textcheck.choices import restore_source
 from ..textcheck.reroll import VerifyTextStep
-from .report import INTERRUPTED, BuildReport, JobResult
+from .report import INTERRUPTED, Activity, BuildReport, JobResult
 from .steps import Step
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class BuildOptions:
     verify_text: bool = False
     min_score: float = 0.8
     max_rerolls: int = 2
+    #: Called with each Activity (the estimate, requests, answers, retries) as it happens.
+    on_activity: Callable[[Activity], None] | None = None
     #: Called once when the build notices Ctrl-C (its jobs are cancelled; what finished is
     #: being saved): the CLI stops further Ctrl-Cs from interrupting that.
     on_interrupt: Callable[[], None] | None = None
@@ -191,6 +193,9 @@ class Build:
         campaign = self.campaign
         if self.options.on_plan:
             self.options.on_plan(assessments)
+        if self.options.on_activity:
+            self.options.on_activity(Activity("estimate",
+                                              usd=estimate(self.plan, assessments).usd))
         stale = self._stale()
         sweep_temporary_files(campaign.out)  # under the output lock: all of them are stale
         if any(a.action != Action.KEEP for a in assessments):
@@ -316,6 +321,10 @@ class Build:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
 
+    def _tell(self, activity: Activity) -> None:
+        if self.options.on_activity is not None:
+            self.options.on_activity(activity)
+
     def _finish(self, result: JobResult) -> None:
         self.results[result.job.output] = result
         if self.options.on_event:
@@ -355,6 +364,7 @@ class Build:
                         await held.enter_async_context(slot)
                     if deadline is None:  # the job's time starts when it is first sent
                         deadline = loop.time() + spec.timeout
+                    self._tell(Activity("request", job))
                     try:
                         async with asyncio.timeout_at(deadline):
                             generated = await provider.generate(job.request)
@@ -365,6 +375,10 @@ class Build:
                         delay = retry_delay(attempt, exc.retry_after)
                         log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc, attempt,
                                  spec.max_retries, delay)
+                        self._tell(Activity("retry", job, attempt, spec.max_retries, delay,
+                                            str(exc)))
+                    finally:
+                        self._tell(Activity("answer", job))
                 if generated is None:
                     # Backing off holds no slot: other jobs go out meanwhile.
                     if loop.time() + delay > deadline:

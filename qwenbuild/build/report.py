@@ -31,6 +31,25 @@ class JobResult:
         return text
 
 
+@dataclass(frozen=True)
+class Activity:
+    """What a running build is doing, for a progress display (`BuildOptions.on_activity`).
+
+    kind: `estimate` (once, before any job: `usd` is what the jobs to generate should
+    cost), `request` (a request for `job` goes to its provider), `answer` (that request
+    ended, whichever way), `retry` (`job` failed with `error` and is tried again, retry
+    `attempt` of `retries`, in `delay` seconds).
+    """
+
+    kind: str
+    job: Job | None = None
+    attempt: int = 0
+    retries: int = 0
+    delay: float = 0.0
+    error: str | None = None
+    usd: float = 0.0
+
+
 #: The error of a job that had not finished when the build was interrupted.
 INTERRUPTED = "interrupted before it finished"
 

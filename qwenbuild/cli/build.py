@@ -77,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
                         stream=sys.stderr if args.json else sys.stdout, summary=not args.json)
     report = build(campaign, selection(args), BuildOptions(
         force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
-        on_plan=progress.start, budget_usd=args.budget, verify_text=args.verify_text,
-        min_score=threshold, max_rerolls=args.max_rerolls, on_interrupt=interrupts.stopping))
+        on_plan=progress.start, on_activity=progress.activity, budget_usd=args.budget,
+        verify_text=args.verify_text, min_score=threshold, max_rerolls=args.max_rerolls,
+        on_interrupt=interrupts.stopping))
     progress.finish(report)
     if report.exports and not (args.json or args.quiet):
         for rel in report.exports:

@@ -15,6 +15,7 @@ from .common import (
     paint,
     print_json,
     selection,
+    warning,
 )
 
 NAME = "plan"
@@ -47,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     found = survey(campaign, selection(args), remember=not args.check)
     pending = found.pending()
     out = sys.stdout
+    if not args.json and not args.check:
+        for line in found.warnings():
+            warning(line)
     if args.json:
         print_json(found.to_json())
     elif args.check:

@@ -14,7 +14,7 @@ from . import interrupts
 from .common import EXIT_OK, Parser, add_campaign_arguments
 
 if TYPE_CHECKING:
-    from ..build import JobResult
+    from ..build import Activity, JobResult
     from ..watch import WatchEvent
     from .progress import Progress
 
@@ -77,6 +77,10 @@ class WatchPrinter:
         elif event.kind == "stopped":
             self._line("\nstopped")
 
+    def activity(self, act: Activity) -> None:
+        if not self.as_json and self.progress is not None:
+            self.progress.activity(act)
+
     def job(self, result: JobResult) -> None:
         if self.as_json:
             print(json.dumps({"event": "job", "output": result.job.output,
@@ -121,5 +125,6 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     # Returns on Ctrl-C (after a clean shutdown): ending a watch is not a failure.
     watch(args.campaign, port=args.port, serve=not args.no_serve, max_jobs=args.max_jobs,
-          on_status=printer.status, on_job=printer.job, on_stopping=interrupts.stopping)
+          on_status=printer.status, on_job=printer.job, on_stopping=interrupts.stopping,
+          on_activity=printer.activity)
     return EXIT_OK
