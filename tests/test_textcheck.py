@@ -274,10 +274,16 @@ def _entry(campaign: Path, rel: str) -> dict[str, Any]:
 def test_preview_outputs_pass_and_their_scores_land_in_the_manifest(
         campaign: Path, run: Callable[..., Any], spy: SpyEngine) -> None:
     assert run("build", campaign).code == 0
+    manifest = (campaign.parent / "out" / "manifest.json").read_bytes()
     result = run("check", campaign)
     assert result.code == 0, result.out + result.err
     assert "green 1.00  out/1x1/half/market.png" in result.out
-    assert "1 images: 1 green (min score 0.80); 1 read, 0 from the check cache" in result.out
+    assert ("1 images: 1 green (min score 0.80); 1 read, 0 from the check cache; "
+            "manifest.json left as it is (--record writes the scores)") in result.out
+    # A check changes no committed file: the manifest is as the build left it.
+    assert (campaign.parent / "out" / "manifest.json").read_bytes() == manifest
+    recorded = run("check", campaign, "--record")
+    assert "scores saved in manifest.json" in recorded.out
     text_check = _entry(campaign, "1x1/half/market.png")["text_check"]
     assert text_check["status"] == "green" and text_check["score"] == 1.0
     assert [line["expected"] for line in text_check["lines"]] == [
@@ -285,7 +291,7 @@ def test_preview_outputs_pass_and_their_scores_land_in_the_manifest(
     assert text_check["engine"].startswith("tesseract ")
     assert text_check["min_score"] == 0.8
 
-    # A second check costs nothing: every result comes from the cache.
+    # Another check costs nothing: every result comes from the cache.
     reads = spy.reads
     again = run("check", campaign, "--json")
     assert again.code == 0 and spy.reads == reads
@@ -309,7 +315,7 @@ def test_a_misspelled_headline_fails_and_the_report_shows_the_wrong_word(
     manifest["outputs"]["1x1/half/market.png"]["sha256"] = hashlib.sha256(
         output.read_bytes()).hexdigest()
     manifest_file.write_text(json.dumps(manifest))
-    result = run("check", campaign)
+    result = run("check", campaign, "--record")
     assert result.code == 1
     assert "red 0.75  out/1x1/half/market.png  worst: 'SUMMER MARKET' read 'SUMNER MAKRET'" \
         in result.out
@@ -318,7 +324,7 @@ def test_a_misspelled_headline_fails_and_the_report_shows_the_wrong_word(
     assert (text_check["worst_line"], text_check["read"]) == ("SUMMER MARKET", "SUMNER MAKRET")
     assert text_check["lines"][1]["score"] == 1.0
     # A lower threshold passes it, amber.
-    assert run("check", campaign, "--min-score", "0.7").code == 0
+    assert run("check", campaign, "--min-score", "0.7", "--record").code == 0
     assert _entry(campaign, "1x1/half/market.png")["text_check"]["status"] == "amber"
 
 

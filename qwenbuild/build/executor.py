@@ -67,6 +67,9 @@ class BuildOptions:
     verify_text: bool = False
     min_score: float = 0.8
     max_rerolls: int = 2
+    #: With verify_text: record the result in every manifest entry checked (else only in
+    #: the entries the build writes anyway; see textcheck/reroll.py).
+    record_text: bool = False
     #: Called with each Activity (the estimate, requests, answers, retries) as it happens.
     on_activity: Callable[[Activity], None] | None = None
     #: Called once when the build notices Ctrl-C (its jobs are cancelled; what finished is
@@ -80,7 +83,8 @@ def default_steps(options: BuildOptions) -> list[Step]:
     steps: list[Step] = []
     if options.verify_text:
         steps.append(VerifyTextStep(options.min_score, options.max_rerolls,
-                                    options.max_generate, options.budget_usd))
+                                    options.max_generate, options.budget_usd,
+                                    record=options.record_text))
     steps += [ExportsStep(), ReviewPageStep()]
     return steps
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ class JobResult:
     cost: float | None = None
     #: Text rerolls made for this job (build --verify-text).
     rerolls: int = 0
+    #: What the text check found (build --verify-text): a manifest `text_check` object.
+    text_check: Mapping[str, Any] | None = None
 
     @property
     def reason(self) -> str:
@@ -102,6 +105,7 @@ class BuildReport:
                     "status": str(r.status),
                     "output": _relative(self.campaign.out / r.job.output, root),
                     "error": r.error,
+                    **({"text_check": dict(r.text_check)} if r.text_check else {}),
                 }
                 for r in self.results
             ],

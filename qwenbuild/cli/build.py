@@ -49,6 +49,10 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                         "(default 0.8)")
     p.add_argument("--max-rerolls", type=int, default=2, metavar="N",
                    help="with --verify-text: new seeds to try per image (default 2)")
+    p.add_argument("--record", action="store_true",
+                   help="with --verify-text: record the scores in manifest.json for every "
+                        "image checked (by default only where the build changes the entry "
+                        "anyway, so checking leaves a committed manifest as it is)")
     return p
 
 
@@ -72,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if args.force_alias:
         warning("--force is now --regenerate (it pays for every selected image again)")
     threshold = min_score(args.min_score)
+    if args.record and not args.verify_text:
+        raise UsageError("--record goes with --verify-text (it records the text scores)")
     campaign = load_campaign(args.campaign)
     progress = Progress(campaign, quiet=args.json or args.quiet,
                         stream=sys.stderr if args.json else sys.stdout, summary=not args.json)
@@ -79,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
         force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
         on_plan=progress.start, on_activity=progress.activity, budget_usd=args.budget,
         verify_text=args.verify_text, min_score=threshold, max_rerolls=args.max_rerolls,
-        on_interrupt=interrupts.stopping))
+        record_text=args.record, on_interrupt=interrupts.stopping))
     progress.finish(report)
+    if args.verify_text and not args.json:
+        print_text_results(report, threshold, quiet=args.quiet)
     if report.exports and not (args.json or args.quiet):
         for rel in report.exports:
             print(f"{paint('exported', '32', sys.stdout):>10}  "
@@ -97,3 +105,31 @@ def run(args: argparse.Namespace) -> int:
               f"kept, {len(unfinished)} did not finish; run the build again to resume")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if report.failed or report.problems else EXIT_OK
+
+
+def print_text_results(report: Any, threshold: float, quiet: bool = False) -> None:
+    """What --verify-text read: one line per image checked (only those under green with
+    -q), the worst line of those that read wrong, and a count."""
+    out = sys.stdout
+    colours = {"green": "32", "amber": "33", "red": "31;1", "error": "31;1", "none": "2"}
+    counts: dict[str, int] = {}
+    for result in sorted(report.results, key=lambda r: r.job.output):
+        check = result.text_check
+        if not check:
+            continue
+        status = str(check.get("status", "none"))
+        counts[status] = counts.get(status, 0) + 1
+        if quiet and status == "green":
+            continue
+        score = check.get("score")
+        line = (f"{paint(f'{status:>7}', colours.get(status, '0'), out)} "
+                f"{'  -  ' if score is None else f'{score:.2f}'}  "
+                f"{relative(report.campaign.out / result.job.output, report.campaign.root)}")
+        if status not in ("green", "none") and check.get("worst_line") is not None:
+            line += f"  worst: {check['worst_line']!r} read {check.get('read') or '(nothing)'!r}"
+        if result.rerolls:
+            line += f"  ({result.rerolls} reroll{'s' if result.rerolls != 1 else ''})"
+        print(line, file=out)
+    if counts:
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        print(f"text: {parts} (min score {threshold:.2f})", file=out)

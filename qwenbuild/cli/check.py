@@ -39,6 +39,10 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                    help="an image whose worst line scores under S fails (0..1, default 0.8); "
                         "green from max(S, 0.95)")
     add_jobs_option(p, "images read")
+    p.add_argument("--record", action="store_true",
+                   help="write the scores into manifest.json (by default they are kept in "
+                        "the check cache and shown on the review page, and the manifest is "
+                        "left as it is)")
     return p
 
 
@@ -49,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
     threshold = min_score(args.min_score)
     workers = jobs_option(args)
     campaign = load_campaign(args.campaign)
-    report = check_campaign(campaign, selection(args), threshold, workers=workers)
+    report = check_campaign(campaign, selection(args), threshold, workers=workers,
+                            record=args.record)
     if args.json:
         print_json(report.to_json())
     else:
         print_report(report, sys.stdout, quiet=args.quiet)
     if report.unsaved:
-        warning(f"scores not written to manifest.json: {report.unsaved}")
+        warning(f"scores not written to manifest.json or the review page: {report.unsaved}")
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
@@ -104,5 +109,7 @@ def print_report(report: CheckReport, out: TextIO, quiet: bool = False) -> None:
     checked = sum(1 for i in report.images if i.result is not None)
     print(f"{len(report.images)} images: {', '.join(parts) or 'none checked'} "
           f"(min score {report.min_score:.2f}); {read} read, {checked - read} from the "
-          f"check cache" + ("; scores saved in manifest.json" if report.saved else ""),
+          f"check cache" + ("; scores saved in manifest.json" if report.saved else
+                            "" if report.recorded else
+                            "; manifest.json left as it is (--record writes the scores)"),
           file=out)
