@@ -16,7 +16,7 @@ from typing import Any
 from .campaign import Campaign
 from .contracts import Action
 from .costs import Estimate, estimate, job_price
-from .exports import ExportStatus, assess_exports
+from .exports import ExportStatus, assess_exports, export_warnings
 from .fsutil import write_fault
 from .manifest import Manifest
 from .plan import Assessment, Plan, Selection, assess, plan
@@ -36,6 +36,8 @@ class Survey:
     exports: list[ExportStatus]
     stale_exports: list[str]
     estimate: Estimate
+    #: What the renditions a build would make would lose (exports.export_warnings).
+    export_warnings: tuple[str, ...] = ()
 
     @property
     def campaign(self) -> Campaign:
@@ -72,9 +74,12 @@ class Survey:
         return found
 
     def warnings(self) -> list[str]:
-        return [f"provider {name}: {env} is not set, so a build would fail its {jobs} "
+        """A provider the build would call without its key; what renditions to be made
+        would lose (upscaled, text cropped away)."""
+        keys = [f"provider {name}: {env} is not set, so a build would fail its {jobs} "
                 f"job{'s' if jobs != 1 else ''} to generate; set it in the environment "
                 f"(export {env}=...)" for name, env, jobs in self.missing_keys()]
+        return keys + list(self.export_warnings)
 
     def shown(self, rel: str) -> str:
         """An output path relative to the campaign folder, as messages show it."""
@@ -125,5 +130,10 @@ def survey(campaign: Campaign, selection: Selection | None = None,
                         write_fault(exc))
     exports, stale_exports = assess_exports(the_plan, manifest, assessments, stats)
     stale = sorted(p for p in manifest.entries if p not in the_plan.all_outputs)
+    keys = {job.output: job.key for job in the_plan.jobs}
+    sizes = {rel: (e.width, e.height) for rel, e in manifest.entries.items()
+             if e.width and e.height and keys.get(rel) == e.key}  # the output stays
+    warned = export_warnings(the_plan, [e.job for e in exports if e.action != Action.KEEP],
+                             sizes)
     return Survey(the_plan, assessments, stale, exports, stale_exports,
-                  estimate(the_plan, assessments))
+                  estimate(the_plan, assessments), tuple(warned))

@@ -111,6 +111,15 @@ def plan(campaign: Campaign, selection: Selection | None = None,
     return Plan(campaign, tuple(jobs), frozenset(all_outputs), providers, memo)
 
 
+def design_for(campaign: Campaign, asset: Asset, aspect: str, seed: int) -> dict[str, Any]:
+    """What the preview comp of a job draws (its layout depends on it): brand, copy, label."""
+    return {
+        "brand": campaign.brand,
+        "copy": asset.copy,
+        "label": f"{asset.id} · {aspect} · seed {seed}",
+    }
+
+
 def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: ProviderSpec, width: int,
                 height: int, seed: int, variant: int) -> dict[str, Any]:
     """What a job's templates see (the prompt, the negative prompt, `expect_text`)."""
@@ -162,11 +171,7 @@ def _render(
         prompt_extend=asset.prompt_extend,
         references=refs,
         options=dict(spec.options),
-        design={
-            "brand": campaign.brand,
-            "copy": asset.copy,
-            "label": f"{asset.id} · {aspect} · seed {seed}",
-        },
+        design=design_for(campaign, asset, aspect, seed),
         asset=asset.id,
         aspect=aspect,
     )
