@@ -43,7 +43,8 @@ def ocr_spy(monkeypatch: pytest.MonkeyPatch) -> SpyEngine:
     """Tesseract counting the images it reads, made the engine of `check` and `build
     --verify-text` (a missing engine fails here, in CI, where the skip does not apply)."""
     if OCR_MISSING:
-        pytest.fail(f"the text check tests need {' and '.join(OCR_MISSING)} (see .ci/run)")
+        pytest.fail(f"the text check tests need {' and '.join(OCR_MISSING)} "
+                    "(bash scripts/test installs them)")
     engine = SpyEngine()
     monkeypatch.setattr("qwenbuild.textcheck.engines.default_engine", lambda: engine)
     return engine
@@ -202,8 +203,8 @@ def test_chinese_copy_reads_with_the_chinese_language_data(tmp_path: Path,
     missing = [what for what, ok in (("tesseract-ocr-chi-sim", "chi_sim" in engine.languages()),
                                      ("fonts-wqy-microhei", CJK_FONT.is_file())) if not ok]
     if missing and not IN_CI:
-        pytest.skip(f"needs {' and '.join(missing)} (installed by .ci/run)")
-    assert not missing, f"needs {' and '.join(missing)} (see .ci/run)"
+        pytest.skip(f"needs {' and '.join(missing)} (bash scripts/test installs them)")
+    assert not missing, f"needs {' and '.join(missing)} (bash scripts/test installs them)"
     from qwenbuild.textcheck import TextChecker
 
     def draw(headline: str) -> Path:
