@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, Result
+from .conftest import REPO, Result, sigint_default
 
 HOOK = Path(__file__).parent / "interrupt_hook"
 TIMEOUT = 60
@@ -30,7 +30,8 @@ def _start(args: list[str | Path], cwd: Path, sigint: str = "") -> subprocess.Po
     env = {**os.environ, "PYTHONPATH": f"{HOOK}{os.pathsep}{REPO}",
            "QWENBUILD_TEST_SIGINT": sigint, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "qwenbuild", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=sigint_default)
 
 
 def _finish(proc: subprocess.Popen[str]) -> Result:

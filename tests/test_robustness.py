@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from .conftest import SIMPLE_TEMPLATE, build_file_tree, tree_snapshot
+from .conftest import SIMPLE_TEMPLATE, build_file_tree, sigint_default, tree_snapshot
 from .fakes.aimlapi import FakeAimlapi
 from .fakes.server import FakeServer, Reply
 
@@ -66,7 +66,8 @@ def _posts(app: FakeAimlapi) -> int:
 def _start(campaign: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "qwenbuild", "build", str(campaign), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        preexec_fn=sigint_default)
 
 
 def _wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
