@@ -112,7 +112,11 @@ async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
     started = time.perf_counter()
     chosen = default_steps(options) if steps is None else list(steps)
     run, assessments = _prepare(the_plan, store, options, chosen)
-    _check_folders(campaign, store)
+    # A build with nothing to make writes nothing in the output folder (a read-only
+    # checkout builds up to date); the cache holds the lock, so it must always be writable.
+    _check_folders(campaign, store,
+                   output=any(a.action != Action.KEEP for a in assessments)
+                   or not campaign.out.is_dir())
     try:
         lock = store.output_lock(campaign.out)
         lock.__enter__()
@@ -144,13 +148,15 @@ def _prepare(the_plan: Plan, store: Store, options: BuildOptions, steps: list[St
     return run, assessments
 
 
-def _check_folders(campaign: Campaign, store: Store) -> None:
-    """The output folder and the cache folder can be written: else one message, before any
-    request (a read-only mount, `out = "/proc/x"`, a file in the way, no permission)."""
-    for folder, what, hint in (
-            (campaign.out, "the output folder", "change `out` in [campaign] or fix the "
-             "folder's permissions"),
-            (store.root, "the cache folder", "set QWENBUILD_CACHE_DIR to a writable folder")):
+def _check_folders(campaign: Campaign, store: Store, output: bool = True) -> None:
+    """The output folder (when `output`) and the cache folder can be written: else one
+    message, before any request (a read-only mount, `out = "/proc/x"`, a file in the way,
+    no permission)."""
+    folders = [(store.root, "the cache folder", "set QWENBUILD_CACHE_DIR to a writable folder")]
+    if output:
+        folders.insert(0, (campaign.out, "the output folder", "change `out` in [campaign] or "
+                           "fix the folder's permissions"))
+    for folder, what, hint in folders:
         try:
             check_writable(folder)
         except OSError as exc:
