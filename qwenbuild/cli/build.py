@@ -81,11 +81,15 @@ def run(args: argparse.Namespace) -> int:
     campaign = load_campaign(args.campaign)
     progress = Progress(campaign, quiet=args.json or args.quiet,
                         stream=sys.stderr if args.json else sys.stdout, summary=not args.json)
-    report = build(campaign, selection(args), BuildOptions(
-        force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
-        on_plan=progress.start, on_activity=progress.activity, budget_usd=args.budget,
-        verify_text=args.verify_text, min_score=threshold, max_rerolls=args.max_rerolls,
-        record_text=args.record, on_interrupt=interrupts.stopping))
+    try:
+        report = build(campaign, selection(args), BuildOptions(
+            force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
+            on_plan=progress.start, on_activity=progress.activity, budget_usd=args.budget,
+            verify_text=args.verify_text, min_score=threshold, max_rerolls=args.max_rerolls,
+            record_text=args.record, on_interrupt=interrupts.stopping))
+    except BaseException:
+        progress.close()  # the error is printed next: the display must not stay on screen
+        raise
     progress.finish(report)
     if args.verify_text and not args.json:
         print_text_results(report, threshold, quiet=args.quiet)

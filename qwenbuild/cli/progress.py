@@ -138,6 +138,12 @@ class Progress:
         elif self._live is not None:
             self._live.update()
 
+    def close(self) -> None:
+        """Stop the live display without a summary (the build ended in an error)."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
     def finish(self, report: Any) -> None:
         if self._live is not None:
             self._live.stop()

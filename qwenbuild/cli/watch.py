@@ -70,11 +70,15 @@ class WatchPrinter:
             if event.latency is not None:
                 self._line(f"rebuilt {event.latency:.2f}s after the save")
         elif event.kind == "failed":
+            if self.progress is not None:
+                self.progress.close()
             for line in (event.error or "").splitlines() or [""]:
                 print(f"ERROR: {line}", file=self.err, flush=True)
             print("still watching; the last good outputs are in place", file=self.err,
                   flush=True)
         elif event.kind == "stopped":
+            if self.progress is not None:
+                self.progress.close()
             self._line("\nstopped")
 
     def activity(self, act: Activity) -> None:
