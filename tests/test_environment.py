@@ -349,3 +349,27 @@ def test_a_folder_in_place_of_the_manifest_is_a_clear_error(tmp_path: Path, run)
     _no_internal_error(result)
     assert result.json()["error"]["message"] == (
         f"cannot read {tmp_path / 'out' / 'manifest.json'}: Is a directory")
+
+
+def test_a_full_cache_still_keeps_every_image_in_its_output(tmp_path: Path, run,
+                                                           cache_dir: Path) -> None:
+    """The cache fills up mid-build: each image received is still written to its output
+    (it was paid for), the build says what the cache could not keep, and the next build
+    finds those outputs up to date instead of asking again."""
+    if not _can_mount():
+        pytest.skip("needs root with mount rights")
+    campaign = _campaign(tmp_path)
+    with _mounted("-t", "tmpfs", "-o", "size=40k", "tmpfs", cache_dir):
+        result = run("build", campaign, "--json")
+        _no_internal_error(result)
+        assert result.code == 1
+        report = result.json()
+        assert report["generated"] == ASSETS and report["failed"] == 0
+        assert report["problems"]
+        for problem in report["problems"]:
+            assert problem.startswith(f"cannot write {cache_dir}/")
+            assert "No space left on device" in problem
+        assert any("is not in the cache (its output keeps it)" in p
+                   for p in report["problems"])
+        again = run("build", campaign, "--json")
+        assert again.json()["up_to_date"] == ASSETS
