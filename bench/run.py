@@ -16,6 +16,7 @@ several runs, machine described). Not tests: nothing here asserts a time.
   requests to it (target: none) and time, against the same build without a team cache; a
   warm restore of every job from it onto an empty local cache; a cold build writing
   every image through.
+- the import cost of the live progress display (rich) on top of a build's imports.
 """
 
 from __future__ import annotations
@@ -331,12 +332,38 @@ def bench_remote(jobs: int, runs: int, work: Path) -> list[Row]:
     ]
 
 
+#: What a build imports before its first job, and what the terminal display adds to it.
+_BUILD_IMPORTS = ("import qwenbuild.cli, qwenbuild.cli.build, qwenbuild.cli.progress, "
+                  "qwenbuild.build.executor, qwenbuild.campaign")
+_DISPLAY_IMPORTS = "import rich.console, rich.live, rich.progress_bar, rich.table, rich.text"
+
+
+def bench_display(runs: int) -> list[Row]:
+    """The import cost of the live display (rich), loaded only by a build on a terminal
+    that has work to do: the start-up of a build's imports with and without it."""
+    def run(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([PYTHON, "-c", code], capture_output=True, check=True)
+        return time.perf_counter() - started
+
+    without, with_rich = [], []
+    for _ in range(runs):  # interleaved, so that a busy moment weighs on both
+        without.append(run(_BUILD_IMPORTS))
+        with_rich.append(run(f"{_BUILD_IMPORTS}; {_DISPLAY_IMPORTS}"))
+    added = median(with_rich) - median(without)
+    return [("terminal display (rich) import", f"+{added * 1000:.0f} ms",
+             f"a build's imports: {median(without) * 1000:.0f} ms without, "
+             f"{median(with_rich) * 1000:.0f} ms with; only builds on a terminal with work "
+             "to do load it")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--runs", type=int, default=None, help="runs per measure (median)")
     parser.add_argument("--only", action="append", default=[],
-                        help="noop, incremental, concurrency, preview, watch, help, remote")
+                        help="noop, incremental, concurrency, preview, watch, help, "
+                             "remote, display")
     args = parser.parse_args()
     quick = args.quick
     runs = args.runs or (1 if quick else 3)
@@ -349,6 +376,7 @@ def main() -> None:
         "watch": lambda w: bench_watch(1 if quick else 5, w),
         "help": lambda w: bench_help(3 if quick else 10),
         "remote": lambda w: bench_remote(40 if quick else 1000, runs, w),
+        "display": lambda w: bench_display(3 if quick else 15),
     }
     chosen = args.only or list(sections)
     rows: list[Row] = []

@@ -90,6 +90,21 @@ class _Record:
         known = {k: v for k, v in data.items() if k in names}
         return cls(**known, extra={k: v for k, v in data.items() if k not in names})
 
+    @classmethod
+    def wrong_types(cls, data: Mapping[str, Any]) -> list[str]:
+        """The known fields of `data` whose JSON type is not the field's, as
+        `"bytes" is a string, not a number` (empty when every one fits)."""
+        found = []
+        for f in fields(cls):
+            if f.name == "extra" or f.name not in data:
+                continue
+            kinds = _JSON_KINDS[str(f.type)]
+            value = data[f.name]
+            if not any(_is(value, kind) for kind in kinds):
+                found.append(f"{f.name!r} is {_kind_of(value)}, not "
+                             f"{' or '.join(_NAMES[k] for k in kinds)}")
+        return found
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.extra)
         for f in fields(self):
@@ -176,3 +191,34 @@ class CacheRecord(_Record):
     #: sha256 and size of the image bytes in the cache (set by the store on `put`).
     sha256: str | None = None
     bytes: int | None = None
+
+
+#: The JSON types each annotation of a record field accepts.
+_JSON_KINDS: dict[str, tuple[str, ...]] = {
+    "str": ("str",),
+    "str | None": ("str", "null"),
+    "int | None": ("int", "null"),
+    "float | None": ("number", "null"),
+    "bool": ("bool",),
+    "Mapping[str, Any]": ("object",),
+    "Mapping[str, Any] | None": ("object", "null"),
+    "Mapping[str, str]": ("object",),
+}
+_NAMES = {"str": "a string", "null": "null", "int": "an integer", "number": "a number",
+          "bool": "true or false", "object": "an object"}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "null":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, {"str": str, "int": int, "number": int | float,
+                              "object": dict}[kind])
+
+
+def _kind_of(value: Any) -> str:
+    return next((_NAMES[k] for k in ("null", "bool", "int", "number", "str", "object")
+                 if _is(value, k)), "a list" if isinstance(value, list) else "something else")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,9 @@ from typing import Any
 from .build import BuildContext, BuildReport, Step
 from .campaign import Campaign, Export
 from .contracts import Action, ExportEntry, ManifestEntry, Reason
-from .fsutil import atomic_write
+from .fsutil import atomic_write, write_fault
 from .manifest import Manifest
-from .plan import Assessment, Plan
+from .plan import Assessment, Plan, design_for
 from .provenance import embed, extract, sd_parameters
 from .sizes import aspect_dir
 from .store import StatCache
@@ -131,6 +131,75 @@ def _why(out: Path, manifest: Manifest, stats: StatCache, job: ExportJob,
     return None if problem is None else Reason(problem)
 
 
+# -- what a rendition loses -----------------------------------------------------------------
+
+
+def export_warnings(the_plan: Plan, jobs: Iterable[ExportJob],
+                    sizes: Mapping[str, tuple[int, int]] | None = None) -> list[str]:
+    """What these renditions would lose, one message per export and kind: an upscaled
+    source (a rendition larger than its output, so blurred), and text cropped away (any
+    text box of the preview comp's layout at the source's size and seed that the cover
+    crop cuts; for other providers that layout is the best guess of where the copy is).
+    `sizes`: the outputs' real sizes where known (the manifest), else the size sent."""
+    campaign = the_plan.campaign
+    planned = {job.output: job for job in the_plan.jobs}
+    assets = {asset.id: asset for asset in campaign.assets}
+    totals: dict[str, int] = {}
+    upscaled: dict[str, list[tuple[float, str, int, int]]] = {}
+    cropped: dict[str, list[tuple[str, list[str]]]] = {}
+    for job in jobs:
+        source = planned.get(job.source)
+        if source is None or source.asset not in assets:
+            continue
+        export = job.export
+        totals[export.name] = totals.get(export.name, 0) + 1
+        width, height = (sizes or {}).get(job.source) or (source.width, source.height)
+        factor = max(export.width / width, export.height / height)
+        if factor > 1.001:
+            upscaled.setdefault(export.name, []).append((factor, job.source, width, height))
+        cut = _text_cut(campaign, assets[source.asset], source.aspect, source.seed,
+                        source.locale, width, height, export)
+        if cut:
+            cropped.setdefault(export.name, []).append((job.source, cut))
+    exports = {e.name: e for e in campaign.exports}
+    messages = []
+    for name in sorted(set(upscaled) | set(cropped)):
+        export = exports[name]
+        of = f"of its {totals[name]} source{'s' if totals[name] != 1 else ''}"
+        if name in upscaled:
+            factor, rel, width, height = min(upscaled[name], key=lambda u: (-u[0], u[1]))
+            messages.append(
+                f"export {name}: upscales {len(upscaled[name])} {of}, up to {factor:.2f}x "
+                f"({rel} is {width}x{height} for {export.width}x{export.height}): they will "
+                "look soft; build the outputs larger (a preview `scale` of 1, a model with "
+                "larger sizes) or make the rendition smaller")
+        if name in cropped:
+            rel, texts = cropped[name][0]
+            shown = ", ".join(repr(t) for t in texts[:3]) + (" ..." if len(texts) > 3 else "")
+            messages.append(
+                f"export {name}: crops away text of the preview layout in "
+                f"{len(cropped[name])} {of} ({rel}: {shown}); move its `focus`, or cut it "
+                f"from an aspect ratio closer to {export.width}x{export.height}")
+    return messages
+
+
+def _text_cut(campaign: Campaign, asset: Any, aspect: str, seed: int, locale: str | None,
+              width: int, height: int, export: Export) -> list[str]:
+    """The texts of the preview layout that the rendition's cover crop cuts."""
+    from .providers.preview_render import layout_boxes
+
+    left, top, right, bottom = cover_box(width, height, export.width, export.height,
+                                         export.focus)
+    design = design_for(campaign, asset, aspect, seed, locale)
+    cut = []
+    for text, (x0, y0, x1, y1) in layout_boxes(width, height, seed, design):
+        if text == design["label"]:
+            continue  # the comp's own label, not copy
+        if x0 < left - 1 or y0 < top - 1 or x1 > right + 1 or y1 > bottom + 1:
+            cut.append(" ".join(text.split()))
+    return cut
+
+
 # -- the build's part -----------------------------------------------------------------------
 
 
@@ -139,14 +208,24 @@ class ExportsStep(Step):
 
     def build_finished(self, ctx: BuildContext, report: BuildReport) -> None:
         if not report.interrupted:
-            report.exports.extend(render_exports(ctx.plan, ctx.manifest, ctx.stats))
+            written = render_exports(ctx.plan, ctx.manifest, ctx.stats, report.problems)
+            report.exports.extend(written)
+            made = set(written)
+            jobs = [job for job in export_jobs(ctx.plan.campaign, ctx.manifest.entries)
+                    if job.output in made]
+            sizes = {rel: (e.width, e.height) for rel, e in ctx.manifest.entries.items()
+                     if e.width and e.height}
+            for message in export_warnings(ctx.plan, jobs, sizes):
+                log.warning("%s", message)
 
 
-def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache) -> list[str]:
+def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache,
+                   problems: list[str] | None = None) -> list[str]:
     """Make the renditions of the selected outputs that are not up to date, mark the ones
     no longer in the campaign stale (or forget them when their file is gone). Returns the
-    paths written. A rendition that cannot be made is logged and skipped: the build's
-    outputs are what was paid for, and they are fine."""
+    paths written. A rendition that cannot be made is skipped and said (in `problems`
+    when given, else logged): the build's outputs are what was paid for, and they are
+    fine."""
     campaign = the_plan.campaign
     out = campaign.out
     written = []
@@ -159,7 +238,13 @@ def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache) -> list
         try:
             _render_one(out, manifest, stats, job, source)
         except (OSError, ValueError) as exc:
-            log.warning("export %s: cannot make %s: %s", job.export.name, job.output, exc)
+            why = (write_fault(exc, campaign.root) if isinstance(exc, OSError)
+                   else f"cannot make {job.output}: {exc}")
+            message = f"export {job.export.name}: {why}"
+            if problems is None:
+                log.warning("%s", message)
+            else:
+                problems.append(message)
             continue
         written.append(job.output)
     for rel in stale_exports(the_plan, manifest):

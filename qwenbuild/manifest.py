@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .contracts import ExportEntry, ManifestEntry
-from .errors import CampaignError
+from .errors import CampaignError, FileSystemError
 from .fsutil import atomic_write
 
 MANIFEST_NAME = "manifest.json"
@@ -70,8 +70,10 @@ class Manifest:
         path = out / MANIFEST_NAME
         try:
             raw = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no manifest (nor folder) yet
             return cls(out, campaign, {})
+        except OSError as exc:  # a folder in its place, no permission
+            raise FileSystemError(f"cannot read {path}: {exc.strerror or exc}") from None
         try:
             data = json.loads(raw)
             if not isinstance(data, dict):
@@ -79,15 +81,22 @@ class Manifest:
             outputs = data["outputs"]
             if not isinstance(outputs, dict):
                 raise TypeError("outputs is not an object")
-            bad = next((k for k, v in outputs.items() if not isinstance(v, dict)), None)
-            if bad is not None:
-                raise TypeError(f"outputs[{bad!r}] is not an object")
             exports = data.get("exports", {})
-            if not isinstance(exports, dict) or not all(
-                    isinstance(v, dict) for v in exports.values()):
-                raise TypeError("exports is not an object of objects")
+            if not isinstance(exports, dict):
+                raise TypeError("exports is not an object")
+            for section, kind, items in (("outputs", ManifestEntry, outputs),
+                                         ("exports", ExportEntry, exports)):
+                for rel, value in items.items():
+                    if not isinstance(value, dict):
+                        raise TypeError(f"{section}[{rel!r}] is not an object")
+                    wrong = kind.wrong_types(value)
+                    if wrong:
+                        raise TypeError(f"{section}[{rel!r}]: {'; '.join(wrong)}")
             entries = {rel: ManifestEntry.from_json(v) for rel, v in outputs.items()}
             renditions = {rel: ExportEntry.from_json(v) for rel, v in exports.items()}
+        except RecursionError:
+            raise CampaignError(f"{path}: not a qwenbuild manifest (nested too deeply); move "
+                                "it away to rebuild it") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise CampaignError(
                 f"{path}: not a qwenbuild manifest ({exc}); move it away to rebuild it"
@@ -95,6 +104,15 @@ class Manifest:
         manifest = cls(out, campaign, entries, renditions)
         manifest._original = raw
         return manifest
+
+    def same_on_disk(self) -> bool:
+        """Whether the file still holds what was loaded (absent then, absent now)."""
+        try:
+            return (self.out / MANIFEST_NAME).read_bytes() == self._original
+        except FileNotFoundError:
+            return self._original is None
+        except OSError:
+            return False
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -112,7 +130,8 @@ class Manifest:
             return False  # nothing built and no manifest yet: write nothing
         if not self._dirty and self._original is not None:
             return False  # a no-op build: not even serialised
-        data = dumps(self.to_json())
+        with self._lock:  # an output written in a thread may be recording itself
+            data = dumps(self.to_json())
         if data == self._original:
             return False
         atomic_write(self.out / MANIFEST_NAME, data)

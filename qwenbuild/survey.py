@@ -7,18 +7,23 @@ outputs do not match the campaign. Surveying never writes a file (`remember=Fals
 
 from __future__ import annotations
 
+import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .campaign import Campaign
 from .contracts import Action, Reason
 from .costs import Estimate, estimate, job_price
-from .exports import ExportStatus, assess_exports
+from .exports import ExportStatus, assess_exports, export_warnings
+from .fsutil import write_fault
 from .manifest import Manifest
 from .plan import Assessment, Plan, Selection, assess, plan
 from .plan.shard import Shard, shard_plan
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class Survey:
     exports: list[ExportStatus]
     stale_exports: list[str]
     estimate: Estimate
+    #: What the renditions a build would make would lose (exports.export_warnings).
+    export_warnings: tuple[str, ...] = ()
 
     @property
     def campaign(self) -> Campaign:
@@ -54,6 +61,26 @@ class Survey:
         items += [("stale", self.shown(rel), "no longer in the campaign; qwenbuild clean "
                    "removes it") for rel in (*self.stale, *self.stale_exports)]
         return items
+
+    def missing_keys(self) -> list[tuple[str, str, int]]:
+        """(provider, variable, jobs) for each provider a build would call whose API key is
+        not set in the environment: the build would fail those jobs."""
+        wanted = Counter(a.job.provider for a in self.assessments
+                         if a.action == Action.GENERATE)
+        found = []
+        for name, jobs in sorted(wanted.items()):
+            env = self.the_plan.providers[name].info.api_key_env
+            if env and not os.environ.get(env):
+                found.append((name, env, jobs))
+        return found
+
+    def warnings(self) -> list[str]:
+        """A provider the build would call without its key; what renditions to be made
+        would lose (upscaled, text cropped away)."""
+        keys = [f"provider {name}: {env} is not set, so a build would fail its {jobs} "
+                f"job{'s' if jobs != 1 else ''} to generate; set it in the environment "
+                f"(export {env}=...)" for name, env, jobs in self.missing_keys()]
+        return keys + list(self.export_warnings)
 
     def shown(self, rel: str) -> str:
         """An output path relative to the campaign folder, as messages show it."""
@@ -83,6 +110,7 @@ class Survey:
                 "reason": e.reason.value,
             } for e in self.exports],
             "stale_exports": self.stale_exports,
+            "warnings": self.warnings(),
         }
 
 
@@ -106,8 +134,17 @@ def survey(campaign: Campaign, selection: Selection | None = None,
                        if a.action == Action.GENERATE and a.job.key in found else a
                        for a in assessments]
     if remember:
-        the_plan.remember()
+        try:
+            the_plan.remember()
+        except OSError as exc:  # a read-only cache: the next plan renders its prompts again
+            log.warning("%s (the key memo of the cache: not needed, it saves time)",
+                        write_fault(exc))
     exports, stale_exports = assess_exports(the_plan, manifest, assessments, stats)
     stale = sorted(p for p in manifest.entries if p not in the_plan.all_outputs)
+    keys = {job.output: job.key for job in the_plan.jobs}
+    sizes = {rel: (e.width, e.height) for rel, e in manifest.entries.items()
+             if e.width and e.height and keys.get(rel) == e.key}  # the output stays
+    warned = export_warnings(the_plan, [e.job for e in exports if e.action != Action.KEEP],
+                             sizes)
     return Survey(the_plan, assessments, stale, exports, stale_exports,
-                  estimate(the_plan, assessments))
+                  estimate(the_plan, assessments), tuple(warned))

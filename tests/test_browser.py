@@ -38,7 +38,8 @@ WAIT_MS = 10_000
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if MISSING:  # only reached in CI, where the skip does not apply
-        pytest.fail(f"browser tests need {' and '.join(MISSING)} (see .ci/run)")
+        pytest.fail(f"browser tests need {' and '.join(MISSING)} "
+                    "(bash scripts/test installs them)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

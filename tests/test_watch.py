@@ -29,7 +29,7 @@ from qwenbuild.cli.watch import WatchPrinter
 from qwenbuild.review.server import EVENTS_PATH, LiveServer, LiveState
 from qwenbuild.watch import WatchEvent, watch
 
-from .conftest import REPO, tree_snapshot
+from .conftest import REPO, sigint_default, tree_snapshot
 
 TIMEOUT = 15.0
 
@@ -416,7 +416,8 @@ class WatchProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qwenbuild", "watch", *map(str, args)], cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)},
+            preexec_fn=sigint_default)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         self.errors: list[str] = []
@@ -439,7 +440,8 @@ class WatchProcess:
         """Ctrl-C: the exit code and everything written to stderr."""
         self.proc.send_signal(signal.SIGINT)
         try:
-            code = self.proc.wait(timeout=TIMEOUT)
+            # Generous: only a stop that never comes should fail here, not a loaded machine.
+            code = self.proc.wait(timeout=4 * TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise

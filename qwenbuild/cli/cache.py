@@ -26,8 +26,18 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                     "choices), stray temporary files, and machine-local records of output "
                     "folders and campaigns that no longer exist; report the bytes freed.")
     gc.add_argument("root", metavar="ROOT", nargs="?",
-                    help="folder searched for manifests (default: the repository holding the "
-                         "current folder)")
+                    help="folder searched for manifests (default: the git repository holding "
+                         "the current folder, else the nearest folder with a .qwenbuild/ "
+                         "cache)")
+    history = gc.add_mutually_exclusive_group()
+    history.add_argument("--keep-commits", type=int, default=20, metavar="N",
+                         help="in a git repository, also keep what the manifests of the last "
+                              "N commits of HEAD use (default 20)")
+    history.add_argument("--all-history", action="store_true",
+                         help="keep what the manifests of every commit of every branch and "
+                              "tag use")
+    history.add_argument("--no-history", action="store_true",
+                         help="keep only what the working tree's manifests use")
     add_dry_run(gc)
     push = commands.add_parser(
         "push", parents=parents, help="upload to the team cache the images it lacks",
@@ -44,7 +54,8 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..maintenance import cache_gc, cache_push, default_root
+    from ..errors import UsageError
+    from ..maintenance import History, cache_gc, cache_push, default_root
 
     root = Path(args.root) if args.root else default_root()
     if args.cache_command == "push":
@@ -61,4 +72,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{verb} {len(result.pushed)} images to the team cache"
               + (f"; {len(result.skipped)} left out" if result.skipped else ""))
         return EXIT_FAILED if result.skipped else EXIT_OK
-    return print_removal(cache_gc(root, dry_run=args.dry_run), args, "cache files")
+    if args.keep_commits < 0:
+        raise UsageError("--keep-commits must be 0 or more")
+    history = History(commits=0 if args.no_history else args.keep_commits,
+                      all=args.all_history)
+    return print_removal(cache_gc(root, dry_run=args.dry_run, history=history), args,
+                         "cache files")

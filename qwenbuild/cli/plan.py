@@ -18,6 +18,7 @@ from .common import (
     print_json,
     selection,
     shard_option,
+    warning,
 )
 
 NAME = "plan"
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
                    shard=shard)
     pending = found.pending()
     out = sys.stdout
+    if not args.json and not args.check:
+        for line in found.warnings():
+            warning(line)
     if args.json:
         print_json(found.to_json())
     elif args.check:

@@ -218,6 +218,18 @@ class Where:
     locale: str | None
 
 
+def design_for(campaign: Campaign, asset: Asset, aspect: str, seed: int,
+               locale: str | None = None) -> dict[str, Any]:
+    """What the preview comp of a job draws (its layout depends on it): brand, copy (in
+    the job's locale), label."""
+    shown = f"{asset.id} · {locale} · {aspect}" if locale else f"{asset.id} · {aspect}"
+    return {
+        "brand": campaign.brand,
+        "copy": asset.copy_for(locale),
+        "label": f"{shown} · seed {seed}",
+    }
+
+
 def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: ProviderSpec, width: int,
                 height: int, seed: int, variant: int,
                 locale: str | None = None) -> dict[str, Any]:
@@ -267,8 +279,6 @@ def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
         prompts.render_string(asset.negative, context, f"{label}: negative prompt")
         if asset.negative else ""
     )
-    copy = asset.copy_for(locale)
-    shown = f"{asset.id} · {locale} · {aspect}" if locale else f"{asset.id} · {aspect}"
     request = GenerationRequest(
         prompt=prompt,
         negative=negative,
@@ -278,11 +288,7 @@ def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
         prompt_extend=asset.prompt_extend,
         references=(parent, *refs) if parent is not None else refs,
         options=dict(spec.options),
-        design={
-            "brand": campaign.brand,
-            "copy": copy,
-            "label": f"{shown} · seed {seed}",
-        },
+        design=design_for(campaign, asset, aspect, seed, locale),
         asset=asset.id,
         aspect=aspect,
         edit=parent is not None,

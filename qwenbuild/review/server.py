@@ -17,6 +17,7 @@ import json
 import logging
 import mimetypes
 import secrets
+import sys
 import threading
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -131,6 +132,18 @@ class _HTTPServer(ThreadingHTTPServer):
     state: LiveState
     root: Path | None = None
     title: str = "qwenbuild"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request that failed: a browser that went away (a closed tab, a reload, a
+        cancelled image) is ordinary and says nothing; anything else is one log line,
+        with the traceback only with -v (socketserver would print a traceback each time)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("%s went away: %s", client_address[0], exc)
+            return
+        log.warning("review page server: a request from %s failed: %s: %s", client_address[0],
+                    type(exc).__name__, exc)
+        log.debug("the failed request", exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -262,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if snap.building and not sent.building:
                     self._event("building", {})
                 sent = snap
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionError:
             return  # the page went away
 
     def _event(self, name: str, data: dict[str, Any]) -> None:

@@ -54,6 +54,9 @@ from .remote import Remote, remote_config
 log = logging.getLogger(__name__)
 
 _HEX = frozenset("0123456789abcdef")
+#: A temporary file of an atomic write older than this is a leftover of a killed process:
+#: writes take milliseconds (seconds for a large image on a slow disk), never minutes.
+STALE_TEMPORARY_S = 15 * 60
 
 
 def _is_key(text: str) -> bool:
@@ -516,11 +519,34 @@ class Store:
                     continue
                 yield (None if is_temporary(path.name) else kind), name, size
 
+    def sweep_temporary(self, older_than: float = STALE_TEMPORARY_S) -> list[str]:
+        """Remove the temporary files of atomic writes that a killed process left in the
+        cache: only those older than `older_than` seconds, so that a file another process
+        is writing right now (a build of another folder, a `plan` saving its key memo)
+        is never touched. Returns the names removed."""
+        removed = []
+        oldest = time.time() - older_than
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not is_temporary(name):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    if path.stat().st_mtime > oldest:
+                        continue
+                    path.unlink()
+                except OSError:
+                    continue  # gone meanwhile, or not ours to remove
+                removed.append(path.relative_to(self.root).as_posix())
+        return removed
+
     def gc(self, live: Liveness, dry_run: bool = False) -> list[tuple[str, int]]:
         """Remove every file of every record kind that `live` does not keep, and stray
-        temporary files. Holds every output lock meanwhile (a build running now may have
+        temporary files (those older than STALE_TEMPORARY_S: a younger one may be a write
+        in progress). Holds every output lock meanwhile (a build running now may have
         stored images its manifest does not list yet). Returns (name, size) removed."""
         removed: list[tuple[str, int]] = []
+        oldest = time.time() - STALE_TEMPORARY_S
         with hold_all(self.root / "locks", self.root):
             # The images of live keys, as the cache holds them (an output's bytes differ by
             # its provenance): their text-check results stay too.
@@ -530,6 +556,8 @@ class Store:
             for kind, name, size in list(self.files()):
                 if kind is not None and kind.live(name, live, self.root):
                     continue
+                if kind is None and _modified_after(self.root / name, oldest):
+                    continue  # a temporary file being written now (plan, check, a build)
                 if not dry_run:
                     self.local.delete(name)
                 removed.append((name, size))
@@ -550,6 +578,13 @@ def _lease_data(raw: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _modified_after(path: Path, when: float) -> bool:
+    try:
+        return path.stat().st_mtime > when
+    except OSError:
+        return True  # gone: nothing to remove
 
 
 def _dumps(data: Any) -> bytes:
