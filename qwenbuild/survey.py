@@ -3,6 +3,11 @@
 `plan --check` is the same survey read as a test for CI: anything a build would generate,
 restore or render, and any output that is stale, missing or modified, means the committed
 outputs do not match the campaign. Surveying never writes a file (`remember=False`).
+
+An output the review locks is not pending: a build keeps it (`locked`, with what changed).
+`plan --check --require-approval` also needs every output that ships approved (or picked)
+on the image it holds, and every export rendition approved: in a group (asset, aspect,
+provider) with a pick only the pick ships; without one, every variant does.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from .costs import Estimate, estimate, job_price
 from .exports import ExportStatus, assess_exports
 from .manifest import Manifest
 from .plan import Assessment, Plan, Selection, assess, plan
+from .review.decisions import LOCKING, OUTDATED, REJECTED, UNREVIEWED, ReviewFile, review_path
 from .store import Store
 
 
@@ -31,6 +37,8 @@ class Survey:
     exports: list[ExportStatus]
     stale_exports: list[str]
     estimate: Estimate
+    manifest: Manifest
+    review: ReviewFile
 
     @property
     def campaign(self) -> Campaign:
@@ -54,6 +62,55 @@ class Survey:
                    "removes it") for rel in (*self.stale, *self.stale_exports)]
         return items
 
+    def locked(self) -> list[Assessment]:
+        """Locked outputs whose inputs changed: a build keeps them as approved."""
+        return [a for a in self.assessments if a.action == Action.LOCKED]
+
+    def review_status(self, rel: str) -> str:
+        """The review status of an output or rendition as it is now."""
+        entry = (self.manifest.entries.get(rel) or self.manifest.exports.get(rel)
+                 or self.manifest.candidates.get(rel))
+        return self.review.status(rel, entry.sha256 if entry is not None else None)
+
+    def unapproved(self) -> list[tuple[str, str]]:
+        """What ships without an approval, as (path, why), paths relative to the campaign
+        folder; empty when everything that ships is approved (`--require-approval`)."""
+        entries = self.manifest.entries
+        picks = self.review.picks(entries)
+        items = []
+        for a in self.assessments:
+            rel = a.job.output
+            if a.job.candidate_of:
+                continue
+            picked = picks.get((a.job.asset, a.job.aspect, a.job.provider))
+            if picked is not None and picked != rel:
+                continue  # another variant is the pick: this one does not ship
+            why = self._why_not(rel, entries.get(rel) is not None)
+            if why:
+                items.append((self.shown(rel), why))
+        for e in self.exports:
+            rel = e.job.output
+            why = self._why_not(rel, rel in self.manifest.exports)
+            if why:
+                items.append((self.shown(rel), why))
+        return items
+
+    def _why_not(self, rel: str, built: bool) -> str:
+        if not built:
+            return "not built yet"
+        status = self.review_status(rel)
+        if status in LOCKING:
+            return ""
+        found = self.review.get(rel)
+        by = f" by {found.by}" if found is not None and found.by else ""
+        if status == UNREVIEWED:
+            return "not reviewed"
+        if status == OUTDATED and found is not None:
+            return f"outdated: {found.decision}{by} on an earlier image"
+        if status == REJECTED:
+            return f"rejected{by}"
+        return status
+
     def shown(self, rel: str) -> str:
         """An output path relative to the campaign folder, as messages show it."""
         campaign = self.campaign
@@ -75,28 +132,36 @@ class Survey:
                 "reason": a.reason, "output": self.shown(a.job.output),
                 "width": a.job.width, "height": a.job.height,
                 "estimated_cost_usd": price[a.job.output],
+                "review": self.review_status(a.job.output),
+                **({"candidate_of": self.shown(a.job.candidate_of)}
+                   if a.job.candidate_of else {}),
             } for a in self.assessments],
+            "locked": self.count(Action.LOCKED),
             "exports": [{
                 "export": e.job.export.name, "source": self.shown(e.job.source),
                 "output": self.shown(e.job.output), "status": str(e.action),
-                "reason": e.reason.value,
+                "reason": e.reason.value, "review": self.review_status(e.job.output),
             } for e in self.exports],
             "stale_exports": self.stale_exports,
         }
 
 
 def survey(campaign: Campaign, selection: Selection | None = None,
-           remember: bool = True) -> Survey:
+           remember: bool = True, unlock: tuple[str, ...] = ()) -> Survey:
     """Plan the campaign and compare it with what is on disk. With `remember`, the keys
-    are memoised for the next run (in the store); without, nothing is written."""
+    are memoised for the next run (in the store); without, nothing is written. `unlock`:
+    assets whose locks a build would release (`--unlock`)."""
     store = Store(campaign.cache_dir)
     the_plan = plan(campaign, selection, store)
     manifest = Manifest.load(campaign.out, campaign.name)
+    review = ReviewFile.load(review_path(campaign.path))
+    picks = review.export_picks(manifest.entries)
     stats = store.stat_cache(campaign.out)
-    assessments = assess(the_plan, manifest.entries, store, stats)
+    assessments = assess(the_plan, manifest.entries, store, stats,
+                         locks=review.locks(unlock) if review.exists else None)
     if remember:
         the_plan.remember()
-    exports, stale_exports = assess_exports(the_plan, manifest, assessments, stats)
+    exports, stale_exports = assess_exports(the_plan, manifest, assessments, stats, picks)
     stale = sorted(p for p in manifest.entries if p not in the_plan.all_outputs)
     return Survey(the_plan, assessments, stale, exports, stale_exports,
-                  estimate(the_plan, assessments))
+                  estimate(the_plan, assessments), manifest, review)

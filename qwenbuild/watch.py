@@ -32,6 +32,8 @@ from .build.executor import BuildOptions, build_plan
 from .campaign import Campaign, load_campaign
 from .errors import CampaignError, QwenbuildError
 from .plan import Assessment, plan
+from .review.actions import ReviewTarget
+from .review.decisions import reviewer as default_reviewer
 from .review.server import LiveServer, LiveState
 from .store import Store
 
@@ -193,7 +195,8 @@ class Watcher:
     def __init__(self, campaign_path: Path, *, max_jobs: int | None, stop: threading.Event,
                  on_status: Callable[[WatchEvent], None] | None = None,
                  on_job: Callable[[JobResult], None] | None = None,
-                 server: LiveServer | None = None, live: LiveState | None = None) -> None:
+                 server: LiveServer | None = None, live: LiveState | None = None,
+                 reviewer: str | None = None) -> None:
         self.given = campaign_path  # for messages: as the user typed it
         self.path = campaign_path.resolve()
         self.max_jobs = max_jobs
@@ -201,6 +204,7 @@ class Watcher:
         self.on_status = on_status
         self.on_job = on_job
         self.server, self.live = server, live
+        self.reviewer = reviewer  # who the page's decisions are by (None: found on first use)
         self.changes = _Changes()
         self.watch_set = WatchSet(self.path, frozenset({self.path}), ())
         self._roots: dict[tuple[Path, bool], _RootWatcher] = {}
@@ -255,6 +259,10 @@ class Watcher:
             self._follow(WatchSet.of(campaign))
             if self.server is not None:
                 self.server.set_root(campaign.out, campaign.name)
+                if self.reviewer is None:
+                    self.reviewer = default_reviewer(campaign.root)
+                self.server.set_review(ReviewTarget(campaign.path, campaign.name, campaign.out,
+                                                    campaign.cache_dir), self.reviewer)
             store = Store(campaign.cache_dir)
             the_plan = plan(campaign, store=store)
             if self.live is not None:
@@ -306,13 +314,15 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
           max_jobs: int | None = DEFAULT_MAX_JOBS,
           on_status: Callable[[WatchEvent], None] | None = None,
           on_job: Callable[[JobResult], None] | None = None,
-          stop_event: threading.Event | None = None) -> None:
+          stop_event: threading.Event | None = None, reviewer: str | None = None) -> None:
     """Build a campaign, then rebuild it on every change until Ctrl-C or `stop_event`.
 
     With `serve`, the review page is served on 127.0.0.1:`port` (0 picks a free port) and
     open pages reload after each rebuild. `max_jobs` bounds the jobs each rebuild may send
     to a paid provider (None: no bound). `on_status` hears every WatchEvent, `on_job`
-    every finished job. Returns normally on Ctrl-C (after a "stopped" event).
+    every finished job. `reviewer`: who the page's decisions are by (default:
+    QWENBUILD_REVIEWER, else git config user.name). Returns normally on Ctrl-C (after a
+    "stopped" event).
     """
     path = Path(campaign_path)
     if not path.is_file():
@@ -322,7 +332,8 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
     if server is not None:
         server.httpd.title = path.stem
     watcher = Watcher(path, max_jobs=max_jobs, stop=stop_event or threading.Event(),
-                      on_status=on_status, on_job=on_job, server=server, live=live)
+                      on_status=on_status, on_job=on_job, server=server, live=live,
+                      reviewer=reviewer)
     try:
         watcher.run()
     except KeyboardInterrupt:

@@ -6,6 +6,12 @@ verifies the image with Pillow, puts it in the store, then writes the output. A 
 never stops the others. Work that follows a job or the build (text check and rerolls,
 export renditions, the review page) runs as steps (`steps.py`). The manifest is written
 once, atomically, when the build ends or is interrupted.
+
+The review file (review/decisions.py) locks approved and picked outputs: `assess` makes
+their jobs `Action.LOCKED` when their inputs changed, and the executor never writes a
+locked output (a guard in `write_output`, whatever step asks). With `candidates`, the new
+image of a locked job goes beside it (`<stem>.candidate.<ext>`, the manifest's
+`candidates`); a candidate that no longer stands for a locked output's inputs is removed.
 """
 
 from __future__ import annotations
@@ -25,14 +31,24 @@ from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
 from ..costs import check_budget
 from ..errors import BudgetError, ProviderError
 from ..exports import ExportsStep
-from ..fsutil import sweep_temporary_files
+from ..fsutil import file_sha256, sweep_temporary_files
 from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
-from ..plan import Assessment, Job, Plan, Selection, assess, plan
+from ..plan import (
+    Assessment,
+    Job,
+    Plan,
+    Selection,
+    assess,
+    candidate_of,
+    candidate_path,
+    plan,
+)
 from ..provenance import write_output
 from ..retry import retry_delay
-from ..review import ReviewPageStep
+from ..review.decisions import ReviewFile, review_path
+from ..review.page import ReviewPageStep
 from ..store import StatCache, Store
 from ..textcheck.choices import restore_source
 from ..textcheck.reroll import VerifyTextStep
@@ -62,6 +78,12 @@ class BuildOptions:
     verify_text: bool = False
     min_score: float = 0.8
     max_rerolls: int = 2
+    #: Make the new image of a locked output (approved or picked, inputs changed) beside
+    #: it, as `<stem>.candidate.<ext>`.
+    candidates: bool = False
+    #: Asset ids (globs) whose locks this build releases: their approved outputs are
+    #: rebuilt like any other (the decisions then describe an earlier image: outdated).
+    unlock: tuple[str, ...] = ()
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -94,12 +116,17 @@ async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
     started = time.perf_counter()
     with store.output_lock(campaign.out):
         manifest = Manifest.load(campaign.out, campaign.name)
+        review = ReviewFile.load(review_path(campaign.path))  # an invalid one stops here
+        review.picks(manifest.entries)  # two picks for one group: stop before any request
         stats = store.stat_cache(campaign.out)
-        assessments = assess(the_plan, manifest.entries, store, stats, force=options.force)
+        assessments = assess(
+            the_plan, manifest.entries, store, stats, force=options.force,
+            locks=review.locks(options.unlock) if review.exists else None,
+            candidates=manifest.candidates if options.candidates else None)
         _check_limit(assessments, options.max_generate)
         check_budget(the_plan, assessments, options.budget_usd)
         run = Build(the_plan, store, manifest, stats, options,
-                    default_steps(options) if steps is None else list(steps))
+                    default_steps(options) if steps is None else list(steps), review)
         return await run.run(assessments, started)
 
 
@@ -118,16 +145,21 @@ class Build:
     (`BuildContext`)."""
 
     def __init__(self, the_plan: Plan, store: Store, manifest: Manifest, stats: StatCache,
-                 options: BuildOptions, steps: list[Step]) -> None:
+                 options: BuildOptions, steps: list[Step],
+                 review: ReviewFile | None = None) -> None:
         self.plan = the_plan
         self.store = store
         self.manifest = manifest
         self.stats = stats
         self.options = options
         self.steps = steps
+        self.review = review if review is not None else ReviewFile(
+            review_path(the_plan.campaign.path))
         self.previous: Mapping[str, ManifestEntry] = dict(manifest.entries)
         self.results: dict[str, JobResult] = {}
         self._slots: dict[str, tuple[asyncio.Semaphore, ...]] = {}
+        #: Outputs the review locks: nothing may write them (but a restore of their key).
+        self._locked: frozenset[str] = frozenset()
 
     @property
     def campaign(self) -> Campaign:
@@ -140,6 +172,7 @@ class Build:
         if self.options.on_plan:
             self.options.on_plan(assessments)
         stale = self._stale()
+        self._locked = frozenset(a.job.output for a in assessments if a.locked)
         sweep_temporary_files(campaign.out)
         interrupted = False
         try:
@@ -148,11 +181,14 @@ class Build:
             except asyncio.CancelledError:
                 # Ctrl-C: asyncio cancels the build; what finished is kept and reported.
                 interrupted = True
+            if not interrupted:
+                self._sweep_candidates(assessments)
             results = [self.results.get(a.job.output)
                        or JobResult(a.job, JobStatus.FAILED, a.reasons, error=INTERRUPTED)
                        for a in assessments]
             report = BuildReport(campaign, results, stale, interrupted,
-                                 round(time.perf_counter() - started, 3))
+                                 round(time.perf_counter() - started, 3),
+                                 reviews=self._reviews(results))
             for step in self.steps:
                 step.build_finished(self, report)
         finally:
@@ -160,6 +196,44 @@ class Build:
             self.stats.save()
             self.plan.remember()
         return report
+
+    def _reviews(self, results: list[JobResult]) -> dict[str, str]:
+        """The review status of each output after the build (`build --json`)."""
+        if not self.review.exists:
+            return {}
+        found = {}
+        for r in results:
+            rel = r.job.output
+            entry = (self.manifest.candidates if r.job.candidate_of else
+                     self.manifest.entries).get(rel)
+            found[rel] = self.review.status(rel, entry.sha256 if entry else None)
+        return found
+
+    def _sweep_candidates(self, assessments: list[Assessment]) -> None:
+        """Remove the candidates that no longer stand for a locked output's inputs (the
+        output was approved anew, unlocked and rebuilt, or its inputs changed again
+        without --candidates). Only for outputs this build considered; a candidate file
+        edited since it was written stays (its entry goes)."""
+        wanted = {a.job.output: a.job.key for a in assessments if a.job.candidate_of}
+        wanted |= {candidate_path(a.job.output): a.job.key
+                   for a in assessments if a.action == Action.LOCKED}
+        considered = {a.job.output for a in assessments}
+        out = self.campaign.out
+        for rel, entry in sorted(self.manifest.candidates.items()):
+            parent = candidate_of(rel)
+            if parent in self.plan.all_outputs and parent not in considered:
+                continue  # outside this build's selection
+            if wanted.get(rel) == entry.key:
+                continue
+            target = out / rel
+            try:
+                if target.is_file() and not target.is_symlink() and \
+                        file_sha256(target) == entry.sha256:
+                    target.unlink()
+            except OSError as exc:
+                log.warning("cannot remove the old candidate %s: %s", rel, exc)
+            self.manifest.remove_candidate(rel)
+            self.stats.forget(rel)
 
     def _stale(self) -> list[str]:
         """Outputs in the manifest that the campaign no longer makes: marked stale while
@@ -193,7 +267,7 @@ class Build:
         async def one(a: Assessment) -> None:
             try:
                 result = await attempt(a)
-                for step in self.steps:
+                for step in self.steps if not a.locked else ():  # no step touches those
                     if result.status != JobStatus.UP_TO_DATE or step.wants_up_to_date:
                         result = await step.job_finished(self, result)
             except (ProviderError, OSError) as exc:
@@ -222,10 +296,13 @@ class Build:
             # Up-to-date jobs need no task (thousands of them cost nothing but a result
             # each) unless a step wants to see them.
             for a in assessments:
-                if a.action == Action.KEEP and not every_job:
+                if a.action == Action.LOCKED:
+                    self._finish(JobResult(a.job, JobStatus.LOCKED, a.reasons))
+                elif a.action == Action.KEEP and (not every_job or a.locked):
                     self._finish(JobResult(a.job, JobStatus.UP_TO_DATE, a.reasons))
             tasks = [asyncio.create_task(one(a)) for a in assessments
-                     if a.action != Action.KEEP or every_job]
+                     if a.action == Action.GENERATE or a.action == Action.RESTORE
+                     or (a.action == Action.KEEP and every_job and not a.locked)]
             try:
                 await asyncio.gather(*tasks)
             except BaseException:
@@ -248,7 +325,9 @@ class Build:
             return False
         data, record = found
         # The store holds the provider's bytes; the output gets them with its provenance.
-        self.write_output(source, data, record, output_of=job)
+        # (A locked output is restored only from the key it was approved with: the same
+        # bytes, so the guard of `write_output` is not for this write.)
+        self._write(source, data, record, job)
         return True
 
     # -- services for steps (BuildContext) ------------------------------------------------
@@ -340,6 +419,13 @@ class Build:
         """Write `data` with `job`'s provenance as the output of `output_of` (default: `job`
         itself; a text reroll's image is the output of its planned job) and record it."""
         owner = output_of or job
+        if owner.output in self._locked:
+            raise ProviderError(f"refusing to replace {owner.output}: the review file locks "
+                                "it (approved or picked); build --unlock "
+                                f"{owner.asset} releases it", code="locked")
+        return self._write(job, data, record, owner)
+
+    def _write(self, job: Job, data: bytes, record: CacheRecord, owner: Job) -> str:
         target = self.output_file(owner)
         sha = write_output(target, data, job, record)
         self.record_output(owner, record, sha)
@@ -347,12 +433,14 @@ class Build:
 
     def record_output(self, job: Job, record: CacheRecord, sha: str) -> None:
         target = self.campaign.out / job.output
-        previous = self.manifest.entries.get(job.output)
+        section = self.manifest.candidates if job.candidate_of else self.manifest.entries
+        previous = section.get(job.output)
         # The same bytes say the same text: a text check's result (and the reroll attempts
         # it lists) survives a restore of the very image it read.
         text_check = (previous.text_check if previous is not None and previous.sha256 == sha
                       else None)
-        self.manifest.set(job.output, ManifestEntry(
+        record_in = self.manifest.set_candidate if job.candidate_of else self.manifest.set
+        record_in(job.output, ManifestEntry(
             asset=job.asset,
             aspect=job.aspect,
             provider=job.provider,

@@ -44,6 +44,9 @@ class BuildReport:
     seconds: float = 0.0
     #: Export renditions written by this build (paths relative to the output root).
     exports: list[str] = field(default_factory=list)
+    #: The review status of each output after the build (review/decisions.py STATUSES);
+    #: empty without a review file (every output is then "unreviewed").
+    reviews: dict[str, str] = field(default_factory=dict)
 
     def count(self, status: JobStatus) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -64,6 +67,7 @@ class BuildReport:
             "cached": self.count(JobStatus.CACHED),
             "up_to_date": self.count(JobStatus.UP_TO_DATE),
             "failed": self.count(JobStatus.FAILED),
+            "locked": self.count(JobStatus.LOCKED),
             "cost_usd": self.cost,
             "stale": self.stale,
             "interrupted": self.interrupted,
@@ -77,8 +81,12 @@ class BuildReport:
                     "seed": r.job.seed,
                     "key": r.job.key,
                     "status": str(r.status),
+                    "reason": r.reason,
                     "output": _relative(self.campaign.out / r.job.output, root),
                     "error": r.error,
+                    "review": self.reviews.get(r.job.output, "unreviewed"),
+                    **({"candidate_of": _relative(self.campaign.out / r.job.candidate_of,
+                                                  root)} if r.job.candidate_of else {}),
                 }
                 for r in self.results
             ],

@@ -17,6 +17,7 @@ from types import ModuleType
 from ..errors import QwenbuildError
 from ..redact import redact
 from . import (
+    approve,
     build,
     cache,
     check,
@@ -24,8 +25,11 @@ from . import (
     completion,
     init,
     inspect,
+    pick,
     plan,
     providers,
+    reject,
+    review,
     schema,
     watch,
 )
@@ -42,8 +46,8 @@ from .common import (
 )
 
 #: The commands, in the order `--help` lists them.
-COMMANDS: tuple[ModuleType, ...] = (build, plan, watch, check, providers, init, clean, cache,
-                                    inspect, schema, completion)
+COMMANDS: tuple[ModuleType, ...] = (build, plan, watch, review, approve, reject, pick, check,
+                                    providers, init, clean, cache, inspect, schema, completion)
 
 
 def parser() -> Parser:

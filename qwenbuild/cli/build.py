@@ -48,7 +48,26 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                         "(default 0.8)")
     p.add_argument("--max-rerolls", type=int, default=2, metavar="N",
                    help="with --verify-text: new seeds to try per image (default 2)")
+    p.add_argument("--candidates", action="store_true",
+                   help="for outputs the review file locks (approved or picked) whose inputs "
+                        "changed: make the new image beside the approved one, as "
+                        "<name>.candidate.<ext> (approving it promotes it)")
+    p.add_argument("--unlock", action="append", default=[], metavar="ASSET",
+                   help="release the review's locks of ASSET (an id or glob; repeatable): "
+                        "its approved outputs are rebuilt like any other")
     return p
+
+
+def unlock_patterns(args: argparse.Namespace, campaign: Any) -> tuple[str, ...]:
+    """--unlock, checked against the campaign's asset ids. Raises UsageError."""
+    import fnmatch
+
+    bad = [p for p in args.unlock
+           if not any(fnmatch.fnmatchcase(a.id, p) for a in campaign.assets)]
+    if bad:
+        raise UsageError([f"--unlock {p}: matches no asset id of {campaign.path.name}"
+                          for p in bad])
+    return tuple(args.unlock)
 
 
 def min_score(value: float) -> float:
@@ -77,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     report = build(campaign, selection(args), BuildOptions(
         force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
         on_plan=progress.start, budget_usd=args.budget, verify_text=args.verify_text,
-        min_score=threshold, max_rerolls=args.max_rerolls))
+        min_score=threshold, max_rerolls=args.max_rerolls, candidates=args.candidates,
+        unlock=unlock_patterns(args, campaign)))
     progress.finish(report)
     if report.exports and not (args.json or args.quiet):
         for rel in report.exports:

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ..contracts import locked_text
 from .common import colour_enabled
 
 
@@ -43,7 +44,7 @@ class Progress:
             self._clear()
             print(f"{self._paint('failed', '31;1')}  {self._where(result)}: {result.error}",
                   file=self.stream)
-        elif not self.tty and result.status != "up_to_date":
+        elif not self.tty and result.status not in ("up_to_date", "locked"):
             print(f"{result.status:>9}  {self._output(result)}", file=self.stream)
         if self.tty and (self.done == self.total or time.monotonic() - self._drawn > 0.05):
             self._bar()  # at most 20 redraws a second: 20,000 up-to-date jobs come at once
@@ -79,11 +80,20 @@ class Progress:
             path = os.path.relpath(self.campaign.out / rel, self.campaign.root)
             print(f"{self._paint('stale', '35')}  {path}: no longer in the campaign "
                   "(kept; not deleted)", file=out)
+        locked = [r for r in report.results if r.status == "locked"]
+        for r in locked if not self.quiet else ():
+            print(f"{self._paint('locked', '36')}  {self._output(r)} "
+                  f"({locked_text(r.reasons)})", file=out)
+        if locked and not self.quiet:
+            print("  approved images are kept: build --candidates makes the new ones beside "
+                  "them, --unlock ASSET replaces them", file=out)
         parts = [
             f"{report.count('generated')} generated",
             f"{report.count('cached')} from cache",
             f"{report.count('up_to_date')} up to date",
         ]
+        if locked:
+            parts.append(f"{len(locked)} locked")
         if report.failed:
             parts.append(self._paint(f"{len(report.failed)} failed", "31;1"))
         print(f"{len(report.results)} jobs: {', '.join(parts)}; "

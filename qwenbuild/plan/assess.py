@@ -1,16 +1,23 @@
 """What a build would do with each job, and why: compare the plan with the manifest, the
-outputs on disk (through the stat cache) and the store."""
+outputs on disk (through the stat cache) and the store.
+
+Locks: an output the review file approved or picked, on the image it holds now, is never
+replaced. When its inputs changed the job is `Action.LOCKED` with the reasons (what
+changed); a missing or modified locked file is restored only from the very key it was
+approved with (the same bytes). With `candidates`, every locked job whose inputs changed
+gets a second assessment: its candidate, the new image written beside the approved one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..contracts import Action, ManifestEntry, Reason, reason_text
 from ..store import StatCache, Store
-from .jobs import Job
+from .jobs import Job, candidate_path
 from .planner import Plan
 
 #: Key fields and the reason a change in them gives, in the order reasons are listed.
@@ -29,6 +36,22 @@ _FIELD_REASONS: tuple[tuple[tuple[str, ...], Reason], ...] = (
 )
 
 
+class OutputLocks(Protocol):
+    """Which outputs the review locks (review/decisions.py's `Locks`)."""
+
+    def locked(self, output: str, asset: str, sha256: str) -> bool:
+        """Whether a build must keep `output` while it holds the image `sha256`."""
+        ...
+
+    def released(self, output: str, asset: str, sha256: str) -> bool:
+        """Whether the review locks it but `build --unlock` released it for this build."""
+        ...
+
+
+#: Reasons about the output file alone: its key (and so its bytes) is unchanged.
+_FILE_REASONS = frozenset({Reason.OUTPUT_MISSING, Reason.OUTPUT_MODIFIED})
+
+
 @dataclass(frozen=True)
 class Assessment:
     """One job and what a build would do with it."""
@@ -36,6 +59,9 @@ class Assessment:
     job: Job
     action: Action
     reasons: tuple[Reason, ...]
+    #: The review locks the job's output (whatever the action: a locked output that is up
+    #: to date is KEEP, and no step may replace it).
+    locked: bool = False
 
     @property
     def reason(self) -> str:
@@ -44,14 +70,31 @@ class Assessment:
 
 
 def assess(the_plan: Plan, entries: Mapping[str, ManifestEntry], store: Store,
-           stats: StatCache, force: bool = False) -> list[Assessment]:
+           stats: StatCache, force: bool = False, locks: OutputLocks | None = None,
+           candidates: Mapping[str, ManifestEntry] | None = None) -> list[Assessment]:
     """Say, job by job, whether a build would call the provider, restore from the store,
-    or leave the output alone, and why."""
+    leave the output alone, or keep it because the review locks it, and why.
+
+    `locks`: the review's locks (None: no review file, nothing is locked). `candidates`:
+    the manifest's candidates, given when the build makes them (`--candidates`).
+    """
     out = the_plan.campaign.out
     result = []
     for job in the_plan.jobs:
         entry = entries.get(job.output)
         reasons = _why(job, entry, out / job.output, stats, store)
+        if locks is not None and entry is not None and \
+                locks.locked(job.output, job.asset, entry.sha256):
+            held = _locked(job, entry, reasons, force, store)
+            result.append(held)
+            # A candidate only for new inputs: the same key would make the same image.
+            if held.action == Action.LOCKED and candidates is not None and \
+                    entry.key != job.key:
+                result.append(_candidate(job, candidates, out, stats, store))
+            continue
+        if reasons and locks is not None and entry is not None and \
+                locks.released(job.output, job.asset, entry.sha256):
+            reasons = (Reason.UNLOCKED, *reasons)
         if force:
             result.append(Assessment(job, Action.GENERATE, (Reason.FORCED,)))
         elif not reasons:
@@ -62,6 +105,31 @@ def assess(the_plan: Plan, entries: Mapping[str, ManifestEntry], store: Store,
         else:
             result.append(Assessment(job, Action.GENERATE, reasons))
     return result
+
+
+def _locked(job: Job, entry: ManifestEntry, reasons: tuple[Reason, ...], force: bool,
+            store: Store) -> Assessment:
+    """A job whose output the review locks: kept, or restored to the very same bytes."""
+    if not reasons and not force:
+        return Assessment(job, Action.KEEP, (Reason.UP_TO_DATE,), locked=True)
+    if (not force and entry.key == job.key and set(reasons) <= _FILE_REASONS
+            and store.has(job.key, job.ext)):
+        return Assessment(job, Action.RESTORE, reasons, locked=True)
+    return Assessment(job, Action.LOCKED, (Reason.FORCED,) if force and not reasons
+                      else reasons, locked=True)
+
+
+def _candidate(job: Job, candidates: Mapping[str, ManifestEntry], out: Path,
+               stats: StatCache, store: Store) -> Assessment:
+    """The candidate of a locked job: the image its inputs make now, beside the output."""
+    made = job.as_candidate(candidate_path(job.output))
+    entry = candidates.get(made.output)
+    reasons = _why(made, entry, out / made.output, stats, store)
+    if not reasons:
+        return Assessment(made, Action.KEEP, (Reason.UP_TO_DATE,))
+    if store.has(made.key, made.ext):
+        return Assessment(made, Action.RESTORE, reasons if entry else (Reason.RESTORED,))
+    return Assessment(made, Action.GENERATE, reasons)
 
 
 def _why(job: Job, entry: ManifestEntry | None, file: Path, stats: StatCache,
