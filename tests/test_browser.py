@@ -282,7 +282,8 @@ def test_approve_pick_and_comment_write_the_review_file_and_a_reload_shows_them(
                                                                       "9x16/small/story.png")
     page.keyboard.press("Escape")
     page.locator("#qb-viewer").wait_for(state="hidden")
-    assert "open=" not in page.url  # the large view is in the URL only while open
+    # The large view is in the URL only while open (the dialog's close event says so).
+    page.wait_for_function("() => !location.hash.includes('open=')")
 
     # A reload shows it all, from the file.
     page.reload()

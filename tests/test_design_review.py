@@ -118,6 +118,9 @@ def test_a_bad_review_file_stops_a_build_before_anything_is_written(project: Pat
     assert "review.toml:1: outputs.\"9x16/small/story.png\".decision: 'maybe'" in result.err
     assert tree_snapshot(project.parent) == before
     assert run("plan", project).code == 2
+    assert run("approve", _out(project) / STORY).code == 2
+    assert run("review", project, "--port", "0").code == 2  # says so before serving
+    assert tree_snapshot(project.parent) == before
 
 
 def test_secrets_never_reach_the_review_file(tmp_path: Path,
@@ -239,6 +242,9 @@ def test_a_copy_edit_of_an_approved_asset_keeps_it_and_a_candidate_replaces_it_o
     page = read_page(out)
     assert page.outputs["9x16/small/story.candidate.png"]["candidate_of"] == STORY
     assert page.outputs[STORY]["status"] == "locked"
+    # Each card shows the prompt its image was made from: the approved one the old copy.
+    assert "NEW COPY" not in page.outputs[STORY]["prompt"]
+    assert "NEW COPY" in page.outputs["9x16/small/story.candidate.png"]["prompt"]
 
     # Approving the candidate promotes it: it becomes the output, approved.
     result = run("approve", candidate)

@@ -44,6 +44,7 @@ from urllib.parse import quote
 
 from ..build import BuildContext, BuildReport, JobResult, Step
 from ..contracts import ExportEntry, JobStatus, ManifestEntry, Reason
+from ..errors import InputError
 from ..exports import cover_box
 from ..fsutil import write_if_changed
 from ..keys import canonical_json
@@ -104,8 +105,12 @@ def write_review(the_plan: Plan, report: BuildReport, manifest: Manifest,
         remembered = PageWriter(the_plan, manifest, store).write(
             report, previous, last=memory.load(), noop=noop)
         memory.save(remembered, signature)
-    write_decisions(out, review if review is not None else
-                    ReviewFile.load(review_path(the_plan.campaign.path)))
+    try:  # read again: a decision may have been made while the build ran
+        review = ReviewFile.load(review_path(the_plan.campaign.path))
+    except InputError:  # edited by hand mid-build and broken: the next build says so
+        pass
+    if review is not None:
+        write_decisions(out, review)
 
 
 def refresh_review(the_plan: Plan, manifest: Manifest, store: Store) -> None:
@@ -375,6 +380,10 @@ class PageWriter:
         }
 
     def _prompts(self, rel: str, job: Job | None, key: str) -> tuple[Any, Any]:
+        """The prompts of the image the output holds (key `key`): a locked output keeps
+        an image made from other prompts than its job's."""
+        if job is not None and job.key != key:
+            job = None
         if job is not None and job.rendered:
             return job.request.prompt, job.request.negative
         old = self._old.prompts(rel, key)

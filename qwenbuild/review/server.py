@@ -198,47 +198,47 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Follower:
-    """Calls back when one of a few files changes (by content), from a watchfiles thread:
-    the review file edited elsewhere, the page rewritten by a build elsewhere."""
+    """Calls back when one of a few files changes (by content), from watchfiles threads:
+    the review file edited elsewhere, the page rewritten by a build elsewhere. Each file
+    is watched through its folder alone (not recursively: a campaign may sit at the top
+    of a large repository), or through its nearest existing parent until it exists."""
 
     def __init__(self, paths: dict[Path, Callable[[], None]], key: Any) -> None:
         self.paths = {p.resolve(): call for p, call in paths.items()}
         self.key = key
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._seen = {p: _digest(p) for p in self.paths}
-        self._thread = threading.Thread(target=self._run, name="qwenbuild-follow",
-                                        daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(path,), daemon=True,
+                                          name=f"qwenbuild-follow:{path.name}")
+                         for path in self.paths]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
-    def _run(self) -> None:
+    def _run(self, path: Path) -> None:
         import watchfiles
 
-        folders = set()
-        for path in self.paths:
-            folder = path.parent
-            while not folder.is_dir() and folder != folder.parent:
-                folder = folder.parent
-            folders.add(folder)
-        roots = sorted(folders)
-        roots = [r for r in roots if not any(r != o and r.is_relative_to(o) for o in roots)]
+        folder, recursive = path.parent, False
+        while not folder.is_dir() and folder != folder.parent:
+            folder, recursive = folder.parent, True
         try:
-            for _changes in watchfiles.watch(*roots, debounce=100, step=50,
+            for _changes in watchfiles.watch(folder, debounce=100, step=50,
                                              stop_event=self._stop, raise_interrupt=False,
-                                             watch_filter=self._wanted):
-                for path, call in self.paths.items():
-                    digest = _digest(path)
-                    if digest != self._seen.get(path):
-                        self._seen[path] = digest
-                        call()
+                                             recursive=recursive,
+                                             watch_filter=lambda _c, p: Path(p) == path):
+                digest = _digest(path)
+                with self._lock:
+                    changed = digest != self._seen.get(path)
+                    self._seen[path] = digest
+                if changed:
+                    self.paths[path]()
         except Exception as exc:  # the folder vanished, or the OS ran out of watches
-            log.warning("stopped following %s: %s", ", ".join(map(str, roots)), exc)
-
-    def _wanted(self, change: Any, path: str) -> bool:
-        return Path(path) in self.paths
+            log.warning("stopped following %s: %s", path, exc)
 
 
 def _digest(path: Path) -> str | None:
