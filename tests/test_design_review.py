@@ -456,3 +456,20 @@ def test_review_status_survives_a_clone_and_a_rebuild_on_another_machine(
     assert {j["review"] for j in report["jobs"]} == {"approved"}
     page = read_page(clone / "out")
     assert page.decisions is not None and page.decisions[STORY]["decision"] == "approved"
+
+
+def test_a_candidate_goes_when_its_asset_leaves_the_campaign(project: Path, run: Run) -> None:
+    out = _out(project)
+    assert run("build", project).code == 0
+    assert run("approve", out / STORY).code == 0
+    project.write_text(project.read_text().replace("SECOND STORY", "EDITED"))
+    assert run("build", project, "--candidates").code == 0
+    candidate = out / "9x16/small/story.candidate.png"
+    assert candidate.is_file()
+    text = project.read_text()
+    project.write_text(text[:text.index('[[assets]]\nid = "story"')])
+    assert run("build", project).code == 0
+    assert not candidate.exists() and "candidates" not in _manifest(project)
+    assert (out / STORY).is_file()  # the output itself is stale: clean's to remove
+    removed = run("clean", project, "--json").json()["removed"]
+    assert [r["path"] for r in removed] == ["out/" + STORY]

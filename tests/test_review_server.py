@@ -175,3 +175,21 @@ def test_before_is_the_image_in_git_head_else_the_previous_build(server: Any) ->
     for bad in ("../campaign.toml", "%2e%2e/campaign.toml", ".qwenbuild/x.png"):
         status, _, body = _request(live, "GET", f"/__qwenbuild/before?output={bad}")
         assert status in (403, 404) and b"[campaign]" not in body
+
+
+def test_before_a_first_build_the_page_says_so(tmp_path: Path) -> None:
+    """`qwenbuild review` on a campaign never built: a placeholder page, no error."""
+    campaign = tmp_path / "campaign.toml"
+    campaign.write_text('[campaign]\nname = "fresh"\n')
+    target = ReviewTarget.of(campaign)
+    assert not target.out.exists()
+    live = LiveServer(LiveState(), port=0)
+    live.set_root(target.out, target.name)
+    live.set_review(target, "Ana Lima", follow_builds=True)
+    live.start()
+    try:
+        status, _, page = _request(live, "GET", "/")
+        assert status == 200 and b"No outputs yet" in page
+        assert live_info(page)["token"] == live.httpd.token
+    finally:
+        live.stop()

@@ -421,10 +421,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = root.joinpath(*parts).resolve()  # resolves symlinks too
         if not path.is_relative_to(root):
             return HTTPStatus.FORBIDDEN, None
-        if path.is_dir():
+        if path.is_dir() or (path == root and not parts):
             path = path / "index.html"
             if not path.is_file() and path.parent == root:
-                return HTTPStatus.OK, None
+                return HTTPStatus.OK, None  # no page yet (`review` before a first build)
         if not path.is_file():
             return HTTPStatus.NOT_FOUND, None
         return HTTPStatus.OK, path
