@@ -26,7 +26,7 @@ from ..fsutil import file_sha256
 from ..manifest import MANIFEST_NAME, Manifest
 from ..plan import candidate_of
 from ..store import Store, cache_root, find_repo_root
-from .decisions import APPROVED, PICKED, REJECTED, ReviewFile, editing, review_path
+from .decisions import APPROVED, PICKED, REJECTED, editing, review_path
 
 log = logging.getLogger(__name__)
 
@@ -233,10 +233,6 @@ def _promote(target: ReviewTarget, rel: str, action: str, by: str,
         status = review.status(output, entry.sha256)
     log.info("promoted %s to %s", rel, output)
     return Outcome(output, action, status, entry.sha256, promoted_from=rel)
-
-
-def load_review(target: ReviewTarget) -> ReviewFile:
-    return ReviewFile.load(target.review_path)
 
 
 def refresh_page(target: ReviewTarget) -> bool:

@@ -25,7 +25,7 @@ counts only for the image it was made on: once the output holds other bytes the 
 is *outdated*, shown as such and never carried over. An approved or picked output whose
 image is the one decided on is *locked*: a build keeps it (see plan/assess.py).
 
-This module is a leaf (standard library, contracts, fsutil, redact): `plan/assess.py`,
+This module is a leaf (standard library, contracts, errors, fsutil, redact): `assess`,
 the executor, exports and the CLI all read it without import cycles.
 """
 
@@ -92,9 +92,6 @@ class Comment:
     sha256: str
     text: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"by": self.by, "at": _iso(self.at), "sha256": self.sha256, "text": self.text}
-
 
 @dataclass(frozen=True)
 class OutputReview:
@@ -113,10 +110,6 @@ class OutputReview:
         if not sha256 or self.sha256 != sha256:
             return OUTDATED
         return self.decision
-
-    def to_json(self) -> dict[str, Any]:
-        return {"decision": self.decision, "by": self.by, "at": _iso(self.at),
-                "sha256": self.sha256, "comments": [c.to_json() for c in self.comments]}
 
     @property
     def empty(self) -> bool:
@@ -331,9 +324,6 @@ class ReviewFile:
         atomic_write(self.path, data)
         self._raw = data
         return True
-
-    def to_json(self) -> dict[str, Any]:
-        return {rel: self.outputs[rel].to_json() for rel in sorted(self.outputs)}
 
 
 _edit_lock = threading.Lock()

@@ -36,7 +36,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -620,12 +620,3 @@ def empty_page(campaign: str) -> bytes:
         "chunks": []}
     return render_shell(campaign, _script("__qb_index", index))
 
-
-def page_files(out: Path) -> Iterator[Path]:
-    """Every file of the page in an output folder (for tests and tools)."""
-    page = out / PAGE_NAME
-    if page.is_file():
-        yield page
-    folder = out / DATA_DIR
-    if folder.is_dir():
-        yield from sorted(p for p in folder.iterdir() if p.is_file())
