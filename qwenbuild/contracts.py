@@ -24,6 +24,8 @@ class JobStatus(StrEnum):
     CACHED = "cached"  # restored from the cache, nothing paid
     UP_TO_DATE = "up_to_date"
     FAILED = "failed"
+    #: Approved or picked in the review file: kept as it is though its inputs changed.
+    LOCKED = "locked"
 
 
 class Action(StrEnum):
@@ -34,6 +36,9 @@ class Action(StrEnum):
     KEEP = "up_to_date"
     #: An export rendition to make again (free: cut from an output).
     RENDER = "render"
+    #: Approved or picked (review file): the build keeps the image though its inputs
+    #: changed; the reasons say what changed (`build --candidates` makes the new one beside).
+    LOCKED = "locked"
 
 
 class Reason(StrEnum):
@@ -62,6 +67,8 @@ class Reason(StrEnum):
     PARENT_CHANGES = "parent changes"
     INPUTS = "inputs changed"
     TEXT_REROLL = "text reroll"
+    #: `build --unlock ASSET` released the lock of an approved output.
+    UNLOCKED = "unlocked"
     # Export renditions:
     SOURCE_CHANGES = "source changes"
     SOURCE_CHANGED = "source changed"
@@ -71,6 +78,15 @@ class Reason(StrEnum):
 def reason_text(reasons: tuple[Reason, ...]) -> str:
     """Reasons as the CLI and the JSON reports show them: `prompt changed, size changed`."""
     return ", ".join(r.value for r in reasons)
+
+
+def locked_text(reasons: tuple[Reason, ...]) -> str:
+    """Why a locked output is kept, as the CLI says it: `inputs changed: prompt changed`."""
+    if reasons == (Reason.FORCED,):
+        return "regenerate asked; the approved image is kept"
+    if reasons and all(r in (Reason.OUTPUT_MISSING, Reason.OUTPUT_MODIFIED) for r in reasons):
+        return f"{reason_text(reasons)}; the approved image is not in the cache to restore"
+    return f"inputs changed: {reason_text(reasons)}"
 
 
 _R = TypeVar("_R", bound="_Record")

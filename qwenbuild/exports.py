@@ -8,6 +8,12 @@ size, saved as PNG, JPEG or WebP with the source's provenance. Renditions live i
 section with the sha256 of their source and their settings, so that a rendition is made
 again only when its source or its settings change (or its file is missing or modified).
 Rendering costs nothing but time, so exports never go through the cache.
+
+When the review file picks one variant of an asset for an aspect and provider, that group's
+renditions are made from the pick alone, named after the asset without `-vN`
+(`exports/<name>/<provider>/<asset>.<ext>`): a path that stays put whichever variant wins.
+`picks` below is `ReviewFile.export_picks(...)`: output -> the name its renditions take,
+or None for a variant that is not the pick.
 """
 
 from __future__ import annotations
@@ -50,12 +56,17 @@ def settings(export: Export) -> dict[str, Any]:
     return found
 
 
-def output_for(export: Export, source: str) -> str:
-    """The rendition's path for an output path (both relative to the output root)."""
+def output_for(export: Export, source: str, stem: str | None = None) -> str:
+    """The rendition's path for an output path (both relative to the output root); `stem`
+    names it instead of the source's file name (a picked variant: the asset id)."""
     _aspect, provider, *locale, filename = source.split("/")
-    stem = filename.rsplit(".", 1)[0]
+    stem = stem or filename.rsplit(".", 1)[0]
     folder = "/".join([provider, *locale])  # <provider>/[<locale>/]
     return f"{EXPORTS_DIR}/{export.name}/{folder}/{stem}.{export.format}"
+
+
+#: Picks for exports: output -> the name its renditions take, None: no renditions.
+Picks = Mapping[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -76,14 +87,25 @@ class ExportStatus:
     reason: Reason
 
 
-def export_jobs(campaign: Campaign, outputs: Iterable[str]) -> list[ExportJob]:
-    """The renditions of these outputs, in a stable order."""
+def export_jobs(campaign: Campaign, outputs: Iterable[str],
+                picks: Picks | None = None) -> list[ExportJob]:
+    """The renditions of these outputs, in a stable order (with `picks`, only the picked
+    variant of a group with a pick, named after its asset)."""
     sources = sorted(outputs)
+    picks = picks or {}
     jobs = []
     for export in campaign.exports:
         folder = aspect_dir(export.aspect) + "/"
-        jobs += [ExportJob(export, rel, output_for(export, rel))
-                 for rel in sources if rel.startswith(folder)]
+        for rel in sources:
+            if not rel.startswith(folder):
+                continue
+            if rel in picks:
+                stem = picks[rel]
+                if stem is None:
+                    continue  # a variant not picked: the pick is what ships
+                jobs.append(ExportJob(export, rel, output_for(export, rel, stem)))
+            else:
+                jobs.append(ExportJob(export, rel, output_for(export, rel)))
     return jobs
 
 
@@ -91,30 +113,34 @@ def export_jobs(campaign: Campaign, outputs: Iterable[str]) -> list[ExportJob]:
 
 
 def assess_exports(the_plan: Plan, manifest: Manifest, assessments: Iterable[Assessment],
-                   stats: StatCache) -> tuple[list[ExportStatus], list[str]]:
+                   stats: StatCache, picks: Picks | None = None
+                   ) -> tuple[list[ExportStatus], list[str]]:
     """The renditions of the selected outputs with what a build would do, and the
     renditions in the manifest that no longer belong to the campaign (stale)."""
     campaign = the_plan.campaign
-    by_output = {a.job.output: a for a in assessments}
+    by_output = {a.job.output: a for a in assessments if not a.job.candidate_of}
     statuses = []
-    for job in export_jobs(campaign, by_output):
+    for job in export_jobs(campaign, by_output, picks):
         a = by_output[job.source]
         entry = manifest.entries.get(job.source)
         # The source's bytes after the build: known unless its key changes (a restore of
-        # the same key writes the same bytes again).
-        source_sha = entry.sha256 if entry is not None and entry.key == a.job.key else None
+        # the same key writes the same bytes again; a locked output keeps its bytes).
+        source_sha = entry.sha256 if entry is not None and (
+            entry.key == a.job.key or a.locked) else None
         if source_sha is None and job.output in manifest.exports:
             reason: Reason | None = Reason.SOURCE_CHANGES
         else:
             reason = _why(campaign.out, manifest, stats, job, source_sha)
         statuses.append(ExportStatus(job, Action.KEEP if reason is None else Action.RENDER,
                                      reason or Reason.UP_TO_DATE))
-    return statuses, stale_exports(the_plan, manifest)
+    return statuses, stale_exports(the_plan, manifest, picks)
 
 
-def stale_exports(the_plan: Plan, manifest: Manifest) -> list[str]:
+def stale_exports(the_plan: Plan, manifest: Manifest, picks: Picks | None = None
+                  ) -> list[str]:
     """Renditions in the manifest that the campaign no longer makes."""
-    wanted = {job.output for job in export_jobs(the_plan.campaign, the_plan.all_outputs)}
+    wanted = {job.output for job in export_jobs(the_plan.campaign, the_plan.all_outputs,
+                                                picks)}
     return sorted(rel for rel in manifest.exports if rel not in wanted)
 
 
@@ -208,10 +234,11 @@ class ExportsStep(Step):
 
     def build_finished(self, ctx: BuildContext, report: BuildReport) -> None:
         if not report.interrupted:
-            written = render_exports(ctx.plan, ctx.manifest, ctx.stats, report.problems)
+            picks = ctx.review.export_picks(ctx.manifest.entries)
+            written = render_exports(ctx.plan, ctx.manifest, ctx.stats, picks, report.problems)
             report.exports.extend(written)
             made = set(written)
-            jobs = [job for job in export_jobs(ctx.plan.campaign, ctx.manifest.entries)
+            jobs = [job for job in export_jobs(ctx.plan.campaign, ctx.manifest.entries, picks)
                     if job.output in made]
             sizes = {rel: (e.width, e.height) for rel, e in ctx.manifest.entries.items()
                      if e.width and e.height}
@@ -220,7 +247,7 @@ class ExportsStep(Step):
 
 
 def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache,
-                   problems: list[str] | None = None) -> list[str]:
+                   picks: Picks | None = None, problems: list[str] | None = None) -> list[str]:
     """Make the renditions of the selected outputs that are not up to date, mark the ones
     no longer in the campaign stale (or forget them when their file is gone). Returns the
     paths written. A rendition that cannot be made is skipped and said (in `problems`
@@ -229,7 +256,7 @@ def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache,
     campaign = the_plan.campaign
     out = campaign.out
     written = []
-    for job in export_jobs(campaign, (j.output for j in the_plan.jobs)):
+    for job in export_jobs(campaign, (j.output for j in the_plan.jobs), picks):
         source = manifest.entries.get(job.source)
         if source is None or source.stale or not (out / job.source).is_file():
             continue  # its job failed before it ever had an output
@@ -247,7 +274,7 @@ def render_exports(the_plan: Plan, manifest: Manifest, stats: StatCache,
                 problems.append(message)
             continue
         written.append(job.output)
-    for rel in stale_exports(the_plan, manifest):
+    for rel in stale_exports(the_plan, manifest, picks):
         if (out / rel).is_file():
             manifest.set_export(rel, replace(manifest.exports[rel], stale=True))
         else:

@@ -21,11 +21,12 @@ from typing import Any
 
 from .campaign import Campaign
 from .errors import InputError
-from .exports import export_jobs
+from .exports import Picks, export_jobs
 from .fsutil import file_sha256, folder_tag
 from .manifest import MANIFEST_NAME, Manifest
-from .plan import output_path
+from .plan import candidate_of, output_path
 from .providers import provider_class
+from .review.decisions import ReviewFile, review_path
 from .store import Liveness, Store, cache_root, find_repo_root, open_store
 
 _KEY = re.compile(r"[0-9a-f]{64}")
@@ -59,9 +60,10 @@ class Removal:
 # -- clean ----------------------------------------------------------------------------------
 
 
-def owned_outputs(campaign: Campaign) -> set[str]:
+def owned_outputs(campaign: Campaign, picks: Picks | None = None) -> set[str]:
     """Every output path the campaign makes (relative to its output root), computed from
-    ids, aspects, providers and seeds alone: no template is rendered."""
+    ids, aspects, providers and seeds alone: no template is rendered. `picks`: the
+    review's picks (ReviewFile.export_picks), which decide the renditions."""
     providers = {name: provider_class(spec.kind)(spec)
                  for name, spec in campaign.providers.items()}
     outputs = {
@@ -69,7 +71,7 @@ def owned_outputs(campaign: Campaign) -> set[str]:
         for asset in campaign.assets for aspect in asset.aspects for name in asset.providers
         for variant in range(1, len(asset.seeds) + 1) for locale in campaign.locales or (None,)
     }
-    return outputs | {job.output for job in export_jobs(campaign, outputs)}
+    return outputs | {job.output for job in export_jobs(campaign, outputs, picks)}
 
 
 def clean(campaign: Campaign, dry_run: bool = False) -> Removal:
@@ -83,11 +85,15 @@ def clean(campaign: Campaign, dry_run: bool = False) -> Removal:
     with store.output_lock(out):
         manifest = Manifest.load(out, campaign.name)
         stats = store.stat_cache(out)
-        owned = owned_outputs(campaign)
+        review = ReviewFile.load(review_path(campaign.path))
+        owned = owned_outputs(campaign, review.export_picks(manifest.entries))
         emptied: set[Path] = set()
         for section, forget in ((manifest.entries, manifest.remove),
-                                (manifest.exports, manifest.remove_export)):
-            for rel in sorted(rel for rel in section if rel not in owned):
+                                (manifest.exports, manifest.remove_export),
+                                (manifest.candidates, manifest.remove_candidate)):
+            # A candidate goes with the output it stands beside.
+            for rel in sorted(rel for rel in section
+                              if (candidate_of(rel) or rel) not in owned):
                 shown = _shown(out / rel, campaign.root)
                 target = out / rel
                 verdict = _removable(target, out, section[rel].sha256)

@@ -8,7 +8,12 @@ Format 1:
 
     {"campaign": NAME, "format": 1,
      "outputs": {"<W>x<H>/<provider>/<asset>[-vN].<ext>": ManifestEntry, ...},
-     "exports": {"exports/<name>/<provider>/<file>": ExportEntry, ...}}   (only if any)
+     "exports": {"exports/<name>/<provider>/<file>": ExportEntry, ...},   (only if any)
+     "candidates": {"<W>x<H>/<provider>/<asset>[-vN].candidate.<ext>": ManifestEntry}}
+                                                                           (only if any)
+
+A candidate is the image the current inputs make for an output that the review file
+locks (approved or picked): `build --candidates` writes it beside the approved one.
 """
 
 from __future__ import annotations
@@ -34,13 +39,18 @@ class Manifest:
     """Entries by output path (relative to the output root, POSIX separators)."""
 
     def __init__(self, out: Path, campaign: str, entries: dict[str, ManifestEntry],
-                 exports: dict[str, ExportEntry] | None = None) -> None:
+                 exports: dict[str, ExportEntry] | None = None,
+                 candidates: dict[str, ManifestEntry] | None = None) -> None:
         self.out = out
         self.campaign = campaign
         self.entries = entries
         #: Export renditions by path (see exports.py), kept apart from the generated outputs
         #: so that everything reading `entries` sees only images a provider made.
         self.exports: dict[str, ExportEntry] = exports if exports is not None else {}
+        #: Candidates beside locked outputs (`build --candidates`), apart for the same
+        #: reason: they are not what the campaign ships until approved.
+        self.candidates: dict[str, ManifestEntry] = candidates if candidates is not None \
+            else {}
         self._original: bytes | None = None  # bytes on disk; None: no file yet
         self._dirty = False
         # Outputs are written (and recorded) from worker threads during a build.
@@ -65,6 +75,17 @@ class Manifest:
         if self.exports.pop(rel, None) is not None:
             self._dirty = True
 
+    def set_candidate(self, rel: str, entry: ManifestEntry) -> None:
+        with self._lock:
+            if self.candidates.get(rel) != entry:
+                self.candidates[rel] = entry
+                self._dirty = True
+
+    def remove_candidate(self, rel: str) -> None:
+        with self._lock:
+            if self.candidates.pop(rel, None) is not None:
+                self._dirty = True
+
     @classmethod
     def load(cls, out: Path, campaign: str) -> Manifest:
         path = out / MANIFEST_NAME
@@ -84,8 +105,12 @@ class Manifest:
             exports = data.get("exports", {})
             if not isinstance(exports, dict):
                 raise TypeError("exports is not an object")
+            candidates = data.get("candidates", {})
+            if not isinstance(candidates, dict):
+                raise TypeError("candidates is not an object")
             for section, kind, items in (("outputs", ManifestEntry, outputs),
-                                         ("exports", ExportEntry, exports)):
+                                         ("exports", ExportEntry, exports),
+                                         ("candidates", ManifestEntry, candidates)):
                 for rel, value in items.items():
                     if not isinstance(value, dict):
                         raise TypeError(f"{section}[{rel!r}] is not an object")
@@ -94,6 +119,7 @@ class Manifest:
                         raise TypeError(f"{section}[{rel!r}]: {'; '.join(wrong)}")
             entries = {rel: ManifestEntry.from_json(v) for rel, v in outputs.items()}
             renditions = {rel: ExportEntry.from_json(v) for rel, v in exports.items()}
+            beside = {rel: ManifestEntry.from_json(v) for rel, v in candidates.items()}
         except RecursionError:
             raise CampaignError(f"{path}: not a qwenbuild manifest (nested too deeply); move "
                                 "it away to rebuild it") from None
@@ -101,7 +127,7 @@ class Manifest:
             raise CampaignError(
                 f"{path}: not a qwenbuild manifest ({exc}); move it away to rebuild it"
             ) from None
-        manifest = cls(out, campaign, entries, renditions)
+        manifest = cls(out, campaign, entries, renditions, beside)
         manifest._original = raw
         return manifest
 
@@ -122,6 +148,9 @@ class Manifest:
         }
         if self.exports:  # absent when there are none: older manifests stay byte-identical
             data["exports"] = {rel: e.to_json() for rel, e in sorted(self.exports.items())}
+        if self.candidates:  # the same: only once a build made a candidate
+            data["candidates"] = {rel: e.to_json()
+                                  for rel, e in sorted(self.candidates.items())}
         return data
 
     def save(self) -> bool:

@@ -32,6 +32,8 @@ from .build.executor import BuildOptions, build_plan
 from .campaign import Campaign, load_campaign
 from .errors import CampaignError, QwenbuildError
 from .plan import Assessment, plan
+from .review.actions import ReviewTarget
+from .review.decisions import reviewer as default_reviewer
 from .review.server import LiveServer, LiveState
 from .store import open_store
 
@@ -195,7 +197,8 @@ class Watcher:
                  on_job: Callable[[JobResult], None] | None = None,
                  server: LiveServer | None = None, live: LiveState | None = None,
                  on_stopping: Callable[[], None] | None = None,
-                 on_activity: Callable[[Activity], None] | None = None) -> None:
+                 on_activity: Callable[[Activity], None] | None = None,
+                 reviewer: str | None = None) -> None:
         self.given = campaign_path  # for messages: as the user typed it
         self.on_stopping = on_stopping
         self.on_activity = on_activity
@@ -205,6 +208,7 @@ class Watcher:
         self.on_status = on_status
         self.on_job = on_job
         self.server, self.live = server, live
+        self.reviewer = reviewer  # who the page's decisions are by (None: found on first use)
         self.changes = _Changes()
         self.watch_set = WatchSet(self.path, frozenset({self.path}), ())
         self._roots: dict[tuple[Path, bool], _RootWatcher] = {}
@@ -259,6 +263,10 @@ class Watcher:
             self._follow(WatchSet.of(campaign))
             if self.server is not None:
                 self.server.set_root(campaign.out, campaign.name)
+                if self.reviewer is None:
+                    self.reviewer = default_reviewer(campaign.root)
+                self.server.set_review(ReviewTarget(campaign.path, campaign.name, campaign.out,
+                                                    campaign.cache_dir), self.reviewer)
             store = open_store(campaign.cache_dir, campaign.repo_root)
             the_plan = plan(campaign, store=store)
             if self.live is not None:
@@ -312,7 +320,8 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
           on_job: Callable[[JobResult], None] | None = None,
           stop_event: threading.Event | None = None,
           on_stopping: Callable[[], None] | None = None,
-          on_activity: Callable[[Activity], None] | None = None) -> None:
+          on_activity: Callable[[Activity], None] | None = None,
+          reviewer: str | None = None) -> None:
     """Build a campaign, then rebuild it on every change until Ctrl-C or `stop_event`.
 
     With `serve`, the review page is served on 127.0.0.1:`port` (0 picks a free port) and
@@ -320,8 +329,9 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
     to a paid provider (None: no bound). `on_status` hears every WatchEvent, `on_job`
     every finished job, `on_activity` the build's requests and retries as they happen
     (a progress display), `on_stopping` the moment Ctrl-C starts the stop (a build it
-    interrupted is saving what finished). Returns normally on Ctrl-C, wherever it lands
-    (after a "stopped" event).
+    interrupted is saving what finished). `reviewer`: who the page's decisions are by
+    (default: QWENBUILD_REVIEWER, else git config user.name). Returns normally on Ctrl-C,
+    wherever it lands (after a "stopped" event).
     """
     path = Path(campaign_path)
     if not path.is_file():
@@ -334,7 +344,8 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
             server.httpd.title = path.stem
         watcher = Watcher(path, max_jobs=max_jobs, stop=stop_event or threading.Event(),
                           on_status=on_status, on_job=on_job, server=server, live=live,
-                          on_stopping=on_stopping, on_activity=on_activity)
+                          on_stopping=on_stopping, on_activity=on_activity,
+                          reviewer=reviewer)
         watcher.run()
     except KeyboardInterrupt:
         # Ctrl-C is how a watch ends: a build it interrupted saved what it finished.

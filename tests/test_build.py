@@ -38,7 +38,8 @@ def test_build_writes_the_documented_layout(project: Path, run) -> None:
                           "cost_usd"}
     assert entry["provider"] == "small" and entry["kind"] == "preview"
     assert set(report["jobs"][0]) == {"asset", "aspect", "provider", "seed", "key", "status",
-                                      "output", "error"}
+                                      "reason", "output", "error", "review"}
+    assert {j["review"] for j in report["jobs"]} == {"unreviewed"}  # no review file
 
 
 def test_second_build_generates_nothing_and_keeps_manifest_bytes(project: Path, run) -> None:

@@ -471,7 +471,7 @@ def test_watch_subprocess_live_reload_and_ctrl_c(project: Path, record_property:
         port = int(w.expect(r"serving the review page at http://127\.0\.0\.1:(\d+)/").group(1))
         w.expect(r"^5 jobs: 5 generated")
         status, page = _get(port, "/")
-        assert status == 200 and b"HELLO WORLD" in page
+        assert status == 200 and b"HELLO WORLD" in _get(port, "/review/index.js")[1]
         live = live_info(page)
         if live["build"] == 0:
             # Fetched after the summary line but before the build was published: the page
@@ -490,7 +490,7 @@ def test_watch_subprocess_live_reload_and_ctrl_c(project: Path, record_property:
         assert stream.next_result() == ("reload", {"build": 2})
         report_latency(record_property, "save_to_reload_event_s", time.monotonic() - saved)
         w.expect(r"^5 jobs: 1 generated")
-        assert b"SECOND STORY, LIVE" in _get(port, "/")[1]
+        assert b"SECOND STORY, LIVE" in _get(port, "/review/index.js")[1]
 
         stream = EventStream(port, f"server={live['server']}&build=2")
         edit(project, 'headline = "HELLO WORLD"', "headline = ")

@@ -9,6 +9,12 @@ claimed waits for the image to appear instead of paying for it too. Work that fo
 job or the build (text check and rerolls, export renditions, the review page) runs as
 steps (`steps.py`). The manifest is written once, atomically, when the build ends or is
 interrupted.
+
+The review file (review/decisions.py) locks approved and picked outputs: `assess` makes
+their jobs `Action.LOCKED` when their inputs changed, and the executor never writes a
+locked output (a guard in `write_output`, whatever step asks). With `candidates`, the new
+image of a locked job goes beside it (`<stem>.candidate.<ext>`, the manifest's
+`candidates`); a candidate that no longer stands for a locked output's inputs is removed.
 """
 
 from __future__ import annotations
@@ -28,22 +34,33 @@ from typing import TypeVar
 
 from .. import noop
 from ..campaign import Campaign
-from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
+from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason, reason_text
 from ..costs import check_budget, estimate
 from ..errors import BudgetError, FileSystemError, InputError, ProviderError
 from ..exports import ExportsStep
-from ..fsutil import check_writable, shown_path, sweep_temporary_files, write_fault
+from ..fsutil import check_writable, file_sha256, shown_path, sweep_temporary_files, write_fault
 from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
-from ..plan import Assessment, Job, Plan, Selection, assess, assess_one, plan
+from ..plan import (
+    Assessment,
+    Job,
+    Plan,
+    Selection,
+    assess,
+    assess_one,
+    candidate_of,
+    candidate_path,
+    plan,
+)
 from ..plan.shard import Shard, shard_plan
 from ..prompts import Prompts
 from ..provenance import write_output
 from ..providers.base import TaskHandle, TaskUnknown
 from ..redact import redact
 from ..retry import retry_delay
-from ..review import ReviewPageStep
+from ..review.decisions import ReviewFile, review_path
+from ..review.page import ReviewPageStep
 from ..store import Claim, ClaimState, PendingTask, StatCache, Store, open_store
 from ..textcheck.choices import restore_source
 from ..textcheck.reroll import VerifyTextStep
@@ -100,6 +117,12 @@ class BuildOptions:
     #: Called once when the build notices Ctrl-C (its jobs are cancelled; what finished is
     #: being saved): the CLI stops further Ctrl-Cs from interrupting that.
     on_interrupt: Callable[[], None] | None = None
+    #: Make the new image of a locked output (approved or picked, inputs changed) beside
+    #: it, as `<stem>.candidate.<ext>`.
+    candidates: bool = False
+    #: Asset ids (globs) whose locks this build releases: their approved outputs are
+    #: rebuilt like any other (the decisions then describe an earlier image: outdated).
+    unlock: tuple[str, ...] = ()
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -167,14 +190,19 @@ async def _prepare(the_plan: Plan, store: Store, options: BuildOptions, steps: l
     to pay for)."""
     campaign = the_plan.campaign
     manifest = Manifest.load(campaign.out, campaign.name)
+    review = ReviewFile.load(review_path(campaign.path))  # an invalid one stops here
+    review.picks(manifest.entries)  # two picks for one group: stop before any request
     stats = store.stat_cache(campaign.out)
-    assessments = assess(the_plan, manifest.entries, store, stats, force=options.force)
+    assessments = assess(
+        the_plan, manifest.entries, store, stats, force=options.force,
+        locks=review.locks(options.unlock) if review.exists else None,
+        candidates=manifest.candidates if options.candidates else None)
     assessments = await asyncio.to_thread(from_team_cache, store, assessments, options.force)
     estimated = None
     if not options.restore_only:  # nothing is paid for: no spending guard
         _check_limit(assessments, options.max_generate)
         estimated = check_budget(the_plan, assessments, options.budget_usd)
-    run = Build(the_plan, store, manifest, stats, options, steps, plain=plain)
+    run = Build(the_plan, store, manifest, stats, options, steps, plain=plain, review=review)
     run.estimated_usd = estimated.usd if estimated is not None else None
     for step in steps:
         step.prepare(run, assessments)  # input errors: now, before anything is sent
@@ -266,7 +294,8 @@ class Build:
     (`BuildContext`)."""
 
     def __init__(self, the_plan: Plan, store: Store, manifest: Manifest, stats: StatCache,
-                 options: BuildOptions, steps: list[Step], plain: bool = False) -> None:
+                 options: BuildOptions, steps: list[Step], plain: bool = False,
+                 review: ReviewFile | None = None) -> None:
         self.plan = the_plan
         self.store = store
         self.manifest = manifest
@@ -275,6 +304,8 @@ class Build:
         self.steps = steps
         #: The default steps: a no-op of this build can be answered by noop.py.
         self.plain = plain
+        self.review = review if review is not None else ReviewFile(
+            review_path(the_plan.campaign.path))
         self.previous: Mapping[str, ManifestEntry] = dict(manifest.entries)
         self.results: dict[str, JobResult] = {}
         #: File-system faults that failed no job (a cache write that failed, say).
@@ -285,6 +316,8 @@ class Build:
         self._done: dict[str, asyncio.Event] = {}
         #: The estimate the budget check made before the build (for the summary).
         self.estimated_usd: float | None = None
+        #: Outputs the review locks: nothing may write them (but a restore of their key).
+        self._locked: frozenset[str] = frozenset()
 
     @property
     def campaign(self) -> Campaign:
@@ -300,6 +333,7 @@ class Build:
                 usd = estimate(self.plan, assessments).usd
             self.options.on_activity(Activity("estimate", usd=usd))
         stale = self._stale()
+        self._locked = frozenset(a.job.output for a in assessments if a.locked)
         sweep_temporary_files(campaign.out)  # under the output lock: all of them are stale
         if any(a.action != Action.KEEP for a in assessments):
             # The cache is shared with other builds: only leftovers old enough to be a
@@ -313,6 +347,8 @@ class Build:
             except asyncio.CancelledError:
                 # Ctrl-C: asyncio cancels the build; what finished is kept and reported.
                 interrupted = True
+            if not interrupted:
+                self._sweep_candidates(assessments)
             report.results = [self.results.get(a.job.output)
                               or JobResult(a.job, JobStatus.FAILED, a.reasons,
                                            error=INTERRUPTED)
@@ -321,6 +357,7 @@ class Build:
             report.seconds = round(time.perf_counter() - started, 3)
             report.problems.extend(self.problems)
             report.estimated_usd = self.estimated_usd
+            report.reviews = self._reviews(report.results)
             for step in self.steps:
                 try:
                     step.build_finished(self, report)
@@ -354,6 +391,7 @@ class Build:
                  and len(self.plan.jobs) == len(self.plan.all_outputs))
         clean = (not report.interrupted and not report.failed and not report.stale
                  and not report.problems
+                 and not any(r.status == JobStatus.LOCKED for r in report.results)
                  and not any(e.stale for e in self.manifest.exports.values()))
         if not (plain and clean):
             noop.forget(campaign.path)
@@ -379,11 +417,50 @@ class Build:
             "up_to_date": len(report.results), "cost_usd": 0.0, "estimated_cost_usd": 0.0,
             "cost_unreported": 0, "stale": [], "interrupted": False, "seconds": 0.0,
             "exports": [],
-            "jobs": [{**job, "status": str(JobStatus.UP_TO_DATE), "error": None}
+            "jobs": [{**job, "status": str(JobStatus.UP_TO_DATE),
+                      "reason": reason_text((Reason.UP_TO_DATE,)), "error": None}
                      for job in report.to_json()["jobs"]],
         }, indent=2, ensure_ascii=False)
         noop.write(campaign.path, files, folders,
                    {"jobs": str(len(report.results)), "out": str(campaign.out)}, report_json)
+
+    def _reviews(self, results: list[JobResult]) -> dict[str, str]:
+        """The review status of each output after the build (`build --json`)."""
+        if not self.review.exists:
+            return {}
+        found = {}
+        for r in results:
+            rel = r.job.output
+            entry = (self.manifest.candidates if r.job.candidate_of else
+                     self.manifest.entries).get(rel)
+            found[rel] = self.review.status(rel, entry.sha256 if entry else None)
+        return found
+
+    def _sweep_candidates(self, assessments: list[Assessment]) -> None:
+        """Remove the candidates that no longer stand for a locked output's inputs (the
+        output was approved anew, unlocked and rebuilt, or its inputs changed again
+        without --candidates). Only for outputs this build considered; a candidate file
+        edited since it was written stays (its entry goes)."""
+        wanted = {a.job.output: a.job.key for a in assessments if a.job.candidate_of}
+        wanted |= {candidate_path(a.job.output): a.job.key
+                   for a in assessments if a.action == Action.LOCKED}
+        considered = {a.job.output for a in assessments}
+        out = self.campaign.out
+        for rel, entry in sorted(self.manifest.candidates.items()):
+            parent = candidate_of(rel)
+            if parent in self.plan.all_outputs and parent not in considered:
+                continue  # outside this build's selection
+            if wanted.get(rel) == entry.key:
+                continue
+            target = out / rel
+            try:
+                if target.is_file() and not target.is_symlink() and \
+                        file_sha256(target) == entry.sha256:
+                    target.unlink()
+            except OSError as exc:
+                log.warning("cannot remove the old candidate %s: %s", rel, exc)
+            self.manifest.remove_candidate(rel)
+            self.stats.forget(rel)
 
     def _stale(self) -> list[str]:
         """Outputs in the manifest that the campaign no longer makes: marked stale while
@@ -426,7 +503,7 @@ class Build:
                         return
                     a = waited
                 result = await attempt(a)
-                for step in self.steps:
+                for step in self.steps if not a.locked else ():  # no step touches those
                     if self.stopping:
                         break  # Ctrl-C: no text check (nor reroll) after it
                     if result.status != JobStatus.UP_TO_DATE or step.wants_up_to_date:
@@ -464,10 +541,13 @@ class Build:
             # Up-to-date jobs need no task (thousands of them cost nothing but a result
             # each) unless a step wants to see them.
             for a in assessments:
-                if a.action == Action.KEEP and not every_job:
+                if a.action == Action.LOCKED:
+                    self._finish(JobResult(a.job, JobStatus.LOCKED, a.reasons))
+                elif a.action == Action.KEEP and (not every_job or a.locked):
                     self._finish(JobResult(a.job, JobStatus.UP_TO_DATE, a.reasons))
             tasks = [asyncio.create_task(one(a)) for a in assessments
-                     if a.action != Action.KEEP or every_job]
+                     if a.action == Action.GENERATE or a.action == Action.RESTORE
+                     or (a.action == Action.KEEP and every_job and not a.locked)]
             try:
                 await asyncio.gather(*tasks)
             except BaseException as exc:
@@ -513,9 +593,9 @@ class Build:
             resolved = self.plan.resolve(job, entry.sha256, file.read_bytes)
         except (InputError, OSError) as exc:
             return JobResult(job, JobStatus.FAILED, a.reasons, error=str(exc))
-        return assess_one(resolved, self.manifest.entries.get(job.output),
-                          self.campaign.out / job.output, self.store, self.stats,
-                          self.options.force)
+        section = self.manifest.candidates if job.candidate_of else self.manifest.entries
+        return assess_one(resolved, section.get(job.output), self.campaign.out / job.output,
+                          self.store, self.stats, self.options.force)
 
     def _restore(self, job: Job) -> bool:
         """Copy a stored image to the job's output. False when the entry turns out damaged
@@ -526,7 +606,9 @@ class Build:
             return False
         data, record = found
         # The store holds the provider's bytes; the output gets them with its provenance.
-        self.write_output(source, data, record, output_of=job)
+        # (A locked output is restored only from the key it was approved with: the same
+        # bytes, so the guard of `write_output` is not for this write.)
+        self._write(source, data, record, job)
         return True
 
     # -- services for steps (BuildContext) ------------------------------------------------
@@ -756,6 +838,13 @@ class Build:
         """Write `data` with `job`'s provenance as the output of `output_of` (default: `job`
         itself; a text reroll's image is the output of its planned job) and record it."""
         owner = output_of or job
+        if owner.output in self._locked:
+            raise ProviderError(f"refusing to replace {owner.output}: the review file locks "
+                                "it (approved or picked); build --unlock "
+                                f"{owner.asset} releases it", code="locked")
+        return self._write(job, data, record, owner)
+
+    def _write(self, job: Job, data: bytes, record: CacheRecord, owner: Job) -> str:
         target = self.output_file(owner)
         sha = write_output(target, data, job, record)
         self.record_output(owner, record, sha)
@@ -763,12 +852,14 @@ class Build:
 
     def record_output(self, job: Job, record: CacheRecord, sha: str) -> None:
         target = self.campaign.out / job.output
-        previous = self.manifest.entries.get(job.output)
+        section = self.manifest.candidates if job.candidate_of else self.manifest.entries
+        previous = section.get(job.output)
         # The same bytes say the same text: a text check's result (and the reroll attempts
         # it lists) survives a restore of the very image it read.
         text_check = (previous.text_check if previous is not None and previous.sha256 == sha
                       else None)
-        self.manifest.set(job.output, ManifestEntry(
+        record_in = self.manifest.set_candidate if job.candidate_of else self.manifest.set
+        record_in(job.output, ManifestEntry(
             asset=job.asset,
             aspect=job.aspect,
             provider=job.provider,

@@ -71,6 +71,9 @@ class BuildReport:
     #: Faults of the file system that failed no job but need saying ("cannot write
     #: out/manifest.json: No space left on device"); any of them makes the exit code 1.
     problems: list[str] = field(default_factory=list)
+    #: The review status of each output after the build (review/decisions.py STATUSES);
+    #: empty without a review file (every output is then "unreviewed").
+    reviews: dict[str, str] = field(default_factory=dict)
 
     def count(self, status: JobStatus) -> int:
         return sum(1 for r in self.results if r.status == status)
@@ -99,6 +102,7 @@ class BuildReport:
             "cached": self.count(JobStatus.CACHED),
             "up_to_date": self.count(JobStatus.UP_TO_DATE),
             "failed": self.count(JobStatus.FAILED),
+            "locked": self.count(JobStatus.LOCKED),
             "cost_usd": self.cost,
             "estimated_cost_usd": self.estimated_usd,
             "cost_unreported": self.unreported,
@@ -115,9 +119,13 @@ class BuildReport:
                     "seed": r.job.seed,
                     "key": r.job.key,
                     "status": str(r.status),
+                    "reason": r.reason,
                     "output": _relative(self.campaign.out / r.job.output, root),
                     "error": r.error,
                     **({"text_check": dict(r.text_check)} if r.text_check else {}),
+                    "review": self.reviews.get(r.job.output, "unreviewed"),
+                    **({"candidate_of": _relative(self.campaign.out / r.job.candidate_of,
+                                                  root)} if r.job.candidate_of else {}),
                 }
                 for r in self.results
             ],

@@ -17,6 +17,7 @@ from types import ModuleType
 from ..errors import QwenbuildError
 from ..redact import redact
 from . import (
+    approve,
     build,
     cache,
     check,
@@ -25,9 +26,12 @@ from . import (
     init,
     inspect,
     interrupts,
+    pick,
     plan,
     providers,
     pull,
+    reject,
+    review,
     schema,
     watch,
 )
@@ -45,8 +49,9 @@ from .common import (
 )
 
 #: The commands, in the order `--help` lists them.
-COMMANDS: tuple[ModuleType, ...] = (build, plan, pull, watch, check, providers, init, clean,
-                                    cache, inspect, schema, completion)
+COMMANDS: tuple[ModuleType, ...] = (build, plan, pull, watch, review, approve, reject, pick,
+                                    check, providers, init, clean, cache, inspect, schema,
+                                    completion)
 
 
 def parser() -> Parser:

@@ -59,7 +59,26 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                    help="with --verify-text: record the scores in manifest.json for every "
                         "image checked (by default only where the build changes the entry "
                         "anyway, so checking leaves a committed manifest as it is)")
+    p.add_argument("--candidates", action="store_true",
+                   help="for outputs the review file locks (approved or picked) whose inputs "
+                        "changed: make the new image beside the approved one, as "
+                        "<name>.candidate.<ext> (approving it promotes it)")
+    p.add_argument("--unlock", action="append", default=[], metavar="ASSET",
+                   help="release the review's locks of ASSET (an id or glob; repeatable): "
+                        "its approved outputs are rebuilt like any other")
     return p
+
+
+def unlock_patterns(args: argparse.Namespace, campaign: Any) -> tuple[str, ...]:
+    """--unlock, checked against the campaign's asset ids. Raises UsageError."""
+    import fnmatch
+
+    bad = [p for p in args.unlock
+           if not any(fnmatch.fnmatchcase(a.id, p) for a in campaign.assets)]
+    if bad:
+        raise UsageError([f"--unlock {p}: matches no asset id of {campaign.path.name}"
+                          for p in bad])
+    return tuple(args.unlock)
 
 
 def min_score(value: float) -> float:
@@ -97,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
             on_plan=progress.start, on_activity=progress.activity, budget_usd=args.budget,
             verify_text=args.verify_text, min_score=threshold, max_rerolls=args.max_rerolls,
             record_text=args.record, on_interrupt=interrupts.stopping,
-            on_wait=progress.waiting),
+            on_wait=progress.waiting, candidates=args.candidates,
+            unlock=unlock_patterns(args, campaign)),
             store=store, shard=shard)
     except BaseException:
         progress.close()  # the error is printed next: the display must not stay on screen

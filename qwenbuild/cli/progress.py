@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from ..contracts import locked_text
 from .common import colour_enabled
 
 #: At most this many identical failures of one provider are printed (the rest counted).
@@ -158,7 +159,7 @@ class Progress:
             return
         if self.quiet:
             return
-        if self._live is None and not self.tty and status != "up_to_date":
+        if self._live is None and not self.tty and status not in ("up_to_date", "locked"):
             print(f"{status:>9}  {self._output(result)}", file=self.stream)
         elif self._live is not None:
             self._live.update()
@@ -190,11 +191,20 @@ class Progress:
             path = os.path.relpath(self.campaign.out / rel, self.campaign.root)
             print(f"{self._paint('stale', '35')}  {path}: no longer in the campaign "
                   "(kept; not deleted)", file=out)
+        locked = [r for r in report.results if r.status == "locked"]
+        for r in locked if not self.quiet else ():
+            print(f"{self._paint('locked', '36')}  {self._output(r)} "
+                  f"({locked_text(r.reasons)})", file=out)
+        if locked and not self.quiet:
+            print("  approved images are kept: build --candidates makes the new ones beside "
+                  "them, --unlock ASSET replaces them", file=out)
         parts = [
             f"{report.count('generated')} generated",
             f"{report.count('cached')} from cache",
             f"{report.count('up_to_date')} up to date",
         ]
+        if locked:
+            parts.append(f"{len(locked)} locked")
         if report.failed:
             parts.append(self._paint(f"{len(report.failed)} failed", "31;1"))
         print(f"{len(report.results)} jobs: {', '.join(parts)}; "

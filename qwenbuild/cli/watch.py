@@ -33,6 +33,9 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, metavar="N",
                    help="serve the review page on 127.0.0.1:N (default 8000; 0 picks a free "
                         "port)")
+    p.add_argument("--by", metavar="NAME",
+                   help="who the page's decisions are by (default: QWENBUILD_REVIEWER, else "
+                        "git config user.name)")
     p.add_argument("--no-serve", action="store_true",
                    help="only watch and rebuild; do not serve the page")
     p.add_argument("--max-jobs", type=int, default=20, metavar="N",
@@ -130,5 +133,5 @@ def run(args: argparse.Namespace) -> int:
     # Returns on Ctrl-C (after a clean shutdown): ending a watch is not a failure.
     watch(args.campaign, port=args.port, serve=not args.no_serve, max_jobs=args.max_jobs,
           on_status=printer.status, on_job=printer.job, on_stopping=interrupts.stopping,
-          on_activity=printer.activity)
+          on_activity=printer.activity, reviewer=args.by)
     return EXIT_OK

@@ -77,6 +77,22 @@ class Plan:
         return replace(job, key=key, make=make, _made=[(request, fields)])
 
 
+def _review_picks(campaign: Campaign) -> dict[tuple[str, str, str, str | None], int]:
+    """The picked variants of the parents of derived assets that do not name a variant."""
+    by_id = {a.id: a for a in campaign.assets}
+    if not any(a.parent is not None and a.parent.variant is None
+               and len(by_id[a.parent.asset].seeds) > 1 for a in campaign.assets
+               if a.parent is not None and a.parent.asset in by_id):
+        return {}
+    from ..manifest import Manifest
+    from ..review.decisions import ReviewFile, picked_variants, review_path
+
+    review = ReviewFile.load(review_path(campaign.path))
+    if not review.exists:
+        return {}
+    return picked_variants(review, Manifest.load(campaign.out, campaign.name).entries)
+
+
 def plan(campaign: Campaign, selection: Selection | None = None,
          store: Store | None = None,
          picks: Mapping[tuple[str, str, str, str | None], int] | None = None) -> Plan:
@@ -86,8 +102,11 @@ def plan(campaign: Campaign, selection: Selection | None = None,
     Keys of jobs planned before with the same inputs come from the store's key memo. A job
     made from another job's output has no key until that output is known (`resolve`);
     `picks` are the variants picked in the review file, (asset, aspect, provider, locale)
-    -> variant, which derived assets are made from by default."""
+    -> variant, which derived assets are made from by default (None: read from the review
+    file and the manifest, when a derived asset could use them)."""
     selection = selection or Selection()
+    if picks is None:
+        picks = _review_picks(campaign)
     selection.check(campaign)
     providers = {
         name: provider_class(spec.kind)(spec) for name, spec in campaign.providers.items()
@@ -134,7 +153,7 @@ def plan(campaign: Campaign, selection: Selection | None = None,
                                                        None),
                                   locale=locale, fingerprint=fingerprint)
                         parent = parent_output(campaign, by_id, providers, asset, aspect,
-                                               provider_name, variant, locale, picks or {})
+                                               provider_name, variant, locale, picks)
                         if parent is not None:
                             derive = functools.partial(_render, where, refs, prompts, inpaint)
                             # Until resolved, its request shows everything but the parent's

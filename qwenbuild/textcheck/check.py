@@ -18,7 +18,7 @@ from ..errors import InputError, LockError
 from ..fsutil import file_sha256
 from ..manifest import MANIFEST_NAME, Manifest
 from ..plan import Job, Plan, Selection, plan
-from ..review import refresh_review
+from ..review.page import refresh_review
 from ..store import Store
 from . import (
     AMBER,
