@@ -62,6 +62,7 @@ class Reason(StrEnum):
     PARENT_CHANGES = "parent changes"
     INPUTS = "inputs changed"
     TEXT_REROLL = "text reroll"
+    TEXT_REPAIR = "text repair"
     # Export renditions:
     SOURCE_CHANGES = "source changes"
     SOURCE_CHANGED = "source changed"

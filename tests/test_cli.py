@@ -107,7 +107,7 @@ def test_bash_completion_completes_commands_options_and_files(tmp_path: Path) ->
         return proc.stdout.split()
 
     assert "build" in complete("bu")
-    assert complete("build", "--re") == ["--regenerate"]
+    assert complete("build", "--reg") == ["--regenerate"]
     assert "campaign.toml" in complete("build", "camp")
     assert complete("cache", "") == ["gc"]
 

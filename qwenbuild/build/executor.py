@@ -59,10 +59,12 @@ class BuildOptions:
     #: campaign's `budget` (checked on every build, watch rebuilds included).
     budget_usd: float | None = None
     #: Read each image's text back and reroll what scores under `min_score`, at most
-    #: `max_rerolls` times per image (qwenbuild/textcheck/reroll.py).
+    #: `max_rerolls` times per image (qwenbuild/textcheck/reroll.py); with `repair`, a
+    #: red image is first repaired by an edit request (repairs count in `max_rerolls`).
     verify_text: bool = False
     min_score: float = 1.0
     max_rerolls: int = 2
+    repair: bool = False
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -71,7 +73,8 @@ def default_steps(options: BuildOptions) -> list[Step]:
     steps: list[Step] = []
     if options.verify_text:
         steps.append(VerifyTextStep(options.min_score, options.max_rerolls,
-                                    options.max_generate, options.budget_usd))
+                                    options.max_generate, options.budget_usd,
+                                    repair=options.repair))
     steps += [ExportsStep(), ReviewPageStep()]
     return steps
 

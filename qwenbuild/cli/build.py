@@ -47,8 +47,13 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                    help="with --verify-text: a line read wrong passes (amber) when its "
                         "score, 1 - edits/letters, is at least S (0..1, default 1: no wrong "
                         "letter passes)")
+    p.add_argument("--repair", action="store_true",
+                   help="with --verify-text (implied): repair an image whose text reads "
+                        "wrong with an edit request on its provider before trying new seeds "
+                        "(paid like a generation)")
     p.add_argument("--max-rerolls", type=int, default=2, metavar="N",
-                   help="with --verify-text: new seeds to try per image (default 2)")
+                   help="with --verify-text: new images to try per image, repairs and new "
+                        "seeds together (default 2)")
     return p
 
 
@@ -77,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
                         stream=sys.stderr if args.json else sys.stdout, summary=not args.json)
     report = build(campaign, selection(args), BuildOptions(
         force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
-        on_plan=progress.start, budget_usd=args.budget, verify_text=args.verify_text,
-        min_score=threshold, max_rerolls=args.max_rerolls))
+        on_plan=progress.start, budget_usd=args.budget,
+        verify_text=args.verify_text or args.repair, min_score=threshold,
+        max_rerolls=args.max_rerolls, repair=args.repair))
     progress.finish(report)
     if report.exports and not (args.json or args.quiet):
         for rel in report.exports:

@@ -20,7 +20,7 @@ import importlib.util
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +65,17 @@ class OcrWord:
     #: Confidence of each character of `text`, 0..1, when the engine gives them (RapidOCR);
     #: empty otherwise (Tesseract: `conf` holds for every character of the word).
     char_conf: tuple[float, ...] = field(default=())
+    #: Where the word is for a repair's mask (x0, y0, x1, y1, in the same pixels as
+    #: `left`..), when that differs from its box (a word read from a sheet of line crops:
+    #: its whole line's region); None: the box.
+    region: tuple[int, int, int, int] | None = None
+
+    @property
+    def bounds(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): `region`, else the box."""
+        if self.region is not None:
+            return self.region
+        return self.left, self.top, self.left + self.width, self.top + self.height
 
 
 class OcrEngine(Protocol):
@@ -289,6 +300,7 @@ class RapidOcrEngine:
             self._version = version("rapidocr")
         except PackageNotFoundError:
             self._version = getattr(rapidocr, "__version__", "?")
+        self._characters: Container[str] | None = None
 
     @staticmethod
     def _pick(paths: list[Path]) -> Path:
@@ -302,6 +314,18 @@ class RapidOcrEngine:
     def languages(self) -> frozenset[str]:
         # The PP-OCR multilingual models read Latin script, Chinese and Japanese kana.
         return frozenset({"eng", "chi_sim", "chi_tra", "jpn"})
+
+    def characters(self) -> Container[str]:
+        """The characters its recogniser reads (its dictionary: Latin with accents, Greek,
+        Han, kana; no Cyrillic, Hangul or Arabic). Loads the models on first use. When the
+        installed version keeps its dictionary elsewhere: the scripts the PP-OCR
+        multilingual models read."""
+        if self._characters is None:
+            with self._stages() as (_, rec):
+                found = getattr(getattr(rec, "postprocess_op", None), "character", None)
+            chars = frozenset(c for c in found or () if isinstance(c, str) and len(c) == 1)
+            self._characters = chars if len(chars) > 1000 else _PpOcrScripts()
+        return self._characters
 
     @contextmanager
     def _stages(self) -> Iterator[tuple[Any, Any]]:
@@ -395,6 +419,16 @@ class RapidOcrEngine:
         boxes = self.detect(rgb)
         crops = [crop_upright(rgb, box) for box in boxes]
         return words_of_lines(boxes, self.recognise(crops))
+
+
+class _PpOcrScripts:
+    """Latin, Greek, Han and kana characters (what PP-OCR's multilingual models read)."""
+
+    def __contains__(self, ch: object) -> bool:
+        from .locales import script_of
+
+        return isinstance(ch, str) and script_of(ch) in (None, "GREEK", "CJK", "HIRAGANA",
+                                                         "KATAKANA")
 
 
 def words_of_lines(boxes: Sequence[Any], lines: Sequence[RecLine]) -> list[OcrWord]:

@@ -136,6 +136,10 @@ class Match:
     #: What differs: (position in the normalised line, expected, read) for every edit,
     #: with "" for no character (a missing or an extra one).
     edits: tuple[tuple[int, str, str], ...] = ()
+    #: The window: normalised characters start..end of the OCR words it was found in
+    #: (`Words.owner` maps them to words, whose boxes say where the line is).
+    start: int = 0
+    end: int = 0
 
 
 def align(expected: str, text: str, cuts: Sequence[bool]) -> tuple[int, list[tuple[int, int]]]:
@@ -302,4 +306,4 @@ def match_line(expected: str, words: Words) -> Match:
                 near.extend(confs[x] for x in (j - 1, j) if 0 <= x < len(confs))
         diff_conf = min(near, default=0.0)
     return Match(round(1.0 - distance / length, 4), distance, words.span(start, end),
-                 window, conf, diff_conf, tuple(edits))
+                 window, conf, diff_conf, tuple(edits), start, end)

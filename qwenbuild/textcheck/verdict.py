@@ -65,6 +65,8 @@ class Evidence:
     engine: str
     match: Match
     length: int  # letters in the expected line (normalised)
+    #: Where the window is in the image (x0, y0, x1, y1, the file's pixels), if known.
+    box: tuple[int, int, int, int] | None = None
 
     @property
     def found(self) -> bool:
