@@ -136,3 +136,42 @@ def test_ci_installs_the_german_data() -> None:
     script = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "tesseract-ocr-deu" in script and "grep -qx deu" in script
     assert os.access(Path(__file__).resolve().parents[1] / ".ci" / "run", os.X_OK)
+
+
+# -- what each engine can output ---------------------------------------------------------------
+
+
+def _traineddata(unicharset: str) -> bytes:
+    """A `.traineddata` container with one component, the LSTM character set (21)."""
+    import struct
+
+    count = 24
+    body = unicharset.encode()
+    start = 4 + 8 * count
+    offsets = [-1] * count
+    offsets[21] = start
+    return struct.pack(f"<i{count}q", count, *offsets) + body
+
+
+def test_tesseracts_character_set_is_read_from_its_language_data(tmp_path: Path) -> None:
+    from qwenbuild.textcheck.engines import lstm_characters
+
+    path = tmp_path / "xyz.traineddata"
+    path.write_bytes(_traineddata("5\nNULL 0 Common 0\n来 1 0,255 Han 2\n日 1 0,255 Han 3\n"
+                                  "Joined 7 0,255 Latin 1\nA 5 0,255 Latin 4\n"))
+    assert lstm_characters(path) == {"来", "日", "A"}
+    (tmp_path / "bad.traineddata").write_bytes(b"not a container")
+    assert lstm_characters(tmp_path / "bad.traineddata") is None
+    assert lstm_characters(tmp_path / "missing.traineddata") is None
+
+
+@needs_ocr
+def test_the_installed_engines_say_what_they_can_output() -> None:
+    from qwenbuild.textcheck.engines import default_engine
+
+    engines = default_engine()
+    charsets = engines.charsets(("eng", "chi_sim"))
+    assert {"rapidocr", "tesseract"} <= set(charsets)
+    assert all(ch in charsets["tesseract"] for ch in "abc来日")
+    assert "ä" not in charsets["tesseract"]  # English and Chinese data have no umlaut
+    assert all(ch in charsets["rapidocr"] for ch in "abcäé来日耒")

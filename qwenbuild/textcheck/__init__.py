@@ -330,6 +330,12 @@ def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
     from .read import TIME_LIMIT, Clock, OutOfTime, readings
 
     both = isinstance(engine, Engines) and len(engine.names) > 1
+    charsets = None
+    if both:
+        assert isinstance(engine, Engines) and engine.tesseract is not None
+        installed = engine.tesseract.languages()
+        charsets = engine.charsets(tuple(lang for lang in languages if lang in installed)
+                                   or ("eng",))
     across = [both and line not in tesseract_only for line in lines]
     ignored = [line in tesseract_only for line in lines]
     evidence: list[list[Evidence]] = [[] for _ in lines]
@@ -345,7 +351,7 @@ def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
                     continue
                 if verdicts[i][0] == UNDECIDED:
                     evidence[i].append(found)
-                    verdicts[i] = decide(evidence[i], False, across[i])
+                    verdicts[i] = decide(evidence[i], False, across[i], charsets)
             if all(v != UNDECIDED for v, _ in verdicts):
                 break
     except OutOfTime:
@@ -354,7 +360,7 @@ def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
     for i, line in enumerate(lines):
         verdict, chosen = verdicts[i]
         if verdict == UNDECIDED:
-            verdict, chosen = decide(evidence[i], out_of_time is None, across[i])
+            verdict, chosen = decide(evidence[i], out_of_time is None, across[i], charsets)
             if verdict == UNDECIDED:
                 verdict = UNREADABLE
         if chosen is None:
@@ -385,11 +391,16 @@ class TextChecker:
         self.results = store.text_results
         self.time_limit = time_limit
 
-    def plan(self, lines: Sequence[str], locale: str | None = None) -> ReadingPlan:
+    def plan(self, lines: Sequence[str], locale: str | None = None,
+             languages_only: bool = False) -> ReadingPlan:
         """How `lines` (of a job in `locale`) are read: Tesseract's languages, the lines
-        no installed engine reads (skipped), the locale's language data missing (noted)."""
+        no installed engine reads (skipped), the locale's language data missing (noted).
+        `languages_only`: what the result cache needs (the languages), without loading
+        RapidOCR's models to learn its characters."""
         installed = _tesseract_languages(self.engine)
         rapid = self.engine.rapid if isinstance(self.engine, Engines) else None
+        if languages_only:
+            return plan_reading(lines, installed, locale)
         found = plan_reading(lines, installed, locale,
                              rapid.characters() if rapid is not None else None)
         if isinstance(self.engine, Engines) and self.engine.tesseract is None:
@@ -397,10 +408,6 @@ class TextChecker:
                 found.skipped[line] = ("characters RapidOCR does not read and no Tesseract "
                                        "to read them: install Tesseract OCR")
         return found
-
-    def _languages(self, lines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
-        found = self.plan(lines)
-        return found.languages, found.skipped
 
     def _digest(self, sha256: str, lines: Sequence[str], languages: Sequence[str],
                 locale: str | None = None) -> str:
@@ -413,7 +420,7 @@ class TextChecker:
     def cached(self, sha256: str, lines: Sequence[str],
                locale: str | None = None) -> TextResult | None:
         """The cached result for this image and text, or None (never calls the engine)."""
-        languages = self.plan(lines, locale).languages
+        languages = self.plan(lines, locale, languages_only=True).languages
         data = self.results.get(self._digest(sha256, lines, languages, locale))
         try:
             if data is None or data.get("image") != sha256:
@@ -455,7 +462,7 @@ class TextChecker:
         pixels with provenance added, so its bytes (and hash) differ, not its text."""
         if result.error is not None or result.unreadable is not None:
             return  # a failed or timed-out read is never cached
-        languages = self.plan(lines, locale).languages
+        languages = self.plan(lines, locale, languages_only=True).languages
         digest = self._digest(sha256, lines, languages, locale)
         if self.results.get(digest) is None:
             # `image` names the image the result is about, for `cache gc`.

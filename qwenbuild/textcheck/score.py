@@ -259,7 +259,9 @@ def match_line(expected: str, words: Words) -> Match:
     """Score one expected line (as written) against OCR words in one reading order.
 
     Of windows equally close, the one closest in case too is reported (a headline in
-    capitals rather than the same words in a small caption), then the earliest.
+    capitals rather than the same words in a small caption), then the one closest in
+    length to the line (a character read in the place of another is a substitution, not
+    a character missing at the window's edge: `你耒` for `你来`), then the earliest.
     """
     target = normalise(expected)
     if not target:
@@ -269,7 +271,8 @@ def match_line(expected: str, words: Words) -> Match:
     distance, windows = align(target, words.chars, words.cuts)
     cased = _cased(expected)
     start, end = min(windows[:20], key=lambda w: (
-        levenshtein(cased, _cased(words.span(*w))) if len(windows) > 1 else 0))
+        levenshtein(cased, _cased(words.span(*w))) if len(windows) > 1 else 0,
+        abs(w[1] - w[0] - len(target))))
     # A CJK character repeated across the window's edge, in the same OCR word, is a
     # doubled character (CJK windows may end between any two characters).
     chars, owner = words.chars, words.owner
