@@ -69,6 +69,7 @@ class Reason(StrEnum):
     TEXT_REROLL = "text reroll"
     #: `build --unlock ASSET` released the lock of an approved output.
     UNLOCKED = "unlocked"
+    TEXT_REPAIR = "text repair"
     # Export renditions:
     SOURCE_CHANGES = "source changes"
     SOURCE_CHANGED = "source changed"

@@ -108,7 +108,7 @@ def test_bash_completion_completes_commands_options_and_files(tmp_path: Path) ->
 
     assert "build" in complete("bu")
     assert complete("build", "--reg") == ["--regenerate"]
-    assert complete("build", "--re") == ["--record", "--regenerate", "--remote"]
+    assert complete("build", "--re") == ["--record", "--regenerate", "--remote", "--repair"]
     assert "campaign.toml" in complete("build", "camp")
     assert complete("cache", "") == ["gc", "push"]
 

@@ -145,6 +145,59 @@ def test_a_doubled_letter_beats_a_reading_that_merged_it() -> None:
     assert decide([merged, doubled_a, doubled_b], final=False)[0] == WRONG
 
 
+def test_a_doubled_character_counts_beside_other_objections() -> None:
+    """Two readings of one engine agreeing on a doubled character are enough even when
+    another reading objects to something else (it lost the end of the line)."""
+    doubled_a = evidence("新年烟火晚会", "新新年烟火晚会", source="rapid")
+    doubled_b = evidence("新年烟火晚会", "新新年烟火晚会", source="rapid-norm")
+    lost_end = evidence("新年烟火晚会", "新 年 烟", "tesseract", "tess-lines", 0.9)
+    merged = evidence("新年烟火晚会", "新 年 烟 火 晚会", "tesseract", "tess-sauvola", 0.92)
+    assert lost_end.objects and not lost_end.adds_repeat
+    assert decide([doubled_a, lost_end, doubled_b, merged], final=True)[0] == WRONG
+    # Without the second reading of the doubled character: no verdict either way.
+    assert decide([doubled_a, lost_end, merged], final=True)[0] == UNREADABLE
+
+
+def test_two_rapidocr_readings_agreeing_on_a_chinese_character_are_enough() -> None:
+    """Tesseract's Chinese reading is no second opinion: RapidOCR reading 曰 for 日 in
+    both its renditions of the line is wrong, unless a reading matches the line."""
+    rapid = evidence("夏日音乐会", "夏曰音乐会", source="rapid", conf=0.83)
+    norm = evidence("夏日音乐会", "夏曰音乐会", source="rapid-norm", conf=0.81)
+    unsure = evidence("夏日音乐会", "夏 日 音乐 会", "tesseract", "tess-lines", 0.0)
+    assert decide([rapid, unsure, norm], final=False)[0] == WRONG
+    sure = evidence("夏日音乐会", "夏 日 音乐 会", "tesseract", "tess-lines", 0.77)
+    assert decide([rapid, sure, norm], final=True)[0] == UNREADABLE  # they contradict
+    # One RapidOCR reading alone is not enough; nor, for Latin letters, are two.
+    assert decide([rapid, unsure], final=True)[0] == UNREADABLE
+    latin = [evidence("SUMMER MARKET", "SUMNER MARKET", source=s, conf=0.9)
+             for s in ("rapid", "rapid-norm")]
+    assert decide(latin, final=True)[0] == UNREADABLE
+
+
+def test_a_character_the_other_engine_cannot_output_needs_no_second_engine() -> None:
+    """Tesseract's Chinese model has ~4,000 characters: it reads 耒 (drawn for 来) as
+    来, which is no evidence; two RapidOCR readings of the line agreeing on 耒 make it
+    wrong. Where Tesseract knows the character, its match still counts."""
+    rapid = evidence("老港口广场等你来", "老港口广场等你耒", source="rapid")
+    norm = evidence("老港口广场等你来", "老港口广场等你耒", source="rapid-norm")
+    tess = evidence("老港口广场等你来", "老 港口 广场 等 你 来", "tesseract", "tess-lines", 0.83)
+    assert rapid.match.edits == ((7, "来", "耒"),)  # a substitution, not a drop at the end
+    charsets = {"rapidocr": frozenset("老港口广场等你来耒"),
+                "tesseract": frozenset("老港口广场等你来")}
+    assert decide([rapid, tess, norm], final=True, charsets=charsets)[0] == WRONG
+    assert decide([rapid, tess, norm], final=True)[0] == UNREADABLE  # charsets unknown
+    knows = {**charsets, "tesseract": frozenset("老港口广场等你来耒")}
+    assert decide([rapid, tess, norm], final=True, charsets=knows)[0] == UNREADABLE
+    # A reading of the objecting engine that matches still blocks.
+    sure_match = evidence("老港口广场等你来", "老港口广场等你来", source="rapid-gray", conf=0.7)
+    assert decide([rapid, tess, norm, sure_match], final=True,
+                  charsets=charsets)[0] == UNREADABLE
+    # Latin letters are never taken for another engine's blind spot.
+    latin = [evidence("Cafe", "Café", source=s, conf=0.9) for s in ("rapid", "rapid-norm")]
+    assert decide(latin, final=True, charsets={"rapidocr": frozenset("cafeé"),
+                                              "tesseract": frozenset("cafe")})[0] != WRONG
+
+
 def test_a_reading_that_did_not_find_the_line_has_no_opinion() -> None:
     lost = evidence("SUMMER MARKET", "TICKETS 25 DOORS 7PM")
     assert not lost.found and not lost.objects

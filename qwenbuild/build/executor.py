@@ -101,7 +101,8 @@ class BuildOptions:
     #: campaign's `budget` (checked on every build, watch rebuilds included).
     budget_usd: float | None = None
     #: Read each image's text back and reroll what scores under `min_score`, at most
-    #: `max_rerolls` times per image (qwenbuild/textcheck/reroll.py).
+    #: `max_rerolls` times per image (qwenbuild/textcheck/reroll.py); with `repair`, a
+    #: red image is first repaired by an edit request (repairs count in `max_rerolls`).
     verify_text: bool = False
     min_score: float = 1.0
     max_rerolls: int = 2
@@ -123,6 +124,9 @@ class BuildOptions:
     #: Asset ids (globs) whose locks this build releases: their approved outputs are
     #: rebuilt like any other (the decisions then describe an earlier image: outdated).
     unlock: tuple[str, ...] = ()
+    #: With verify_text: repair an image whose text reads wrong by an edit request before
+    #: rerolling it (textcheck/reroll.py).
+    repair: bool = False
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -132,7 +136,7 @@ def default_steps(options: BuildOptions) -> list[Step]:
     if options.verify_text:
         steps.append(VerifyTextStep(options.min_score, options.max_rerolls,
                                     options.max_generate, options.budget_usd,
-                                    record=options.record_text))
+                                    record=options.record_text, repair=options.repair))
     steps += [ExportsStep(), ReviewPageStep()]
     return steps
 

@@ -20,15 +20,18 @@ class JobResult:
     reasons: tuple[Reason, ...] = ()
     error: str | None = None
     cost: float | None = None
-    #: Text rerolls made for this job (build --verify-text).
+    #: Text rerolls and repairs made for this job (build --verify-text [--repair]).
     rerolls: int = 0
     #: What the text check found (build --verify-text): a manifest `text_check` object.
     text_check: Mapping[str, Any] | None = None
+    repairs: int = 0
 
     @property
     def reason(self) -> str:
-        """Why the job was built, as text (`prompt changed; 1 text reroll`)."""
+        """Why the job was built, as text (`prompt changed; 1 text repair`)."""
         text = reason_text(self.reasons)
+        if self.repairs:
+            text += f"; {self.repairs} text repair{'s' if self.repairs != 1 else ''}"
         if self.rerolls:
             text += f"; {self.rerolls} text reroll{'s' if self.rerolls != 1 else ''}"
         return text

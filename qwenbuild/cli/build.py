@@ -53,8 +53,13 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                    help="with --verify-text: a line read wrong passes (amber) when its "
                         "score, 1 - edits/letters, is at least S (0..1, default 1: no wrong "
                         "letter passes)")
+    p.add_argument("--repair", action="store_true",
+                   help="with --verify-text (implied): repair an image whose text reads "
+                        "wrong with an edit request on its provider before trying new seeds "
+                        "(paid like a generation)")
     p.add_argument("--max-rerolls", type=int, default=2, metavar="N",
-                   help="with --verify-text: new seeds to try per image (default 2)")
+                   help="with --verify-text: new images to try per image, repairs and new "
+                        "seeds together (default 2)")
     p.add_argument("--record", action="store_true",
                    help="with --verify-text: record the scores in manifest.json for every "
                         "image checked (by default only where the build changes the entry "
@@ -114,9 +119,9 @@ def run(args: argparse.Namespace) -> int:
         report = build(campaign, selection(args), BuildOptions(
             force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
             on_plan=progress.start, on_activity=progress.activity, budget_usd=args.budget,
-            verify_text=args.verify_text, min_score=threshold, max_rerolls=args.max_rerolls,
-            record_text=args.record, on_interrupt=interrupts.stopping,
-            on_wait=progress.waiting, candidates=args.candidates,
+            verify_text=args.verify_text or args.repair, min_score=threshold,
+            max_rerolls=args.max_rerolls, repair=args.repair, record_text=args.record,
+            on_interrupt=interrupts.stopping, on_wait=progress.waiting, candidates=args.candidates,
             unlock=unlock_patterns(args, campaign)),
             store=store, shard=shard)
     except BaseException:

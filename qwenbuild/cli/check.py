@@ -34,7 +34,8 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                     "line (expect_text, else the copy's headline and subtitle), keep the "
                     "verdicts in the check cache and on the review page (--record: in "
                     "manifest.json too); exit 1 when an image reads wrong (red) or "
-                    "cannot be opened, 3 when none does but one is unreadable, else 0.")
+                    "cannot be opened, 3 when none does but one is unreadable, else 0. "
+                    "With --repair, repair (then reroll) the red images: that pays.")
     add_campaign_arguments(p)
     # Declared here, not by importing the text check: `qwenbuild --help` must start quickly.
     p.add_argument("--min-score", type=float, default=1.0, metavar="S",
@@ -45,18 +46,35 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                    help="write the scores into manifest.json (by default they are kept in "
                         "the check cache and shown on the review page, and the manifest is "
                         "left as it is)")
+    p.add_argument("--repair", action="store_true",
+                   help="then repair each red image with an edit request on its provider, "
+                        "and reroll it if that fails, like build --verify-text --repair "
+                        "(paid: within --budget and --max-rerolls)")
+    p.add_argument("--max-rerolls", type=int, default=2, metavar="N",
+                   help="with --repair: new images to try per red image, repairs and new "
+                        "seeds together (default 2)")
+    p.add_argument("--budget", type=float, metavar="USD",
+                   help="with --repair: spend at most USD on repairs and rerolls "
+                        "(overrides the campaign's budget)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from ..campaign import load_campaign
+    from ..errors import UsageError
     from ..textcheck.check import EXIT_UNREADABLE, check_campaign
 
     threshold = min_score(args.min_score)
     workers = jobs_option(args)
+    if args.budget is not None and not 0 <= args.budget < float("inf"):
+        raise UsageError("--budget must be a number of USD, 0 or more")
+    if args.max_rerolls < 0:
+        raise UsageError("--max-rerolls must be 0 or more")
     campaign = load_campaign(args.campaign)
     report = check_campaign(campaign, selection(args), threshold, workers=workers,
                             record=args.record)
+    if args.repair:
+        report = _repair(report, args, workers)
     if args.json:
         print_json(report.to_json())
     else:
@@ -66,6 +84,45 @@ def run(args: argparse.Namespace) -> int:
     if report.failed:
         return EXIT_FAILED
     return EXIT_UNREADABLE if report.unreadable else EXIT_OK
+
+
+def _repair(report: CheckReport, args: argparse.Namespace, workers: int | None
+            ) -> CheckReport:
+    """Repair the red images of `report` (saying first that it pays, and what it may
+    spend), then check again; the new report carries what the repair did."""
+    from ..costs import usd
+    from ..manifest import Manifest
+    from ..textcheck.check import check_campaign, red_outputs, repair_red
+
+    red = red_outputs(report)
+    out = sys.stderr if args.json else sys.stdout
+    if not red:
+        if not args.quiet:
+            print("repair: no red image to repair", file=out)
+        return report
+    campaign = report.campaign
+    budget = args.budget if args.budget is not None else campaign.budget
+    if not args.quiet:
+        limit = f"; budget {usd(budget)}" if budget is not None else "; no budget set"
+        print(f"repair: {len(red)} red image{'s' if len(red) != 1 else ''}: at most "
+              f"{args.max_rerolls} new images each (repairs, then rerolls), paid at their "
+              f"provider{limit}", file=out)
+    done = repair_red(report, args.max_rerolls, args.budget)
+    again = check_campaign(campaign, selection(args), report.min_score, workers=workers)
+    again.repair = done
+    if not args.quiet:
+        manifest = Manifest.load(campaign.out, campaign.name)
+        for item in done.outcomes(manifest):
+            how = f" ({item['how']})" if item.get("how") else ""
+            tried = (f"{item['repairs']} repair{'s' if item['repairs'] != 1 else ''}, "
+                     f"{item['rerolls']} reroll{'s' if item['rerolls'] != 1 else ''}")
+            error = f"; {item['error']}" if item.get("error") else ""
+            print(f"  {item['status'] or '?':>10}  {item['output']}  attempt "
+                  f"{item['chosen']}{how}; {tried}{error}", file=out)
+        for job, why in done.left:
+            print(f"  {'left':>10}  {done.output(job)}  {why}", file=out)
+        print(f"repair: paid {usd(done.cost)}", file=out)
+    return again
 
 
 def print_report(report: CheckReport, out: TextIO, quiet: bool = False) -> None:
@@ -123,6 +180,8 @@ def print_report(report: CheckReport, out: TextIO, quiet: bool = False) -> None:
                             "" if report.recorded else
                             "; manifest.json left as it is (--record writes the scores)"),
           file=out)
+    for note in report.notes:
+        print(f"note: {note}", file=out)
     if engines:
         alone = "" if " + " in engines else " (one engine only; RapidOCR: " \
             "pip install 'qwenbuild[ocr]')" if engines.startswith("tesseract") else \

@@ -11,11 +11,12 @@ else does. Until the parent's output is known the child has no key (`Job.pending
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..campaign import Asset, Campaign, ParentRef
 from ..campaign.resolved import DEFAULT_EDIT
-from ..providers.base import Provider, Reference
+from ..providers.base import GenerationRequest, Provider, Reference
 from .jobs import output_path
 
 #: Media types of reference images by output extension.
@@ -96,3 +97,21 @@ def parent_reference(rel: str, sha256: str, load: Callable[[], bytes]) -> Refere
 #: A placeholder parent, to check a derived job against its provider's rules at plan
 #: time (everything but the parent's bytes is known then).
 PLACEHOLDER_PARENT = Reference(path="(parent)", sha256="0" * 64, data=b"")
+
+
+def edit_request(request: GenerationRequest, image: Reference,
+                 instruction: str) -> GenerationRequest:
+    """`request` made an edit of `image` (a text repair): the instruction as the prompt,
+    the image as the only reference, no negative prompt (an edit says what to change;
+    Runware's 2.0 models refuse a negative prompt with references), no starting image or
+    mask. Size, seed, options and design (the copy the preview draws) stay."""
+    return replace(request, prompt=instruction, negative="", references=(image,), edit=True,
+                   init_image=None, mask=None, strength=None, mask_margin=None)
+
+
+def inpaint_request(request: GenerationRequest, image: Reference, mask: Reference,
+                    prompt: str, strength: float, margin: int | None) -> GenerationRequest:
+    """`request` made an inpainting of `image` where `mask` is white (a text repair on a
+    model that takes a starting image and a mask instead of references)."""
+    return replace(request, prompt=prompt, references=(), edit=False, init_image=image,
+                   mask=mask, strength=strength, mask_margin=margin)

@@ -25,7 +25,7 @@ cache collection can drop the results of images no longer referenced.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,12 @@ from ..plan import Job, Plan, job_context
 from ..prompts import Prompts, collapse
 from ..store import Store
 from .engines import Engines, OcrEngine, OcrFailed, OcrWord
-from .score import Words, is_cjk, match_line, normalise
+from .locales import ReadingPlan, plan_reading
+from .score import Words, match_line, normalise
 from .verdict import RIGHT, UNDECIDED, UNREADABLE, WRONG, Evidence, decide
 
 #: Bump when reading, matching or the verdict changes: every cached result is then read again.
-CHECK_VERSION = 2
+CHECK_VERSION = 3
 #: Default threshold: 1.0, a line that differs by one letter fails (`--min-score`).
 DEFAULT_MIN_SCORE = 1.0
 GREEN, AMBER, RED, UNREADABLE_STATUS, NONE, ERROR = (
@@ -66,6 +67,9 @@ class LineResult:
     #: characters that decided (the differing ones for a wrong line).
     source: str = ""
     conf: float = 0.0
+    #: Where the reading found the line in the image (x0, y0, x1, y1, the file's pixels),
+    #: when it found it: what a repair by inpainting repaints.
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class TextResult:
     unreadable: str | None = None
     #: The readings made, in order.
     readings: tuple[str, ...] = ()
+    #: What the reading went without (language data not installed), and what to install.
+    notes: tuple[str, ...] = ()
     #: True when it came from the result cache (the engine was not called).
     cached: bool = field(default=False, compare=False)
 
@@ -122,6 +128,11 @@ class TextResult:
         return (len(STATUS_ORDER) - STATUS_ORDER.index(status),
                 -1.0 if self.score is None else self.score)
 
+    @property
+    def wrong(self) -> tuple[LineResult, ...]:
+        """The lines read wrong."""
+        return tuple(line for line in self.lines if line.verdict == WRONG)
+
     def to_manifest(self, min_score: float = DEFAULT_MIN_SCORE) -> dict[str, Any]:
         """The `text_check` object of a manifest entry."""
         worst = self.worst
@@ -132,11 +143,16 @@ class TextResult:
             "worst_line": worst.expected if worst else None,
             "read": worst.read if worst else None,
             "lines": [{"expected": x.expected, "read": x.read, "score": x.score,
-                       "verdict": x.verdict, "source": x.source, "conf": x.conf}
+                       "verdict": x.verdict, "source": x.source, "conf": x.conf,
+                       **({"box": list(x.box)} if x.box and x.verdict == WRONG else {})}
                       for x in self.lines],
             "engine": self.engine,
             "readings": list(self.readings),
         }
+        if self.languages and tuple(self.languages) != ("eng",):
+            data["languages"] = list(self.languages)  # Tesseract's, when not English alone
+        if self.notes:
+            data["notes"] = list(self.notes)
         if self.skipped:
             data["skipped"] = [{"expected": e, "reason": r} for e, r in self.skipped]
         if self.unreadable is not None:
@@ -146,18 +162,30 @@ class TextResult:
         return data
 
     def to_json(self) -> dict[str, Any]:
-        return {"lines": [[x.expected, x.read, x.score, x.verdict, x.source, x.conf]
-                          for x in self.lines],
+        return {"lines": [[x.expected, x.read, x.score, x.verdict, x.source, x.conf,
+                           list(x.box) if x.box else None] for x in self.lines],
                 "skipped": [list(s) for s in self.skipped], "engine": self.engine,
-                "languages": list(self.languages), "readings": list(self.readings)}
+                "languages": list(self.languages), "readings": list(self.readings),
+                "notes": list(self.notes)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TextResult:
-        return cls(tuple(LineResult(e, r, float(s), str(v), str(src), float(c))
-                         for e, r, s, v, src, c in data["lines"]),
-                   tuple((e, r) for e, r in data["skipped"]), str(data["engine"]),
-                   tuple(data["languages"]), readings=tuple(data.get("readings", ())),
-                   cached=True)
+        lines = []
+        for e, r, s, v, src, c, *rest in data["lines"]:
+            box = rest[0] if rest else None
+            lines.append(LineResult(e, r, float(s), str(v), str(src), float(c),
+                                    _box(box)))
+        return cls(tuple(lines), tuple((e, r) for e, r in data["skipped"]),
+                   str(data["engine"]), tuple(data["languages"]),
+                   readings=tuple(data.get("readings", ())),
+                   notes=tuple(str(n) for n in data.get("notes", ())), cached=True)
+
+
+def _box(value: Any) -> tuple[int, int, int, int] | None:
+    if isinstance(value, list | tuple) and len(value) == 4:
+        x0, y0, x1, y1 = (int(v) for v in value)
+        return x0, y0, x1, y1
+    return None
 
 
 # -- what each image must say ---------------------------------------------------------------
@@ -202,43 +230,18 @@ def expectations(the_plan: Plan) -> dict[str, tuple[str, ...]]:
 
 # -- languages ------------------------------------------------------------------------------
 
-_LANGUAGE_NAMES = {"chi_sim": "Chinese (simplified)", "chi_tra": "Chinese (traditional)",
-                   "jpn": "Japanese", "kor": "Korean"}
-
 
 def plan_languages(lines: Sequence[str],
                    installed: frozenset[str]) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Tesseract languages to read `lines` with, and the lines to skip with the reason.
+    """Tesseract languages to read `lines` with (no locale, Tesseract alone), and the lines
+    to skip with the reason (`locales.plan_reading`).
 
     Latin lines read with `eng`; a line with CJK characters needs `jpn` (kana), `kor`
     (Hangul) or, for Han characters alone, `chi_sim`, `chi_tra` or `jpn`, whichever is
     installed. A line whose language data is missing is skipped, not failed.
     """
-    langs = ["eng"]
-    skipped: dict[str, str] = {}
-    for line in lines:
-        if not normalise(line):
-            skipped[line] = "no letters or digits to read"
-            continue
-        cjk = [ch for ch in line if is_cjk(ch)]
-        if not cjk:
-            continue
-        if any(0x3040 <= ord(ch) <= 0x30FF for ch in cjk):
-            wanted = ["jpn"]
-        elif any(0xAC00 <= ord(ch) <= 0xD7AF or 0x1100 <= ord(ch) <= 0x11FF for ch in cjk):
-            wanted = ["kor"]
-        else:
-            wanted = ["chi_sim", "chi_tra", "jpn"]
-        have = [lang for lang in wanted if lang in langs] or [
-            lang for lang in wanted if lang in installed]
-        if have:
-            if have[0] not in langs:
-                langs.append(have[0])
-        else:
-            package = "tesseract-ocr-" + wanted[0].replace("_", "-")
-            skipped[line] = (f"no Tesseract language data for {_LANGUAGE_NAMES[wanted[0]]} "
-                             f"({wanted[0]}); install {package} to check it")
-    return tuple(langs), skipped
+    found = plan_reading(lines, installed)
+    return found.languages, found.skipped
 
 
 # -- reading and scoring --------------------------------------------------------------------
@@ -282,10 +285,26 @@ def _confidences(word: OcrWord) -> Sequence[float] | float:
     return 1.0 if word.conf < 0 else max(0.0, min(1.0, word.conf / 100))
 
 
+def _window_box(order: Sequence[OcrWord], words: Words, start: int, end: int,
+                scale: float) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1, in the file's pixels) of the words holding normalised
+    characters start..end of `words` (made from `order`)."""
+    if end <= start or not words.owner:
+        return None
+    held = order[words.owner[start]:words.owner[end - 1] + 1]
+    if not held:
+        return None
+    bounds = [w.bounds for w in held]
+    return (int(min(b[0] for b in bounds) * scale), int(min(b[1] for b in bounds) * scale),
+            int(round(max(b[2] for b in bounds) * scale)),
+            int(round(max(b[3] for b in bounds) * scale)))
+
+
 def evidence_of(reading: Any, lines: Sequence[str]) -> list[Evidence]:
     """Each line's best window in one reading (over its reading orders): fewest
     differences, then the most confident."""
     best: list[Evidence | None] = [None] * len(lines)
+    scale = float(getattr(reading, "scale", 1.0))
     for order in word_orders(reading.words):
         words = Words.of([w.text for w in order], [_confidences(w) for w in order])
         for i, line in enumerate(lines):
@@ -293,20 +312,32 @@ def evidence_of(reading: Any, lines: Sequence[str]) -> list[Evidence]:
             current = best[i]
             if current is None or (found.distance, -found.diff_conf, -found.conf) < (
                     current.match.distance, -current.match.diff_conf, -current.match.conf):
-                best[i] = Evidence(reading.source, reading.engine, found, len(normalise(line)))
+                best[i] = Evidence(reading.source, reading.engine, found, len(normalise(line)),
+                                   _window_box(order, words, found.start, found.end, scale))
     nothing = Words.of([])  # a reading without words: no opinion on any line
     return [e or Evidence(reading.source, reading.engine, match_line(line, nothing),
                           len(normalise(line))) for e, line in zip(best, lines, strict=True)]
 
 
 def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
-               languages: Sequence[str], time_limit: float | None = None
+               languages: Sequence[str], time_limit: float | None = None,
+               tesseract_only: Collection[str] = ()
                ) -> tuple[list[LineResult], tuple[str, ...], str | None]:
     """Read `path` as many times as the lines' verdicts need. Returns the line results,
-    the readings made, and why the image is unreadable as a whole (out of time) or None."""
+    the readings made, and why the image is unreadable as a whole (out of time) or None.
+    Lines in `tesseract_only` (characters RapidOCR does not know) take no RapidOCR
+    reading as evidence, and their objections need no second engine."""
     from .read import TIME_LIMIT, Clock, OutOfTime, readings
 
-    across = isinstance(engine, Engines) and len(engine.names) > 1
+    both = isinstance(engine, Engines) and len(engine.names) > 1
+    charsets = None
+    if both:
+        assert isinstance(engine, Engines) and engine.tesseract is not None
+        installed = engine.tesseract.languages()
+        charsets = engine.charsets(tuple(lang for lang in languages if lang in installed)
+                                   or ("eng",))
+    across = [both and line not in tesseract_only for line in lines]
+    ignored = [line in tesseract_only for line in lines]
     evidence: list[list[Evidence]] = [[] for _ in lines]
     verdicts: list[tuple[str, Evidence | None]] = [(UNDECIDED, None)] * len(lines)
     made: list[str] = []
@@ -316,9 +347,11 @@ def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
         for reading in readings(engine, path, languages, Clock(limit)):
             made.append(reading.source)
             for i, found in enumerate(evidence_of(reading, lines)):
+                if ignored[i] and reading.engine == "rapidocr":
+                    continue
                 if verdicts[i][0] == UNDECIDED:
                     evidence[i].append(found)
-                    verdicts[i] = decide(evidence[i], False, across)
+                    verdicts[i] = decide(evidence[i], False, across[i], charsets)
             if all(v != UNDECIDED for v, _ in verdicts):
                 break
     except OutOfTime:
@@ -327,7 +360,7 @@ def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
     for i, line in enumerate(lines):
         verdict, chosen = verdicts[i]
         if verdict == UNDECIDED:
-            verdict, chosen = decide(evidence[i], out_of_time is None, across)
+            verdict, chosen = decide(evidence[i], out_of_time is None, across[i], charsets)
             if verdict == UNDECIDED:
                 verdict = UNREADABLE
         if chosen is None:
@@ -336,7 +369,7 @@ def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
         m = chosen.match
         conf = m.diff_conf if verdict == WRONG else m.conf
         results.append(LineResult(line, m.read, m.score, verdict, chosen.source,
-                                  round(conf, 4)))
+                                  round(conf, 4), chosen.box))
     return results, tuple(made), out_of_time
 
 
@@ -358,29 +391,37 @@ class TextChecker:
         self.results = store.text_results
         self.time_limit = time_limit
 
-    def _languages(self, lines: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
-        """Tesseract's languages for `lines`; lines no engine can read are skipped. With
-        RapidOCR, Chinese and Japanese lines are read even without Tesseract's data."""
+    def plan(self, lines: Sequence[str], locale: str | None = None,
+             languages_only: bool = False) -> ReadingPlan:
+        """How `lines` (of a job in `locale`) are read: Tesseract's languages, the lines
+        no installed engine reads (skipped), the locale's language data missing (noted).
+        `languages_only`: what the result cache needs (the languages), without loading
+        RapidOCR's models to learn its characters."""
         installed = _tesseract_languages(self.engine)
-        langs, skipped = plan_languages(lines, installed)
-        if isinstance(self.engine, Engines) and self.engine.rapid is not None:
-            readable = self.engine.rapid.languages()
-            for line in list(skipped):
-                if normalise(line) and not any(0xAC00 <= ord(ch) <= 0xD7AF for ch in line):
-                    if all(not is_cjk(ch) or "chi_sim" in readable for ch in line):
-                        del skipped[line]
-        return langs, skipped
+        rapid = self.engine.rapid if isinstance(self.engine, Engines) else None
+        if languages_only:
+            return plan_reading(lines, installed, locale)
+        found = plan_reading(lines, installed, locale,
+                             rapid.characters() if rapid is not None else None)
+        if isinstance(self.engine, Engines) and self.engine.tesseract is None:
+            for line in found.tesseract_only:  # RapidOCR alone, and it cannot read these
+                found.skipped[line] = ("characters RapidOCR does not read and no Tesseract "
+                                       "to read them: install Tesseract OCR")
+        return found
 
-    def _digest(self, sha256: str, lines: Sequence[str], languages: Sequence[str]) -> str:
+    def _digest(self, sha256: str, lines: Sequence[str], languages: Sequence[str],
+                locale: str | None = None) -> str:
         return hashlib.sha256(canonical_json({
             "v": CHECK_VERSION, "image": sha256, "lines": list(lines),
             "languages": list(languages), "engine": self.engine.identity(),
+            "locale": locale,
         }).encode()).hexdigest()
 
-    def cached(self, sha256: str, lines: Sequence[str]) -> TextResult | None:
+    def cached(self, sha256: str, lines: Sequence[str],
+               locale: str | None = None) -> TextResult | None:
         """The cached result for this image and text, or None (never calls the engine)."""
-        languages, _ = self._languages(lines)
-        data = self.results.get(self._digest(sha256, lines, languages))
+        languages = self.plan(lines, locale, languages_only=True).languages
+        data = self.results.get(self._digest(sha256, lines, languages, locale))
         try:
             if data is None or data.get("image") != sha256:
                 return None
@@ -388,43 +429,48 @@ class TextChecker:
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def check(self, path: Path, sha256: str, lines: Sequence[str]) -> TextResult:
-        """Check the image at `path` (whose bytes hash to `sha256`) against `lines`."""
-        found = self.cached(sha256, lines)
+    def check(self, path: Path, sha256: str, lines: Sequence[str],
+              locale: str | None = None) -> TextResult:
+        """Check the image at `path` (whose bytes hash to `sha256`) against `lines`, the
+        copy of a job in `locale` (None: a campaign without locales)."""
+        found = self.cached(sha256, lines, locale)
         if found is not None:
             return found
-        languages, skipped = self._languages(lines)
+        how = self.plan(lines, locale)
+        languages, skipped = how.languages, how.skipped
         scored = [line for line in lines if line not in skipped]
         identity = self.engine.identity()
         try:
             results, made, out_of_time = read_image(
-                self.engine, path, scored, languages, self.time_limit) if scored else \
-                ([], (), None)
+                self.engine, path, scored, languages, self.time_limit,
+                how.tesseract_only) if scored else ([], (), None)
         except OcrFailed as exc:  # reported for this image, never cached
-            return TextResult((), (), identity, languages, error=str(exc))
+            return TextResult((), (), identity, languages, error=str(exc), notes=how.notes)
         except (OSError, ValueError, SyntaxError) as exc:
             # A damaged output file fails its own check only, not the whole command.
             return TextResult((), (), identity, languages,
-                              error=f"cannot read the image: {exc}")
+                              error=f"cannot read the image: {exc}", notes=how.notes)
         result = TextResult(tuple(results), tuple(skipped.items()), identity, languages,
-                            unreadable=out_of_time, readings=made)
+                            unreadable=out_of_time, readings=made, notes=how.notes)
         if out_of_time is None:  # out of time depends on the machine: never cached
-            self.remember(sha256, lines, result)
+            self.remember(sha256, lines, result, locale)
         return result
 
-    def remember(self, sha256: str, lines: Sequence[str], result: TextResult) -> None:
+    def remember(self, sha256: str, lines: Sequence[str], result: TextResult,
+                 locale: str | None = None) -> None:
         """File `result` under another image hash too: an output holds the cached image's
         pixels with provenance added, so its bytes (and hash) differ, not its text."""
         if result.error is not None or result.unreadable is not None:
             return  # a failed or timed-out read is never cached
-        languages, _ = self._languages(lines)
-        digest = self._digest(sha256, lines, languages)
+        languages = self.plan(lines, locale, languages_only=True).languages
+        digest = self._digest(sha256, lines, languages, locale)
         if self.results.get(digest) is None:
             # `image` names the image the result is about, for `cache gc`.
             self.results.put(digest, {**result.to_json(), "image": sha256, "v": CHECK_VERSION})
 
 
 __all__ = ["AMBER", "CHECK_VERSION", "DEFAULT_MIN_SCORE", "ERROR", "GREEN", "LineResult",
-           "NONE", "RED", "STATUS_ORDER", "TextChecker", "TextResult", "UNREADABLE_STATUS",
+           "NONE", "RED", "ReadingPlan", "STATUS_ORDER", "TextChecker", "TextResult",
+           "UNREADABLE_STATUS",
            "expectations", "expected_lines", "plan_languages", "read_image",
            "reading_orders", "word_orders"]

@@ -1,8 +1,15 @@
-"""`qwenbuild check CAMPAIGN`: read the text of every built output back and score it.
+"""`qwenbuild check CAMPAIGN [--repair]`: read the text of every built output back and
+score it; with `--repair`, repair (and reroll) what reads wrong.
 
 Checks each output of the campaign's current plan that the manifest lists, and writes the
 results into the manifest entries (`text_check`) under the build's output lock. Returns a
 `CheckReport`; the CLI prints it (qwenbuild/cli/check.py).
+
+`repair_red` then runs the build's text step (`reroll.VerifyTextStep`, with repairs) on
+the red outputs that are up to date, exactly as `build --verify-text --repair` would: it
+pays for repairs and rerolls, within the budget (the campaign's or `--budget`) and
+`--max-rerolls`, and never generates a job afresh (an output out of date is left for
+`build`). Exports of a repaired output are rendered again by the next `build`.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..campaign import Campaign
 from ..errors import InputError, LockError
@@ -20,6 +27,9 @@ from ..manifest import MANIFEST_NAME, Manifest
 from ..plan import Job, Plan, Selection, plan
 from ..review.page import refresh_review
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..build import BuildReport
 from . import (
     AMBER,
     DEFAULT_MIN_SCORE,
@@ -64,6 +74,10 @@ class CheckReport:
     saved: bool = False
     #: Why the scores could not be written (another build holds the output folder).
     unsaved: str | None = None
+    #: The plan the check was made for (not reported).
+    plan: Plan | None = field(default=None, repr=False)
+    #: What `--repair` did (set by the CLI after `repair_red`).
+    repair: RepairReport | None = None
 
     def status(self, item: ImageCheck) -> str:
         return "missing" if item.result is None else item.result.status(self.min_score)
@@ -75,6 +89,12 @@ class CheckReport:
     def failed(self) -> bool:
         """Whether any image reads wrong (red) or could not be opened."""
         return any(self.status(item) in (RED, ERROR) for item in self.images)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the reading went without (a locale's language data), each said once."""
+        return list(dict.fromkeys(note for item in self.images if item.result is not None
+                                  for note in item.result.notes))
 
     @property
     def unreadable(self) -> bool:
@@ -92,6 +112,7 @@ class CheckReport:
                 "output": self.output(item), "asset": item.job.asset,
                 "aspect": item.job.aspect, "provider": item.job.provider,
                 "seed": item.job.seed, "status": self.status(item), "note": item.note,
+                **({"locale": item.job.locale} if item.job.locale else {}),
             }
             if item.result is not None:
                 data.update(item.result.to_manifest(self.min_score))
@@ -104,6 +125,8 @@ class CheckReport:
             "read": sum(1 for i in self.images if i.result is not None and not i.result.cached),
             "cached": sum(1 for i in self.images if i.result is not None and i.result.cached),
             "images": images,
+            **({"notes": self.notes} if self.notes else {}),
+            **({"repair": self.repair.to_json()} if self.repair is not None else {}),
         }
 
 
@@ -126,7 +149,7 @@ def check_campaign(campaign: Campaign, selection: Selection | None = None,
                          f"does not exist yet; run `qwenbuild build {campaign.shown}` first")
     manifest = Manifest.load(campaign.out, campaign.name)
     expected = expectations(the_plan)
-    report = CheckReport(campaign, min_score, recorded=record)
+    report = CheckReport(campaign, min_score, recorded=record, plan=the_plan)
     todo: list[tuple[ImageCheck, Path]] = []
     for job in the_plan.jobs:
         item = ImageCheck(job, expected[job.output])
@@ -148,7 +171,7 @@ def check_campaign(campaign: Campaign, selection: Selection | None = None,
     def run(pair: tuple[ImageCheck, Path]) -> None:
         item, file = pair
         assert item.sha256 is not None
-        item.result = checker.check(file, item.sha256, item.lines)
+        item.result = checker.check(file, item.sha256, item.lines, item.job.locale)
 
     # One Tesseract process per image at a time, several images at once.
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 2)) as pool:
@@ -181,3 +204,102 @@ def _save(the_plan: Plan, store: Store, report: CheckReport, record: bool) -> bo
         # The page shows the results (the manifest in memory holds them, saved or not).
         refresh_review(the_plan, manifest, store)
         return saved
+
+
+# -- check --repair ---------------------------------------------------------------------------
+
+
+@dataclass
+class RepairReport:
+    """What `check --repair` did: the red outputs repaired (or not, and why)."""
+
+    campaign: Campaign
+    max_rerolls: int
+    budget: float | None
+    #: Red outputs sent to the text step, and those left alone with the reason.
+    repaired: list[Job] = field(default_factory=list)
+    left: list[tuple[Job, str]] = field(default_factory=list)
+    build: BuildReport | None = None
+
+    @property
+    def cost(self) -> float:
+        return self.build.cost if self.build is not None else 0.0
+
+    def output(self, job: Job) -> str:
+        path = self.campaign.out / job.output
+        return os.path.relpath(path, self.campaign.root).replace(os.sep, "/")
+
+    def outcomes(self, manifest: Manifest) -> list[dict[str, Any]]:
+        """Per output sent: its status now, the attempt chosen and how it was obtained."""
+        results = {r.job.output: r for r in (self.build.results if self.build else [])}
+        out = []
+        for job in self.repaired:
+            entry = manifest.entries.get(job.output)
+            check = (entry.text_check if entry is not None else None) or {}
+            chosen = check.get("chosen", 0)
+            attempts = check.get("attempts") or []
+            how = next((a.get("how") for a in attempts if isinstance(a, dict)
+                        and a.get("attempt") == chosen), None)
+            result = results.get(job.output)
+            out.append({"output": self.output(job), "status": check.get("status"),
+                        "chosen": chosen, "how": how,
+                        "repairs": result.repairs if result else 0,
+                        "rerolls": result.rerolls if result else 0,
+                        **({"error": result.error} if result and result.error else {})})
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        manifest = Manifest.load(self.campaign.out, self.campaign.name)
+        return {"max_rerolls": self.max_rerolls, "budget_usd": self.budget,
+                "cost_usd": self.cost, "images": self.outcomes(manifest),
+                "left": [{"output": self.output(job), "reason": why}
+                         for job, why in self.left]}
+
+
+def red_outputs(report: CheckReport) -> list[ImageCheck]:
+    """The outputs the check found red, as the manifest records them."""
+    return [item for item in report.images
+            if report.status(item) == RED and item.note is None]
+
+
+def repair_red(report: CheckReport, max_rerolls: int = 2, budget_usd: float | None = None,
+               store: Store | None = None) -> RepairReport:
+    """Repair, then reroll, each red output of `report` that is up to date, with the
+    build's text step (`build --verify-text --repair`). Pays for new images within the
+    budget (`budget_usd`, else the campaign's) and `max_rerolls` per output."""
+    import asyncio
+
+    from ..build.executor import BuildOptions, build_plan
+    from ..contracts import Action
+    from ..plan import assess
+    from .reroll import VerifyTextStep
+
+    campaign = report.campaign
+    the_plan = report.plan
+    assert the_plan is not None
+    store = store or Store(campaign.cache_dir)
+    budget = budget_usd if budget_usd is not None else campaign.budget
+    result = RepairReport(campaign, max_rerolls, budget)
+    red = [item.job for item in red_outputs(report)]
+    if not red:
+        return result
+    manifest = Manifest.load(campaign.out, campaign.name)
+    stats = store.stat_cache(campaign.out)
+    for a in assess(replace(the_plan, jobs=tuple(red)), manifest.entries, store, stats):
+        if a.action == Action.KEEP:
+            result.repaired.append(a.job)
+        else:
+            result.left.append((a.job, "out of date (" + ", ".join(r.value for r in a.reasons)
+                                + "): `qwenbuild build --verify-text --repair` makes it"))
+    if not result.repaired:
+        return result
+    step = VerifyTextStep(report.min_score, max_rerolls, None, budget_usd, repair=True)
+    # max_generate 0: a job is never generated afresh here (only repaired and rerolled by
+    # the step, which keeps its own count against the budget).
+    options = BuildOptions(verify_text=True, repair=True, min_score=report.min_score,
+                           max_rerolls=max_rerolls, budget_usd=budget_usd, max_generate=0)
+    result.build = asyncio.run(build_plan(replace(the_plan, jobs=tuple(result.repaired)),
+                                          options, steps=[step], store=store))
+    with store.output_lock(campaign.out):
+        refresh_review(the_plan, Manifest.load(campaign.out, campaign.name), store)
+    return result

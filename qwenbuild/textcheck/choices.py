@@ -1,11 +1,24 @@
-"""Text rerolls and the record of which one became a job's output.
+"""Text rerolls and repairs, and the record of which attempt became a job's output.
 
 Reroll n = 1, 2, ... of a job sends the job's exact request with only the seed changed to
 `reroll_seed(asset, seed, n)`. Another seed is another key, so every attempt is its own
-store entry, paid for once and kept. When a reroll wins, a choice record in the store
+store entry, paid for once and kept. A repair (`repair.py`) is an edit of an attempt's
+image, with its own key too.
+
+When an attempt other than the planned image wins, a choice record in the store
 (`textcheck/choices/<planned key>.json`) names it, so that a restore from the store brings
-back the chosen image (`restore_source`); the choice is void once the planned key's image
-changes (`build --force`).
+back the chosen image, whatever kind it is (`restore_source`); the choice is void once
+the planned key's image changes (`build --regenerate`). The record (format 2):
+
+    {"v": 2, "attempt": 1, "kind": "repair", "how": "repaired from attempt 0",
+     "key": <the chosen image's key>, "seed": 5, "source_key": <the image repaired>,
+     "attempt0_sha256": <the planned image's sha256>, "output_sha256": <the output's>,
+     "repairs": [{"key", "source_key", "source_sha256", "instruction", "mode"}, ...]}
+
+`repairs` lists every repair made for the job (chosen or not), so a later build uses the
+stored repair of an image again instead of paying for a new one, even when its reading of
+the image (and so the instruction) changed meanwhile. Format 1 records (rerolls only:
+`key`, `seed`, `attempt`, `attempt0_sha256`, `output_sha256`) read as a chosen reroll.
 """
 
 from __future__ import annotations
@@ -17,6 +30,9 @@ from typing import Any
 from ..keys import job_key
 from ..plan import Job
 from ..store import Store
+
+PLANNED, REPAIR, REROLL = "planned", "repair", "reroll"
+CHOICE_FORMAT = 2
 
 
 def reroll_seed(asset: str, seed: int, attempt: int) -> int:
@@ -35,10 +51,10 @@ def reseed(job: Job, seed: int) -> Job:
 
 
 def read_choice(store: Store, job: Job) -> dict[str, Any] | None:
-    """The reroll chosen for `job`, while the planned key's image is still the one the
+    """The choice record of `job`, while the planned key's image is still the one the
     choice was made against (a forced rebuild replaces it and voids the choice)."""
     choice = store.choices.get(job.key)
-    if choice is None:
+    if not isinstance(choice, dict):
         return None
     planned = store.record(job.key, job.ext)
     if planned is None or planned.sha256 != choice.get("attempt0_sha256"):
@@ -46,8 +62,18 @@ def read_choice(store: Store, job: Job) -> dict[str, Any] | None:
     return choice
 
 
+def known_repairs(choice: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The repairs a choice record lists, by the sha256 of the image each repaired."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in (choice or {}).get("repairs") or ():
+        if isinstance(item, dict) and isinstance(item.get("source_sha256"), str) and \
+                isinstance(item.get("key"), str):
+            found.setdefault(item["source_sha256"], item)
+    return found
+
+
 def write_choice(store: Store, job: Job, choice: dict[str, Any] | None) -> None:
-    """Record (or, with None, forget) the reroll chosen for `job`."""
+    """Record (or, with None, forget) the attempt chosen for `job`."""
     if choice is None:
         store.choices.delete(job.key)
     elif choice != store.choices.get(job.key):
@@ -55,15 +81,28 @@ def write_choice(store: Store, job: Job, choice: dict[str, Any] | None) -> None:
 
 
 def restore_source(store: Store, job: Job) -> Job:
-    """The job whose stored image a restore of `job` brings back: the chosen reroll when a
-    text check chose one, else `job` itself."""
+    """The job whose stored image a restore of `job` brings back: the chosen reroll or
+    repair when a text check chose one, else `job` itself."""
     choice = read_choice(store, job)
-    if choice is None:
+    if choice is None or choice.get("kind", REROLL) == PLANNED:
         return job
+    key = choice.get("key")
+    if not isinstance(key, str):
+        return job
+    if choice.get("kind") == REPAIR:
+        from .repair import stored_repair
+
+        record = store.record(key, job.ext)
+        source = stored_repair(job, key, record.inputs) if record is not None else None
+        return source if source is not None else job
     try:
         source = reseed(job, int(choice["seed"]))
     except (KeyError, TypeError, ValueError):  # a damaged record: restore the planned image
         return job
-    if source.key != choice.get("key") or not store.has(source.key, job.ext):
+    if source.key != key or not store.has(source.key, job.ext):
         return job
     return source
+
+
+__all__ = ["CHOICE_FORMAT", "PLANNED", "REPAIR", "REROLL", "known_repairs", "read_choice",
+           "reroll_seed", "reseed", "restore_source", "write_choice"]

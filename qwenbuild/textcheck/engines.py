@@ -20,7 +20,7 @@ import importlib.util
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +65,17 @@ class OcrWord:
     #: Confidence of each character of `text`, 0..1, when the engine gives them (RapidOCR);
     #: empty otherwise (Tesseract: `conf` holds for every character of the word).
     char_conf: tuple[float, ...] = field(default=())
+    #: Where the word is for a repair's mask (x0, y0, x1, y1, in the same pixels as
+    #: `left`..), when that differs from its box (a word read from a sheet of line crops:
+    #: its whole line's region); None: the box.
+    region: tuple[int, int, int, int] | None = None
+
+    @property
+    def bounds(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): `region`, else the box."""
+        if self.region is not None:
+            return self.region
+        return self.left, self.top, self.left + self.width, self.top + self.height
 
 
 class OcrEngine(Protocol):
@@ -126,6 +137,8 @@ class TesseractEngine:
         self._lock = threading.Lock()
         self._identity: str | None = None
         self._languages: frozenset[str] | None = None
+        self._tessdata: Path | None = None
+        self._characters: dict[tuple[str, ...], frozenset[str] | None] = {}
 
     name = "tesseract"
 
@@ -153,6 +166,51 @@ class TesseractEngine:
 
     def read(self, image: Any, languages: Sequence[str]) -> list[OcrWord]:
         return self.read_with(image, languages)
+
+    def characters(self, languages: Sequence[str]) -> frozenset[str] | None:
+        """The characters Tesseract can output reading with `languages`: the union of
+        their LSTM models' character sets (read from the `.traineddata` files), or None
+        when a file cannot be found or read."""
+        key = tuple(sorted(languages))
+        with self._lock:
+            if key in self._characters:
+                return self._characters[key]
+        folder = self._data_folder()
+        found: set[str] | None = set() if folder is not None else None
+        for lang in key:
+            chars = lstm_characters(folder / f"{lang}.traineddata") if folder else None
+            if chars is None or found is None:
+                found = None
+                break
+            found |= chars
+        result = frozenset(found) if found is not None else None
+        with self._lock:
+            self._characters[key] = result
+        return result
+
+    def _data_folder(self) -> Path | None:
+        """Where Tesseract's language data is (TESSDATA_PREFIX, else what
+        `tesseract --list-langs` says)."""
+        if self._tessdata is not None:
+            return self._tessdata
+        prefix = os.environ.get("TESSDATA_PREFIX")
+        folder: Path | None = Path(prefix) if prefix else None
+        if folder is None:
+            import re
+            import subprocess
+
+            try:
+                out = subprocess.run([self._pt.pytesseract.tesseract_cmd, "--list-langs"],
+                                     capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.SubprocessError):
+                return None
+            match = re.search(r'"([^"]+)"', out.stdout + out.stderr)
+            folder = Path(match.group(1)) if match else None
+        if folder is not None and (folder / "tessdata").is_dir() and \
+                not any(folder.glob("*.traineddata")):
+            folder = folder / "tessdata"
+        self._tessdata = folder
+        return folder
 
     def read_with(self, image: Any, languages: Sequence[str], psm: int | None = None,
                   thresholding: int | None = None, timeout: float | None = None,
@@ -212,6 +270,38 @@ class TesseractEngine:
                 raise OcrFailed(f"tesseract failed ({proc.returncode}): "
                                 f"{message[-1] if message else 'no message'}")
         return out.decode("utf-8", "replace"), cpu
+
+
+#: Index of the LSTM character set in a `.traineddata` container (Tesseract 4 and 5,
+#: `TESSDATA_LSTM_UNICHARSET` of `tessdatamanager.h`).
+_LSTM_UNICHARSET = 21
+#: Largest language data file read for its character set (the largest are ~60 MB).
+_MAX_TRAINEDDATA = 200 * 1024 * 1024
+
+
+def lstm_characters(path: Path) -> set[str] | None:
+    """The single characters of a `.traineddata` file's LSTM character set, or None when
+    the file is missing or not such a container. The container: an int32 count of
+    components, one int64 offset each (-1: absent), then the components."""
+    import struct
+
+    try:
+        if path.stat().st_size > _MAX_TRAINEDDATA:
+            return None
+        data = path.read_bytes()
+        count = struct.unpack_from("<i", data, 0)[0]
+        if not _LSTM_UNICHARSET < count <= 64:
+            return None
+        offsets = struct.unpack_from(f"<{count}q", data, 4)
+    except (OSError, struct.error):
+        return None
+    start = offsets[_LSTM_UNICHARSET]
+    if start <= 0 or start >= len(data):
+        return None
+    end = min([o for o in offsets if o > start] + [len(data)])
+    lines = data[start:end].decode("utf-8", "replace").splitlines()
+    return {token for line in lines[1:]
+            if len(token := line.split(" ", 1)[0]) == 1}
 
 
 def _words_of_tsv(tsv: str) -> list[OcrWord]:
@@ -289,6 +379,7 @@ class RapidOcrEngine:
             self._version = version("rapidocr")
         except PackageNotFoundError:
             self._version = getattr(rapidocr, "__version__", "?")
+        self._characters: Container[str] | None = None
 
     @staticmethod
     def _pick(paths: list[Path]) -> Path:
@@ -302,6 +393,18 @@ class RapidOcrEngine:
     def languages(self) -> frozenset[str]:
         # The PP-OCR multilingual models read Latin script, Chinese and Japanese kana.
         return frozenset({"eng", "chi_sim", "chi_tra", "jpn"})
+
+    def characters(self) -> Container[str]:
+        """The characters its recogniser reads (its dictionary: Latin with accents, Greek,
+        Han, kana; no Cyrillic, Hangul or Arabic). Loads the models on first use. When the
+        installed version keeps its dictionary elsewhere: the scripts the PP-OCR
+        multilingual models read."""
+        if self._characters is None:
+            with self._stages() as (_, rec):
+                found = getattr(getattr(rec, "postprocess_op", None), "character", None)
+            chars = frozenset(c for c in found or () if isinstance(c, str) and len(c) == 1)
+            self._characters = chars if len(chars) > 1000 else _PpOcrScripts()
+        return self._characters
 
     @contextmanager
     def _stages(self) -> Iterator[tuple[Any, Any]]:
@@ -397,6 +500,16 @@ class RapidOcrEngine:
         return words_of_lines(boxes, self.recognise(crops))
 
 
+class _PpOcrScripts:
+    """Latin, Greek, Han and kana characters (what PP-OCR's multilingual models read)."""
+
+    def __contains__(self, ch: object) -> bool:
+        from .locales import script_of
+
+        return isinstance(ch, str) and script_of(ch) in (None, "GREEK", "CJK", "HIRAGANA",
+                                                         "KATAKANA")
+
+
 def words_of_lines(boxes: Sequence[Any], lines: Sequence[RecLine]) -> list[OcrWord]:
     """One OcrWord per recognised line (the scorer splits at spaces itself)."""
     words = []
@@ -421,6 +534,7 @@ class Engines:
                                    f"{RAPIDOCR_HINT}")
         self.rapid = rapid
         self.tesseract = tesseract
+        self._charsets: dict[tuple[str, ...], dict[str, Container[str]]] = {}
 
     def identity(self) -> str:
         return " + ".join(e.identity() for e in (self.rapid, self.tesseract) if e is not None)
@@ -435,6 +549,25 @@ class Engines:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(e.name for e in (self.rapid, self.tesseract) if e is not None)
+
+    def charsets(self, languages: Sequence[str]) -> dict[str, Container[str]]:
+        """What each engine can output, folded as lines are compared (`score.fold`), by
+        engine name; an engine whose character set is unknown is left out."""
+        from .score import fold
+
+        key = tuple(languages)
+        if key not in self._charsets:
+            found: dict[str, Container[str]] = {}
+            if self.rapid is not None:
+                chars = self.rapid.characters()
+                found["rapidocr"] = (frozenset(f for c in chars for f in fold(c))
+                                     if isinstance(chars, frozenset) else chars)
+            if self.tesseract is not None:
+                tess = self.tesseract.characters(languages)
+                if tess is not None:
+                    found["tesseract"] = frozenset(f for c in tess for f in fold(c))
+            self._charsets[key] = found
+        return self._charsets[key]
 
 
 def _rapid_or_none() -> RapidOcrEngine | None:

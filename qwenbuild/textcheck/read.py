@@ -38,6 +38,9 @@ from typing import Any
 
 from .engines import Engines, OcrEngine, OcrTimeout, OcrWord, TesseractEngine, words_of_lines
 
+#: Tesseract's CJK languages: mixed with eng, Tesseract reads big Han characters as Latin
+#: letters, so one reading is made with them alone.
+CJK_LANGUAGES = frozenset({"chi_sim", "chi_tra", "jpn", "kor"})
 #: CPU seconds an image may take to read, all readings together.
 TIME_LIMIT = 8.0
 #: Tesseract's working size: short side at least this, long side at most LONG_MAX.
@@ -53,6 +56,8 @@ class Reading:
     source: str  # rapid, tess-lines, ...
     engine: str  # rapidocr | tesseract
     words: tuple[OcrWord, ...]
+    #: Pixels of the image file per pixel of the words' boxes (the image was read scaled).
+    scale: float = 1.0
 
 
 class OutOfTime(Exception):
@@ -89,6 +94,11 @@ class Clock:
 def load_rgb(path: Path) -> Any:
     """The image as RGB, transparency flattened onto white (transparent pixels read as
     white paper, not black), at most IMAGE_MAX px on its long side."""
+    return load_image(path)[0]
+
+
+def load_image(path: Path) -> tuple[Any, float]:
+    """`load_rgb`, and the file's pixels per pixel of the image returned."""
     from PIL import Image
 
     with Image.open(path) as opened:
@@ -100,11 +110,12 @@ def load_rgb(path: Path) -> Any:
         flat = Image.new("RGBA", img.size, (255, 255, 255, 255))
         flat.alpha_composite(img)
         img = flat.convert("RGB")
+    width = img.width
     if max(img.size) > IMAGE_MAX:
         scale = IMAGE_MAX / max(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.LANCZOS)
-    return img
+    return img, width / img.width
 
 
 def tesseract_page(img: Any, own_size: bool = False) -> Any:
@@ -131,15 +142,15 @@ def readings(engines: Engines | OcrEngine, path: Path, languages: Sequence[str],
     """The readings of the image at `path`, in order (see the module's docstring). The
     caller stops iterating once it has its verdict. Raises OutOfTime, OcrFailed, and
     OSError/ValueError for an image that cannot be opened."""
-    img = load_rgb(path)
+    img, factor = load_image(path)
     if not isinstance(engines, Engines):  # one engine given as such (tests, other engines)
-        yield from _single_engine(engines, img, languages, clock)
+        yield from _single_engine(engines, img, languages, clock, factor)
         return
     rapid, tess = engines.rapid, engines.tesseract
     if tess is not None:  # Tesseract reads with the data it has (RapidOCR reads the rest)
         installed = tess.languages()
         languages = tuple(lang for lang in languages if lang in installed) or ("eng",)
-    cjk = [lang for lang in languages if lang != "eng"]
+    cjk = [lang for lang in languages if lang in CJK_LANGUAGES]
     boxes: list[Any] = []
     crops: list[Any] = []
     if rapid is not None:
@@ -151,43 +162,48 @@ def readings(engines: Engines | OcrEngine, path: Path, languages: Sequence[str],
         rgb = np.asarray(img)
         boxes = rapid.detect(rgb)
         crops = [crop_upright(rgb, box) for box in boxes]
-        yield Reading("rapid", "rapidocr", tuple(words_of_lines(boxes, rapid.recognise(crops))))
+        yield Reading("rapid", "rapidocr", tuple(words_of_lines(boxes, rapid.recognise(crops))),
+                      factor)
     if tess is not None and crops:
         yield Reading("tess-lines", "tesseract",
-                      tuple(_sheet_reading(tess, crops, boxes, languages, clock)))
+                      tuple(_sheet_reading(tess, crops, boxes, languages, clock)), factor)
     if rapid is not None and crops:
         from .crops import normalised_gray
 
         clock.check()
         grey = [np.stack([normalised_gray(c)] * 3, axis=-1) for c in crops]
         yield Reading("rapid-norm", "rapidocr",
-                      tuple(words_of_lines(boxes, rapid.recognise(grey))))
+                      tuple(words_of_lines(boxes, rapid.recognise(grey))), factor)
     if tess is None:
         return
     page = tesseract_page(img)
-    yield _tess(tess, "tess-sauvola", page, languages, clock, TesseractEngine.SAUVOLA)
-    yield _tess(tess, "tess-otsu", page, languages, clock, TesseractEngine.OTSU)
+    page_scale = factor * img.width / page.width
+    yield _tess(tess, "tess-sauvola", page, languages, clock, TesseractEngine.SAUVOLA,
+                page_scale)
+    yield _tess(tess, "tess-otsu", page, languages, clock, TesseractEngine.OTSU, page_scale)
     from PIL import ImageOps
 
     yield _tess(tess, "tess-inverted", ImageOps.invert(page), languages, clock,
-                TesseractEngine.SAUVOLA)
+                TesseractEngine.SAUVOLA, page_scale)
     if rapid is None:
         if cjk:
-            yield _tess(tess, "tess-cjk", page, cjk, clock, TesseractEngine.SAUVOLA)
+            yield _tess(tess, "tess-cjk", page, cjk, clock, TesseractEngine.SAUVOLA,
+                        page_scale)
         own = tesseract_page(img, own_size=True)
         if own.size != page.size:
-            yield _tess(tess, "tess-own", own, cjk or languages, clock, TesseractEngine.SAUVOLA)
+            yield _tess(tess, "tess-own", own, cjk or languages, clock, TesseractEngine.SAUVOLA,
+                        factor)
 
 
 def _tess(tess: TesseractEngine, source: str, image: Any, languages: Sequence[str],
-          clock: Clock, thresholding: int, psm: int = 11) -> Reading:
+          clock: Clock, thresholding: int, scale: float, psm: int = 11) -> Reading:
     left = clock.check()
     try:
         words = tess.read_with(image, languages, psm=psm, thresholding=thresholding,
                                timeout=left, spent=clock.add)
     except OcrTimeout:
         raise OutOfTime() from None
-    return Reading(source, "tesseract", tuple(words))
+    return Reading(source, "tesseract", tuple(words), scale)
 
 
 def _sheet_reading(tess: TesseractEngine, crops: Sequence[Any], boxes: Sequence[Any],
@@ -211,21 +227,24 @@ def _sheet_reading(tess: TesseractEngine, crops: Sequence[Any], boxes: Sequence[
             continue
         xs, ys = boxes[i][:, 0], boxes[i][:, 1]
         # Same line id for a crop's words; the left edge keeps their order in the line.
+        # Where each word is in the image is not worked out: its region is its line's.
+        region = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         placed.append(OcrWord(word.text, int(xs.min()) + word.left // 8, int(ys.min()),
-                              max(1, word.width // 8), int(ys.max() - ys.min()), i, word.conf))
+                              max(1, word.width // 8), int(ys.max() - ys.min()), i, word.conf,
+                              region=region))
     placed.sort(key=lambda w: (w.line, w.left))
     return placed
 
 
 def _single_engine(engine: OcrEngine, img: Any, languages: Sequence[str],
-                   clock: Clock) -> Iterator[Reading]:
+                   clock: Clock, factor: float = 1.0) -> Iterator[Reading]:
     """Readings with one engine of any kind: the image sized for OCR, inverted, with the
     CJK data alone, at its own size."""
     from PIL import ImageOps
 
     name = getattr(engine, "name", None) or engine.identity().split(" ")[0]
     page = tesseract_page(img)
-    cjk = [lang for lang in languages if lang != "eng"]
+    cjk = [lang for lang in languages if lang in CJK_LANGUAGES]
     variants: list[tuple[str, Any, Sequence[str]]] = [
         ("page", page, languages), ("inverted", ImageOps.invert(page), languages)]
     if cjk:
@@ -235,4 +254,5 @@ def _single_engine(engine: OcrEngine, img: Any, languages: Sequence[str],
         variants.append(("own", own, cjk or languages))
     for source, image, langs in variants:
         clock.check()
-        yield Reading(f"{name}-{source}", name, tuple(engine.read(image, langs)))
+        yield Reading(f"{name}-{source}", name, tuple(engine.read(image, langs)),
+                      factor * img.width / image.width)

@@ -136,6 +136,10 @@ class Match:
     #: What differs: (position in the normalised line, expected, read) for every edit,
     #: with "" for no character (a missing or an extra one).
     edits: tuple[tuple[int, str, str], ...] = ()
+    #: The window: normalised characters start..end of the OCR words it was found in
+    #: (`Words.owner` maps them to words, whose boxes say where the line is).
+    start: int = 0
+    end: int = 0
 
 
 def align(expected: str, text: str, cuts: Sequence[bool]) -> tuple[int, list[tuple[int, int]]]:
@@ -255,7 +259,9 @@ def match_line(expected: str, words: Words) -> Match:
     """Score one expected line (as written) against OCR words in one reading order.
 
     Of windows equally close, the one closest in case too is reported (a headline in
-    capitals rather than the same words in a small caption), then the earliest.
+    capitals rather than the same words in a small caption), then the one closest in
+    length to the line (a character read in the place of another is a substitution, not
+    a character missing at the window's edge: `你耒` for `你来`), then the earliest.
     """
     target = normalise(expected)
     if not target:
@@ -265,7 +271,8 @@ def match_line(expected: str, words: Words) -> Match:
     distance, windows = align(target, words.chars, words.cuts)
     cased = _cased(expected)
     start, end = min(windows[:20], key=lambda w: (
-        levenshtein(cased, _cased(words.span(*w))) if len(windows) > 1 else 0))
+        levenshtein(cased, _cased(words.span(*w))) if len(windows) > 1 else 0,
+        abs(w[1] - w[0] - len(target))))
     # A CJK character repeated across the window's edge, in the same OCR word, is a
     # doubled character (CJK windows may end between any two characters).
     chars, owner = words.chars, words.owner
@@ -302,4 +309,4 @@ def match_line(expected: str, words: Words) -> Match:
                 near.extend(confs[x] for x in (j - 1, j) if 0 <= x < len(confs))
         diff_conf = min(near, default=0.0)
     return Match(round(1.0 - distance / length, 4), distance, words.span(start, end),
-                 window, conf, diff_conf, tuple(edits))
+                 window, conf, diff_conf, tuple(edits), start, end)

@@ -21,10 +21,20 @@ letter really wrong on the poster is read wrong the same way by both.
   match with some confidence (`TWICE_CONF`) and none objects;
 - **wrong**: an objection is corroborated (or, after the last reading, one engine objects
   with very high confidence, `SURE_CONF`), and no reading matches the line, even with
-  low confidence (`MATCH_CONF`). The exception: when every objection is a doubled letter
-  the line does not have ("SUMMMER" for "SUMMER"), a matching reading does not count
-  and two readings of one engine may corroborate, as a recogniser can merge a doubled
-  letter but does not invent one;
+  low confidence (`MATCH_CONF`). Two exceptions, where two readings of one engine
+  (different renditions of the line) may corroborate instead:
+  - a doubled letter the line does not have ("SUMMMER" for "SUMMER"): a matching reading
+    does not count, as a recogniser can merge a doubled letter but does not invent one;
+  - a Han, kana or Hangul character read by RapidOCR (`CJK_ENGINES`) where the line has
+    another one (or none): Tesseract's Chinese model is no second opinion there (on
+    the bench's correct Chinese lines RapidOCR read every line exactly in both its
+    readings, Tesseract's best reading 79% of them; it reads a rare character as the
+    common one it resembles, or not at all), so RapidOCR's two readings agreeing is
+    enough, unless a reading that could tell matches the line. One that cannot tell is
+    an engine whose model cannot output the character RapidOCR read (not in its
+    character set, `Charsets`: Tesseract's Chinese model holds about 4,000 characters,
+    RapidOCR's about 18,000): it reads the nearest character it knows, so its match is
+    no evidence (`耒` drawn for `来`, read `来` by Tesseract);
 - **unreadable**: anything else after the last reading: no confident reading, or
   readings that contradict each other.
 
@@ -34,10 +44,10 @@ posters cost one reading (RapidOCR's), and a disagreement costs more readings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 
-from .score import Match
+from .score import Match, is_cjk
 
 RIGHT, WRONG, UNREADABLE, UNDECIDED = "right", "wrong", "unreadable", "undecided"
 
@@ -55,6 +65,8 @@ SUPPORT_CONF = 0.3
 TWICE_CONF = {"rapidocr": 0.60, "tesseract": 0.50}
 #: A window differing in more than this share of the line's letters did not find it.
 FOUND_SHARE = 0.5
+#: Engines whose two readings of a line may corroborate each other on a CJK difference.
+CJK_ENGINES = frozenset({"rapidocr"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,8 @@ class Evidence:
     engine: str
     match: Match
     length: int  # letters in the expected line (normalised)
+    #: Where the window is in the image (x0, y0, x1, y1, the file's pixels), if known.
+    box: tuple[int, int, int, int] | None = None
 
     @property
     def found(self) -> bool:
@@ -119,12 +133,38 @@ def agree(objecting: Sequence[Evidence], others: Sequence[Evidence],
     return False
 
 
+#: The characters each engine can output (folded like the line, `score.fold`), by engine
+#: name; an engine missing here is taken to read anything.
+Charsets = Mapping[str, Container[str]]
+
+
+def cjk_difference(e: Evidence) -> bool:
+    """Whether every edit of `e` is a Han, kana or Hangul character (read where the line
+    has another one or none, or missing where the line has one)."""
+    return bool(e.match.edits) and all(
+        any(is_cjk(ch) for ch in was + now) and all(is_cjk(ch) for ch in was + now)
+        for _, was, now in e.match.edits)
+
+
+def blind_to(e: Evidence, charsets: Charsets | None) -> set[str]:
+    """The other engines that cannot output any character `e` reads in the place of the
+    line's (a CJK difference; see the module's docstring)."""
+    if not charsets or not cjk_difference(e):
+        return set()
+    nows = [now for _, _, now in e.match.edits]
+    if not all(nows):
+        return set()
+    return {engine for engine, chars in charsets.items()
+            if engine != e.engine and not any(now in chars for now in nows)}
+
+
 def decide(evidence: Sequence[Evidence], final: bool,
-           across_engines: bool = True) -> tuple[str, Evidence | None]:
+           across_engines: bool = True,
+           charsets: Charsets | None = None) -> tuple[str, Evidence | None]:
     """The line's verdict so far (UNDECIDED while more readings may help; never after
     the last one, `final`) and the reading it rests on (the one to report).
     `across_engines`: objections must come from two engines to agree (False when one
-    engine is installed)."""
+    engine is installed). `charsets`: what each engine can output (see `blind_to`)."""
     confirming = [e for e in evidence if e.confirms]
     objecting = [e for e in evidence if e.objects]
     matching = [e for e in evidence if e.matches]
@@ -132,12 +172,21 @@ def decide(evidence: Sequence[Evidence], final: bool,
     if confirming and not objecting:
         return RIGHT, confirming[0]
     if objecting:
-        if all(e.adds_repeat for e in objecting):
-            # A doubled letter: the reading that merged it does not count, and two
-            # readings of one engine may agree (the other engine's blind spot).
-            if agree(objecting, differing, across_engines=False):
-                return WRONG, _best(objecting)
-        elif not matching and agree(objecting, differing, across_engines):
+        repeats = [e for e in objecting if e.adds_repeat]
+        # A doubled letter: the reading that merged it does not count, and two readings
+        # of one engine may agree (the other engine's blind spot).
+        if repeats and agree(repeats, differing, across_engines=False):
+            return WRONG, _best(repeats)
+        # A CJK difference RapidOCR read: two of its readings may agree, unless a reading
+        # that could tell (not one whose model lacks the character read) matches.
+        for e in objecting:
+            if across_engines and e.engine in CJK_ENGINES and cjk_difference(e):
+                blind = blind_to(e, charsets)
+                if not any(m.engine not in blind for m in matching) and agree(
+                        [e], differing, across_engines=False):
+                    return WRONG, _best([e])
+        if len(repeats) < len(objecting) and not matching and \
+                agree(objecting, differing, across_engines):
             return WRONG, _best(objecting)
         if final and not matching and any(e.sure for e in objecting):
             return WRONG, _best(objecting)

@@ -170,6 +170,9 @@ class FakeRunware(FakeApp):
     * `faults` (FakeApp): scripted whole replies, by path prefix;
     * `slow`: seconds before each API answer (`release()` ends the waits);
     * `fail_when(prompt part, fault)`: per-task faults, to hit one job of a build;
+    * `draw_when(prompt part, draw)`: valid tasks whose prompt holds the text get the image
+      `draw(task, sources)` makes (`sources`: the bytes of its input images), to serve
+      images with something to read on them (the next one only, first match first);
     * `corrupt_when`: serve bytes that are no image for prompts holding this text ("": all);
     * `async_polls`: `processing` answers before an async task's outcome;
     * `async_error_when` / `async_stuck_when`: async tasks whose prompt holds the text end
@@ -201,6 +204,7 @@ class FakeRunware(FakeApp):
         self._released = threading.Event()
         #: Replies to the next getResponse polls (before the fake looks at them).
         self.poll_replies: deque[Reply] = deque()
+        self.drawn: deque[tuple[str, Any]] = deque()
 
     def finish_stuck(self) -> None:
         """Let every async task that was held in `processing` succeed at its next poll."""
@@ -233,6 +237,20 @@ class FakeRunware(FakeApp):
         (the next `times` of them; None: all)."""
         with self.lock:
             self.prompt_faults.append(_PromptFault(prompt_part, fault, times))
+
+    def draw_when(self, prompt_part: str, draw: Any) -> None:
+        """Serve `draw(task, sources) -> bytes` (in the task's outputFormat) as the image of
+        the next valid imageInference task whose positivePrompt holds `prompt_part`."""
+        with self.lock:
+            self.drawn.append((prompt_part, draw))
+
+    def _drawing(self, prompt: str) -> Any:
+        with self.lock:
+            for i, (part, draw) in enumerate(self.drawn):
+                if part in prompt:
+                    del self.drawn[i]
+                    return draw
+        return None
 
     def api_posts(self) -> list[Recorded]:
         """POSTs to the API path (generations and polls), in order."""
@@ -395,9 +413,11 @@ class FakeRunware(FakeApp):
         sources = [source_bytes(v) for v in inputs.get("referenceImages", [])] + [
             source_bytes(inputs[n]) for n in ("seedImage", "maskImage") if n in inputs]
         items = []
+        draw = self._drawing(task["positivePrompt"])
         for n in range(task.get("numberResults", 1)):
             image_uuid = str(uuid.uuid4())
             data = (b"<html>this is not an image</html>" if corrupt
+                    else draw(task, sources) if draw is not None
                     else derived_image(width, height, sources, pil) if sources
                     else self.image(width, height, pil))
             if model == QWEN_20B:
