@@ -467,6 +467,28 @@ def test_check_repair_says_it_pays_respects_the_budget_and_records_the_repair(
     assert entry_of(campaign)["text_check"]["chosen"] == 1
 
 
+@needs_ocr
+def test_an_approved_image_that_reads_wrong_is_neither_repaired_nor_rerolled(
+        campaign: Path, run: Callable[..., Any], fake: FakeAimlapi, spy: SpyEngine) -> None:
+    """The review file locks an approved image: repairs and rerolls would replace it, so
+    neither `check --repair` nor `build --verify-text --repair` sends anything for it."""
+    answer(fake, GENERATION, MISSPELLED)
+    assert run("build", campaign).code == 0
+    out = campaign.parent / "out"
+    approved = (out / OUTPUT).read_bytes()
+    assert run("approve", out / OUTPUT).code == 0
+
+    checked = run("check", campaign, "--repair")
+    assert checked.code == 1  # still red: the approved image stays
+    assert "approved (or picked) in the review file, which locks it: `qwenbuild build " \
+           "--unlock market` releases it" in checked.out
+    assert "repair: paid $0.00" in checked.out
+    built = run("build", campaign, "--verify-text", "--repair")
+    assert built.code == 0, built.err
+    assert len(fake.generations()) == 1  # the first generation only
+    assert (out / OUTPUT).read_bytes() == approved
+
+
 # -- against the Runware fake: runware:108@1 repairs by inpainting ------------------------------
 
 RUNWARE_CAMPAIGN = """\

@@ -272,6 +272,7 @@ def repair_red(report: CheckReport, max_rerolls: int = 2, budget_usd: float | No
     from ..build.executor import BuildOptions, build_plan
     from ..contracts import Action
     from ..plan import assess
+    from ..review.decisions import ReviewFile, review_path
     from .reroll import VerifyTextStep
 
     campaign = report.campaign
@@ -285,8 +286,15 @@ def repair_red(report: CheckReport, max_rerolls: int = 2, budget_usd: float | No
         return result
     manifest = Manifest.load(campaign.out, campaign.name)
     stats = store.stat_cache(campaign.out)
-    for a in assess(replace(the_plan, jobs=tuple(red)), manifest.entries, store, stats):
-        if a.action == Action.KEEP:
+    review = ReviewFile.load(review_path(campaign.path))
+    locks = review.locks() if review.exists else None
+    for a in assess(replace(the_plan, jobs=tuple(red)), manifest.entries, store, stats,
+                    locks=locks):
+        if a.locked:
+            result.left.append((a.job, "approved (or picked) in the review file, which locks "
+                                       f"it: `qwenbuild build --unlock {a.job.asset}` "
+                                       "releases it"))
+        elif a.action == Action.KEEP:
             result.repaired.append(a.job)
         else:
             result.left.append((a.job, "out of date (" + ", ".join(r.value for r in a.reasons)
