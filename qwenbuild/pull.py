@@ -17,11 +17,10 @@ from dataclasses import dataclass, field, replace
 from .build import JobResult
 from .build.executor import BuildOptions, build_plan, default_steps
 from .campaign import Campaign
-from .contracts import JobStatus, ManifestEntry
+from .contracts import JobStatus
 from .manifest import Manifest
-from .plan import Job, plan
+from .plan import plan
 from .store import Store
-from .textcheck.choices import read_choice, write_choice
 
 
 @dataclass
@@ -64,8 +63,6 @@ def pull(campaign: Campaign, store: Store, jobs: int | None = None,
             wanted.append(job)
     if not wanted:
         return report
-    for job in wanted:
-        _recover_choice(store, job, listed[job.output])
     options = BuildOptions(jobs=jobs, on_event=on_event, restore_only=True)
     result = asyncio.run(build_plan(replace(the_plan, jobs=tuple(wanted)), options,
                                     steps=default_steps(options), store=store))
@@ -81,27 +78,3 @@ def pull(campaign: Campaign, store: Store, jobs: int | None = None,
     report.missing.sort()
     return report
 
-
-def _recover_choice(store: Store, job: Job, entry: ManifestEntry) -> None:
-    """An output a text-check reroll made (`text_check.chosen` > 0 in the manifest) is that
-    reroll's image, not the planned one: where this machine has no record of the choice,
-    write it from the manifest, with both images fetched from the team cache, so that the
-    restore brings back the committed bytes."""
-    text_check = entry.text_check
-    if not isinstance(text_check, dict) or not text_check.get("chosen"):
-        return
-    if read_choice(store, job) is not None:
-        return
-    attempts = [a for a in text_check.get("attempts") or () if isinstance(a, dict)]
-    chosen = next((a for a in attempts if a.get("attempt") == text_check["chosen"]), None)
-    if chosen is None or not isinstance(chosen.get("key"), str):
-        return
-    key = str(chosen["key"])
-    for needed in (job.key, key):
-        if not (store.has(needed, job.ext) or store.fetch(needed, job.ext)):
-            return
-    planned = store.record(job.key, job.ext)
-    write_choice(store, job, {"key": key, "seed": chosen.get("seed"),
-                              "attempt": chosen.get("attempt"),
-                              "attempt0_sha256": planned.sha256 if planned else None,
-                              "output_sha256": entry.sha256})

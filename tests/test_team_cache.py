@@ -21,6 +21,7 @@ from qwenbuild.cli import main
 from qwenbuild.store import ClaimState, Store
 from qwenbuild.store.remote import Remote, RemoteConfig, remote_config
 
+from . import test_text_repair as repair_tests
 from .conftest import SIMPLE_TEMPLATE, Team, build_file_tree
 from .fakes.aimlapi import FakeAimlapi
 from .fakes.server import FakeServer, png_bytes
@@ -497,6 +498,35 @@ def test_pull_restores_the_image_a_text_reroll_chose(tmp_path: Path, team: Team,
     assert manifest["outputs"][VERIFY_OUTPUT]["text_check"]["chosen"] == 1
     copy = clone(origin, tmp_path / "clone")
     result = run("pull", copy, cache=tmp_path / "c1")
+    assert result.code == 0, result.err
+    assert outputs(copy) == outputs(origin / "campaign.toml")
+    assert (copy.parent / "out" / "manifest.json").read_text() == \
+        (origin / "out" / "manifest.json").read_text()
+    assert posts(fake) == requests
+
+
+@needs_ocr
+@pytest.mark.parametrize("command", ["build", "pull"])
+def test_a_fresh_clone_restores_the_image_a_text_repair_chose(
+        tmp_path: Path, team: Team, fake: FakeAimlapi, run: Callable[..., Ran],
+        command: str) -> None:
+    """A repaired output is the repair's image: on another machine (its own cache, the
+    team's bucket, the committed manifest) a plain build or a pull brings that one back,
+    paying nothing, and the manifest stays byte-identical."""
+    origin = build_file_tree(tmp_path / "origin", {"templates/poster.j2": SIMPLE_TEMPLATE,
+                                                   "campaign.toml": repair_tests.CAMPAIGN})
+    repair_tests.answer(fake, repair_tests.GENERATION, repair_tests.MISSPELLED)
+    repair_tests.answer(fake, repair_tests.FIX, repair_tests.derived_poster(
+        ["SUMMER MARKET", "Fresh fruit every Sunday"], repair_tests.MISSPELLED))
+    built = run("build", origin / "campaign.toml", "--verify-text", "--repair",
+                cache=tmp_path / "c0")
+    assert built.code == 0, built.err
+    manifest = json.loads((origin / "out" / "manifest.json").read_text())
+    entry = manifest["outputs"][repair_tests.OUTPUT]
+    assert entry["text_check"]["attempts"][entry["text_check"]["chosen"]]["kind"] == "repair"
+    requests = posts(fake)
+    copy = clone(origin, tmp_path / "clone")
+    result = run(command, copy, cache=tmp_path / "c1")
     assert result.code == 0, result.err
     assert outputs(copy) == outputs(origin / "campaign.toml")
     assert (copy.parent / "out" / "manifest.json").read_text() == \

@@ -62,7 +62,7 @@ from ..retry import retry_delay
 from ..review.decisions import ReviewFile, review_path
 from ..review.page import ReviewPageStep
 from ..store import Claim, ClaimState, PendingTask, StatCache, Store, open_store
-from ..textcheck.choices import restore_source
+from ..textcheck.choices import recover_choice, restore_source
 from ..textcheck.reroll import VerifyTextStep
 from .report import INTERRUPTED, Activity, BuildReport, JobResult
 from .steps import Step
@@ -604,6 +604,8 @@ class Build:
     def _restore(self, job: Job) -> bool:
         """Copy a stored image to the job's output. False when the entry turns out damaged
         (it is discarded: the job is generated again)."""
+        # A text check's choice made on another machine is in the committed manifest.
+        recover_choice(self.store, job, self.manifest.entries.get(job.output))
         source = restore_source(self.store, job)
         found = self.store.load(source.key, job.ext)
         if found is None:

@@ -62,6 +62,51 @@ def read_choice(store: Store, job: Job) -> dict[str, Any] | None:
     return choice
 
 
+def recover_choice(store: Store, job: Job, entry: Any) -> None:
+    """Where this machine has no choice record for `job` but its manifest entry (`entry`, a
+    ManifestEntry; committed, so shared) says a text check chose another attempt (a reroll
+    or a repair, `text_check.chosen` > 0), write the record from the manifest, with the
+    planned and the chosen images fetched from the team cache when this machine lacks
+    them: a restore (`restore_source`) then brings back the committed bytes, not the
+    planned image. Does nothing when either image is in neither cache."""
+    text_check = getattr(entry, "text_check", None)
+    if not isinstance(text_check, dict) or not text_check.get("chosen"):
+        return
+    if getattr(entry, "key", None) != job.key or read_choice(store, job) is not None:
+        return
+    attempts = [a for a in text_check.get("attempts") or () if isinstance(a, dict)]
+    by_number = {a.get("attempt"): a for a in attempts}
+    chosen = by_number.get(text_check["chosen"])
+    if chosen is None or not isinstance(chosen.get("key"), str):
+        return
+    key = str(chosen["key"])
+    for needed in (job.key, key):
+        if not (store.has(needed, job.ext) or store.fetch(needed, job.ext)):
+            return
+    planned = store.record(job.key, job.ext)
+    kind = chosen.get("kind") if chosen.get("kind") in (REPAIR, REROLL) else REROLL
+    record: dict[str, Any] = {
+        "v": CHOICE_FORMAT, "attempt": chosen.get("attempt"), "kind": kind,
+        "how": chosen.get("how"), "key": key, "seed": chosen.get("seed"),
+        "attempt0_sha256": planned.sha256 if planned else None,
+        "output_sha256": getattr(entry, "sha256", None)}
+    repairs = []
+    for a in attempts:
+        source = by_number.get(a.get("source"))
+        if a.get("kind") != REPAIR or not isinstance(a.get("key"), str) or source is None \
+                or not isinstance(source.get("key"), str):
+            continue
+        source_record = store.record(str(source["key"]), job.ext)
+        repairs.append({"key": a["key"], "source_key": source["key"],
+                        "source_sha256": source_record.sha256 if source_record else None,
+                        "instruction": a.get("instruction"), "mode": a.get("mode")})
+        if a is chosen:
+            record["source_key"] = source["key"]
+    if repairs:
+        record["repairs"] = repairs
+    write_choice(store, job, record)
+
+
 def known_repairs(choice: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     """The repairs a choice record lists, by the sha256 of the image each repaired."""
     found: dict[str, dict[str, Any]] = {}
@@ -105,4 +150,4 @@ def restore_source(store: Store, job: Job) -> Job:
 
 
 __all__ = ["CHOICE_FORMAT", "PLANNED", "REPAIR", "REROLL", "known_repairs", "read_choice",
-           "reroll_seed", "reseed", "restore_source", "write_choice"]
+           "recover_choice", "reroll_seed", "reseed", "restore_source", "write_choice"]
