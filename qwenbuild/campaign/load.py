@@ -470,15 +470,7 @@ def _resolve(model: CampaignFile, path: Path, problems: Problems,
     seen: dict[str, str] = {}
     for index, spec, failed in indexed:
         where = ("assets", index)
-        folded = spec.id.lower()
-        if folded in WINDOWS_RESERVED:
-            problems.at(where + ("id",), f"{spec.id!r} is a reserved file name on Windows")
-        if folded in seen:
-            problems.at(where + ("id",), f"duplicate asset id {spec.id!r} (also "
-                                         f"{seen[folded]}; ids differing only in case collide "
-                                         "on some file systems)")
-        else:
-            seen[folded] = f"assets[{index}]"
+        _unique_file_name(spec.id, "asset id", where + ("id",), seen, problems)
         check_locales(locales, spec.locales or {}, ("assets", index, "locales"), problems)
         asset = _resolve_asset(spec, index, defaults, model, root, repo_root, prompts,
                                known_providers, problems,
@@ -709,15 +701,7 @@ def resolve_exports(indexed: list[tuple[int, ExportSpec]], assets: Iterable[Asse
     for index, spec in indexed:
         here = ("exports", index)
         before = len(problems)
-        folded = spec.name.lower()
-        if folded in WINDOWS_RESERVED:
-            problems.at(here + ("name",), f"{spec.name!r} is a reserved file name on Windows")
-        if folded in seen:
-            problems.at(here + ("name",), f"duplicate export name {spec.name!r} (also "
-                                          f"{seen[folded]}; names differing only in case "
-                                          "collide on some file systems)")
-        else:
-            seen[folded] = f"exports[{index}]"
+        _unique_file_name(spec.name, "export name", here + ("name",), seen, problems)
         if spec.aspect not in ASPECTS:
             problems.at(here + ("aspect",), f"unsupported aspect ratio {spec.aspect!r}"
                                             f"{did_you_mean(spec.aspect, list(ASPECTS))}; "
@@ -730,6 +714,22 @@ def resolve_exports(indexed: list[tuple[int, ExportSpec]], assets: Iterable[Asse
             exports.append(Export(spec.name, spec.aspect, spec.width, spec.height, spec.format,
                                   spec.quality, (float(spec.focus[0]), float(spec.focus[1]))))
     return tuple(exports)
+
+
+def _unique_file_name(name: str, what: str, loc: tuple[Any, ...], seen: dict[str, str],
+                      problems: Problems) -> None:
+    """Refuse a name (`what`: "asset id", "export name") that becomes a file or folder name
+    Windows reserves, or one another asset or export has in another case (`seen`: the
+    names so far, lower-cased, with where they are)."""
+    folded = name.lower()
+    if folded in WINDOWS_RESERVED:
+        problems.at(loc, f"{name!r} is a reserved file name on Windows")
+    if folded in seen:
+        problems.at(loc, f"duplicate {what} {name!r} (also {seen[folded]}; "
+                         f"{what.split()[1]}s differing only in case collide on some file "
+                         "systems)")
+    else:
+        seen[folded] = f"{loc[0]}[{loc[1]}]"
 
 
 def _check_file_names(assets: list[Asset], problems: Problems) -> None:
