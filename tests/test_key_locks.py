@@ -86,9 +86,22 @@ def test_equal_keys_in_one_build_are_paid_once(tmp_path: Path,
     text = campaign.read_text()
     text = text.replace('[defaults]', '[providers.again]\nkind = "aimlapi"\n\n[defaults]')
     campaign.write_text(text.replace('providers = ["ai"]', 'providers = ["ai", "again"]'))
-    report = finish(start_build(campaign))
+    proc = start_build(campaign)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    report = json.loads(out)
     assert generations(slow_fake) == 6
     assert (report["generated"], report["cached"]) == (6, 6)
+    # The second job waits for the first in this build, not for a lease of "another build".
+    assert "another build" not in out + err
+
+    # --regenerate pays again, once per key too.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qwenbuild", "build", str(campaign), "--json", "--regenerate"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    again = finish(proc)
+    assert generations(slow_fake) == 12
+    assert (again["generated"], again["cached"]) == (6, 6)
 
 
 def test_a_key_lock_is_held_by_one_process_and_freed_when_it_ends(tmp_path: Path) -> None:
