@@ -135,9 +135,12 @@ def test_kill_9_mid_build_keeps_every_image_received(tmp_path: Path, cache_dir: 
         assert len(json.loads(manifest.read_text())["outputs"]) == JOBS
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_keeps_what_finished_and_says_what_did_not(tmp_path: Path, cache_dir: Path,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          sig: signal.Signals) -> None:
+    """Ctrl-C, or SIGTERM (timeout, docker stop, a cancelled CI job), while images are on
+    their way: what was received is kept and in the manifest; the rest is said."""
     campaign = _campaign(tmp_path)
     # Two images are answered at once; the others wait, so the build is certainly still
     # running when Ctrl-C comes, however loaded the machine is.
@@ -148,7 +151,7 @@ def test_ctrl_c_keeps_what_finished_and_says_what_did_not(tmp_path: Path, cache_
         proc = _start(campaign)
         try:
             _wait_for(lambda: len(_cache_entries(cache_dir)) >= 2, timeout=60)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             out, err = proc.communicate(timeout=60)
         finally:
             app.gate.set()

@@ -4,7 +4,7 @@ The first Ctrl-C stops whatever runs (a build cancels its jobs and saves what fi
 watch closes its server and watchers). From then on the command is *stopping*: a second
 Ctrl-C (or SIGTERM) only says that the stop is under way, and a third quits at once
 (exit 130), so nothing half-stopped raises again and Python never prints "Exception
-ignored" or a traceback at exit.
+ignored" or a traceback at exit. SIGTERM is a first Ctrl-C too (`_term_as_interrupt`).
 
 `stopping()` switches to that; the build calls it (through `BuildOptions.on_interrupt`)
 when it notices the first Ctrl-C, the watch when it ends, the CLI when an interrupt
@@ -45,14 +45,30 @@ def stopping() -> None:
             signal.signal(sig, _while_stopping)
 
 
+def _term_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (`timeout`, `docker stop`, a cancelled CI job, `kill`) stops a command the
+    way a first Ctrl-C does: a build saves what finished, exit 130. It goes to whatever
+    handles Ctrl-C right now (asyncio's, which cancels the running build; Python's, which
+    raises KeyboardInterrupt); where Ctrl-C is ignored (a shell's background job), it
+    raises KeyboardInterrupt itself."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def held() -> Iterator[None]:
-    """Run a command; restore the signal handlers it found when it returns."""
+    """Run a command; restore the signal handlers it found when it returns. Meanwhile
+    SIGTERM, when nothing else handles it, stops the command as Ctrl-C does."""
     global _presses
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if before[signal.SIGTERM] == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _term_as_interrupt)
     _presses = 0
     try:
         yield
