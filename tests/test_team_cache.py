@@ -318,7 +318,7 @@ def test_the_remote_going_down_mid_build_leaves_the_build_successful(
     assert posts(fake) == 16
     warnings = [line for line in result.err.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "team cache" in warnings[0], result.err
-    assert "building with the local cache only" in warnings[0]
+    assert "going on with the local cache only" in warnings[0]
     assert_no_secret(tmp_path / "a", cache)
 
 
@@ -410,6 +410,19 @@ def test_pull_restores_a_clone_byte_identical_paying_nothing(tmp_path: Path, tea
     copy = clone(origin.parent, tmp_path / "clone")
     manifest = (copy.parent / "out" / "manifest.json").read_bytes()
     assert outputs(copy) == {}
+    # A team cache that cannot be read is not said to lack the images.
+    blind = run("pull", copy, "--json", cache=tmp_path / "c1",
+                env={"AWS_SECRET_ACCESS_KEY": ""})
+    assert blind.code == 1
+    reasons = {m["reason"] for m in blind.json()["missing"]}
+    assert reasons == {"not in the local cache, and the team cache could not be read (see "
+                       "the warning above): run qwenbuild pull again once it can be"}
+    assert "going on with the local cache only" in blind.err
+    # No team cache at all: said so.
+    alone = run("pull", copy, "--json", "--remote", "off", cache=tmp_path / "c1")
+    assert {m["reason"] for m in alone.json()["missing"]} == {
+        'not in the local cache, and no team cache is set up (see "Working as a team" in the '
+        "README); qwenbuild build generates it (and pays for it)"}
     result = run("pull", copy, cache=tmp_path / "c1")
     assert result.code == 0, result.err
     assert "6 restored, 0 already up to date, 0 could not be restored" in result.out

@@ -531,9 +531,7 @@ class Build:
                     asyncio.to_thread(self._restore, job)):
                 return JobResult(job, JobStatus.CACHED, a.reasons)
             if self.options.restore_only:
-                return JobResult(job, JobStatus.FAILED, a.reasons, error=(
-                    "not in the local cache nor the team cache; qwenbuild build generates "
-                    "it (and pays for it)"))
+                return JobResult(job, JobStatus.FAILED, a.reasons, error=self._not_cached())
             if job.provider in missing_keys:
                 return JobResult(job, JobStatus.FAILED, a.reasons, error=(
                     f"{missing_keys[job.provider]} is not set: provider {job.provider} needs "
@@ -602,6 +600,19 @@ class Build:
         section = self.manifest.candidates if job.candidate_of else self.manifest.entries
         return assess_one(resolved, section.get(job.output), self.campaign.out / job.output,
                           self.store, self.stats, self.options.force)
+
+    def _not_cached(self) -> str:
+        """Why a job that may only be restored (`qwenbuild pull`) was not: what was looked
+        at, and what would help."""
+        remote = self.store.remote
+        if remote is None:
+            return ("not in the local cache, and no team cache is set up (see \"Working as a "
+                    "team\" in the README); qwenbuild build generates it (and pays for it)")
+        if remote.down:
+            return ("not in the local cache, and the team cache could not be read (see the "
+                    "warning above): run qwenbuild pull again once it can be")
+        return ("not in the local cache nor the team cache; qwenbuild build generates it "
+                "(and pays for it)")
 
     def _restore(self, job: Job) -> bool:
         """Copy a stored image to the job's output. False when the entry turns out damaged

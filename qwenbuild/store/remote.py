@@ -387,7 +387,7 @@ class Remote:
         if not credentials_present():
             self._switch_off(f"the team cache {config.url} ({config.source}) needs "
                              "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment; "
-                             "building with the local cache only")
+                             "going on with the local cache only")
             return False
         try:
             _endpoint()  # a bad AWS_ENDPOINT_URL is an error, not a fault
@@ -414,7 +414,7 @@ class Remote:
                 f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({exc}); they need to read and "
                 "list the bucket") from None
         except Unavailable as exc:
-            self._switch_off(f"the team cache {config.url} is unreachable ({exc}); building "
+            self._switch_off(f"the team cache {config.url} is unreachable ({exc}); going on "
                              "with the local cache only")
             return False
         return True
@@ -452,9 +452,9 @@ class Remote:
                         "from it only (use --remote read, or credentials that may write)"))
             else:
                 self._switch_off(f"the team cache {self.config.url} refused a read ({exc}); "
-                                 "building with the local cache only")
+                                 "going on with the local cache only")
             return default
         except RemoteFault as exc:
-            self._switch_off(f"the team cache {self.config.url} failed ({exc}); building "
+            self._switch_off(f"the team cache {self.config.url} failed ({exc}); going on "
                              "with the local cache only")
             return default
