@@ -164,6 +164,8 @@ def test_check_repair_repairs_what_it_finds_red_offline(
         result.out
     assert "repaired from attempt 0" in result.out
     assert "green 1.00  out/1x1/half/market.png" in result.out
+    assert "scores saved in manifest.json" in result.out  # the repair rewrote its entry
+    assert "left as it is" not in result.out
     text_check = _manifest(campaign)["outputs"]["1x1/half/market.png"]["text_check"]
     assert text_check["status"] == "green" and text_check["chosen"] == 1
     assert run("check", campaign).code == 0

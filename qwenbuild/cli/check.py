@@ -107,9 +107,16 @@ def _repair(report: CheckReport, args: argparse.Namespace, workers: int | None
         print(f"repair: {len(red)} red image{'s' if len(red) != 1 else ''}: at most "
               f"{args.max_rerolls} new images each (repairs, then rerolls), paid at their "
               f"provider{limit}", file=out)
+    manifest_file = campaign.out / "manifest.json"
+    before = manifest_file.read_bytes() if manifest_file.is_file() else None
     done = repair_red(report, args.max_rerolls, args.budget)
-    again = check_campaign(campaign, selection(args), report.min_score, workers=workers)
+    again = check_campaign(campaign, selection(args), report.min_score, workers=workers,
+                           record=args.record)
     again.repair = done
+    # A repair (or reroll) chosen rewrites its output and the manifest's entry, with the
+    # new scores: say so, not that the manifest was left as it is.
+    after = manifest_file.read_bytes() if manifest_file.is_file() else None
+    again.saved = again.saved or after != before
     if not args.quiet:
         manifest = Manifest.load(campaign.out, campaign.name)
         for item in done.outcomes(manifest):
