@@ -149,6 +149,45 @@ def test_offline_a_red_preview_is_repaired_by_an_edit_and_restored_as_repaired(
 
 
 @needs_ocr
+@pytest.mark.parametrize("command", ["build", "check"])
+def test_children_of_a_repaired_image_are_made_again_from_it(
+        tmp_path: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+        command: str) -> None:
+    """A parent found up to date, then repaired by the text step: its children, found up
+    to date with the old image, are made again from the repaired one in the same run."""
+    ocr_spy(monkeypatch)
+    _misspelling_preview(monkeypatch)
+    derived = PREVIEW_CAMPAIGN + (
+        '\n[[assets]]\nid = "story"\nfrom = "market"\ntemplate = "poster.j2"\n'
+        'aspects = ["9:16"]\nproviders = ["half"]\n')
+    build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
+                               "campaign.toml": derived})
+    campaign = tmp_path / "campaign.toml"
+    assert run("build", campaign).code == 0
+    story = tmp_path / "out" / "9x16" / "half" / "story.png"
+    before = story.read_bytes()
+    if command == "build":
+        result = run("build", campaign, "--verify-text", "--repair", "--json")
+        assert result.code == 0, result.err
+        report = result.json()
+        assert report["generated"] == 2  # the repair, then the story made from it
+    else:
+        # check --repair never makes a job afresh: it names what is now out of date.
+        result = run("check", campaign, "--repair")
+        assert "repair: 1 output made from a repaired image is now out of date (parent " \
+               "changed); `qwenbuild build` makes them again:" in result.out
+        assert "outdated  out/9x16/half/story.png" in result.out
+        assert story.read_bytes() == before
+        assert run("plan", campaign, "--check").code == 1
+        assert run("build", campaign).code == 0
+    manifest = _manifest(campaign)["outputs"]
+    assert manifest["1x1/half/market.png"]["text_check"]["chosen"] == 1
+    assert story.read_bytes() != before
+    checked = run("plan", campaign, "--check")
+    assert checked.code == 0, checked.out  # nothing left stale: the story is from the repair
+
+
+@needs_ocr
 def test_check_repair_repairs_what_it_finds_red_offline(
         tmp_path: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
     ocr_spy(monkeypatch)

@@ -181,9 +181,66 @@ async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
             # Another build wrote the folder between the survey and the lock: again.
             run, assessments = await _prepare(the_plan, store, options, chosen,
                                               plain=steps is None)
-        return await run.run(assessments, started)
+        report = await run.run(assessments, started)
     finally:
         lock.__exit__(None, None, None)
+    # Only a build with the default steps goes on (`check --repair` never generates a job
+    # afresh: it says which outputs are out of date instead).
+    again = _children_of_rewritten(the_plan, assessments, report) if steps is None else ()
+    if not again or report.interrupted:
+        return report
+    # A step (the text check's repair or reroll) replaced an output that was up to date,
+    # after its children had been found up to date with the old image: make them again
+    # from the new one, within what is left of the spending limits.
+    spent = report.cost
+    budget = options.budget_usd if options.budget_usd is not None else campaign.budget
+    more = replace(
+        options,
+        budget_usd=None if budget is None else max(0.0, budget - spent),
+        max_generate=None if options.max_generate is None else max(
+            0, options.max_generate - sum(1 for r in report.results
+                                          if r.status == JobStatus.GENERATED and r.job.billable)))
+    second = await build_plan(replace(the_plan, jobs=again), more, store=store)
+    return _merged(report, second)
+
+
+def _children_of_rewritten(the_plan: Plan, assessments: Sequence[Assessment],
+                           report: BuildReport) -> tuple[Job, ...]:
+    """The jobs made from an output this build's steps replaced although the plan had
+    found it up to date (so its children were found up to date too), with their own
+    children: every job of the plan below such an output."""
+    kept = {a.job.output for a in assessments if a.action == Action.KEEP}
+    changed = {r.job.output for r in report.results
+               if r.job.output in kept and r.status in (JobStatus.GENERATED, JobStatus.CACHED)}
+    if not changed:
+        return ()
+    below: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for job in the_plan.jobs:
+            if job.parent is not None and job.output not in below and \
+                    (job.parent in changed or job.parent in below):
+                below.add(job.output)
+                grew = True
+    return tuple(j for j in the_plan.jobs if j.output in below)
+
+
+def _merged(first: BuildReport, second: BuildReport) -> BuildReport:
+    """One report of a build made in two passes (see `build_plan`): the second pass's
+    results replace the first's for the jobs it made again."""
+    again = {r.job.output for r in second.results}
+    return replace(
+        first,
+        results=[r for r in first.results if r.job.output not in again] + second.results,
+        stale=sorted(set(first.stale) | set(second.stale)),
+        interrupted=second.interrupted,
+        seconds=first.seconds + second.seconds,
+        exports=sorted(set(first.exports) | set(second.exports)),
+        estimated_usd=None if first.estimated_usd is None and second.estimated_usd is None
+        else (first.estimated_usd or 0.0) + (second.estimated_usd or 0.0),
+        problems=first.problems + [p for p in second.problems if p not in first.problems],
+        reviews={**first.reviews, **second.reviews})
 
 
 async def _prepare(the_plan: Plan, store: Store, options: BuildOptions, steps: list[Step],

@@ -129,6 +129,13 @@ def _repair(report: CheckReport, args: argparse.Namespace, workers: int | None
         for job, why in done.left:
             print(f"  {'left':>10}  {done.output(job)}  {why}", file=out)
         print(f"repair: paid {usd(done.cost)}", file=out)
+        if done.outdated:
+            n = len(done.outdated)
+            print(f"repair: {n} output{'s' if n != 1 else ''} made from a repaired image "
+                  f"{'are' if n != 1 else 'is'} now out of date (parent changed); "
+                  "`qwenbuild build` makes them again:", file=out)
+            for job in done.outdated:
+                print(f"  {'outdated':>10}  {done.output(job)}", file=out)
     return again
 
 

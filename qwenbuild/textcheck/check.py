@@ -220,6 +220,9 @@ class RepairReport:
     repaired: list[Job] = field(default_factory=list)
     left: list[tuple[Job, str]] = field(default_factory=list)
     build: BuildReport | None = None
+    #: Outputs made from a repaired image (derived assets), out of date since: `build`
+    #: makes them again.
+    outdated: list[Job] = field(default_factory=list)
 
     @property
     def cost(self) -> float:
@@ -253,7 +256,8 @@ class RepairReport:
         return {"max_rerolls": self.max_rerolls, "budget_usd": self.budget,
                 "cost_usd": self.cost, "images": self.outcomes(manifest),
                 "left": [{"output": self.output(job), "reason": why}
-                         for job, why in self.left]}
+                         for job, why in self.left],
+                "outdated": [self.output(job) for job in self.outdated]}
 
 
 def red_outputs(report: CheckReport) -> list[ImageCheck]:
@@ -270,8 +274,9 @@ def repair_red(report: CheckReport, max_rerolls: int = 2, budget_usd: float | No
     import asyncio
 
     from ..build.executor import BuildOptions, build_plan
-    from ..contracts import Action
+    from ..contracts import Action, JobStatus, Reason
     from ..plan import assess
+    from ..plan import plan as make_plan
     from ..review.decisions import ReviewFile, review_path
     from .reroll import VerifyTextStep
 
@@ -308,6 +313,14 @@ def repair_red(report: CheckReport, max_rerolls: int = 2, budget_usd: float | No
                            max_rerolls=max_rerolls, budget_usd=budget_usd, max_generate=0)
     result.build = asyncio.run(build_plan(replace(the_plan, jobs=tuple(result.repaired)),
                                           options, steps=[step], store=store))
+    after = Manifest.load(campaign.out, campaign.name)
     with store.output_lock(campaign.out):
-        refresh_review(the_plan, Manifest.load(campaign.out, campaign.name), store)
+        refresh_review(the_plan, after, store)
+    if any(r.status in (JobStatus.GENERATED, JobStatus.CACHED) for r in result.build.results):
+        # Outputs made from a repaired image are now out of date: said, left for `build`.
+        full = make_plan(campaign, None, store)
+        for a in assess(full, after.entries, store, store.stat_cache(campaign.out),
+                        locks=locks):
+            if a.job.parent is not None and Reason.PARENT in a.reasons:
+                result.outdated.append(a.job)
     return result
