@@ -526,6 +526,8 @@ def test_an_approved_image_that_reads_wrong_is_neither_repaired_nor_rerolled(
     assert "repair: paid $0.00" in checked.out
     built = run("build", campaign, "--verify-text", "--repair")
     assert built.code == 0, built.err
+    assert "text: none checked; 1 approved or picked output not checked (the review locks " \
+           "them; `qwenbuild check` reads them)" in built.out
     assert len(fake.generations()) == 1  # the first generation only
     assert (out / OUTPUT).read_bytes() == approved
 

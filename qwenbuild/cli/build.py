@@ -171,6 +171,16 @@ def print_text_results(report: Any, threshold: float, quiet: bool = False) -> No
         if result.rerolls:
             line += f"  ({result.rerolls} reroll{'s' if result.rerolls != 1 else ''})"
         print(line, file=out)
-    if counts:
-        parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    from ..contracts import JobStatus
+
+    # Locked outputs (approved or picked) are never replaced, so never checked here.
+    locked = [r for r in report.results if not r.text_check and (
+        r.status == JobStatus.LOCKED or report.reviews.get(r.job.output) in ("approved",
+                                                                              "picked"))]
+    if counts or locked:
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none checked"
+        if locked:
+            parts += (f"; {len(locked)} approved or picked output"
+                      f"{'s' if len(locked) != 1 else ''} not checked (the review locks "
+                      "them; `qwenbuild check` reads them)")
         print(f"text: {parts} (min score {threshold:.2f})", file=out)
