@@ -56,6 +56,10 @@ def pull(campaign: Campaign, store: Store, jobs: int | None = None,
         if job is None:
             report.missing.append((rel, "the campaign no longer makes it (qwenbuild clean "
                                         "removes it from the manifest)"))
+        elif job.pending:
+            # Made from another output: its key follows from that output's image, known
+            # once it is restored (the build restores parents first).
+            wanted.append(job)
         elif listed[rel].key != job.key:
             report.missing.append((rel, "its inputs changed since the manifest was written "
                                         "(qwenbuild build makes it, and pays for it)"))
@@ -73,6 +77,9 @@ def pull(campaign: Campaign, store: Store, jobs: int | None = None,
             report.up_to_date.append(rel)
         elif r.status == JobStatus.CACHED:
             report.restored.append(rel)
+        elif r.job.key and listed[rel].key != r.job.key:
+            report.missing.append((rel, "its inputs changed since the manifest was written "
+                                        "(qwenbuild build makes it, and pays for it)"))
         else:
             report.missing.append((rel, r.error or "not restored"))
     report.missing.sort()

@@ -135,6 +135,38 @@ def test_a_parent_restored_unchanged_leaves_its_children_alone(tmp_path: Path, r
     assert story.read_bytes() == before
 
 
+def test_pull_restores_children_after_their_parents(tmp_path: Path, run,
+                                                   cache_dir: Path) -> None:
+    """A fresh clone (no images; the cache holds them): `pull` restores the parents, then
+    the children, whose keys follow from the restored parents, byte for byte. A parent
+    that cannot be restored fails its children with that reason."""
+    camp = campaign(tmp_path)
+    assert run("build", camp).code == 0
+    out = tmp_path / "out"
+    images = {p: p.read_bytes() for p in out.rglob("*.png")}
+    manifest = (out / "manifest.json").read_bytes()
+    for path in images:
+        path.unlink()
+    result = run("pull", camp, "--json")
+    assert result.code == 0, result.err
+    assert len(result.json()["restored"]) == 3
+    assert {p: p.read_bytes() for p in out.rglob("*.png")} == images
+    assert (out / "manifest.json").read_bytes() == manifest
+
+    # The parent's image gone from the cache: its child is not said to have new inputs.
+    for path in images:
+        path.unlink()
+    key = json.loads(manifest)["outputs"]["1x1/draft/key.png"]["key"]
+    for stored in (cache_dir / "objects").rglob(f"{key}.*"):
+        stored.unlink()
+    result = run("pull", camp, "--json")
+    assert result.code == 1
+    missing = {m["output"]: m["reason"] for m in result.json()["missing"]}
+    assert set(missing) == {"1x1/draft/key.png", "9x16/draft/story.png"}
+    assert missing["9x16/draft/story.png"].startswith("its parent 1x1/draft/key.png failed")
+    assert "inputs changed" not in missing["9x16/draft/story.png"]
+
+
 def test_a_regenerated_parent_with_new_bytes_makes_the_child_stale(tmp_path: Path, run,
                                                                   fake: FakeRunware) -> None:
     camp = campaign(tmp_path, "rw", RUNWARE)
