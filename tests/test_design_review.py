@@ -251,6 +251,7 @@ def test_a_copy_edit_of_an_approved_asset_keeps_it_and_a_candidate_replaces_it_o
     assert result.code == 0, result.err
     assert "promoted  out/9x16/small/story.candidate.png -> out/9x16/small/story.png" \
         in result.out
+    assert "export renditions" not in result.out  # the story has none
     assert (out / STORY).read_bytes() == new and not candidate.exists()
     decision = _review(project)[STORY]
     assert decision["decision"] == "approved" and decision["sha256"] == hashlib.sha256(

@@ -79,10 +79,15 @@ def run_decision(args: argparse.Namespace, action: str) -> int:
                       f"{relative(t.out / o.promoted_from, t.campaign_path.parent)} -> {shown}",
                       file=out)
             print(f"{paint(_DONE[action], '32', out):>10}  {shown}  (by {by})", file=out)
-        if promoted:
+        if any(_has_exports(t, o.output) for t, o, _ in results if o.promoted_from):
             print("run qwenbuild build to make the export renditions of what was promoted",
                   file=out)
     return EXIT_OK
+
+
+def _has_exports(target: Any, output: str) -> bool:
+    """Whether the manifest lists export renditions made from `output`."""
+    return any(e.source == output for e in target.manifest().exports.values())
 
 
 def _refresh_decisions(targets: set[Any]) -> None:
