@@ -94,13 +94,27 @@ def test_a_bad_review_file_is_a_located_error(tmp_path: Path) -> None:
     with pytest.raises(CampaignError) as caught:
         ReviewFile.load(path)
     problems = caught.value.problems
-    assert any(":3:" in p and "decison: unknown key (did you mean 'decision'?)" in p
+    # Each problem at its key (line:column), not at its table's header.
+    assert any("review.toml:4:1: " in p and "decison: unknown key (did you mean "
+               "'decision'?)" in p for p in problems), problems
+    assert any("review.toml:5:1: " in p and "sha256: must be 64 lowercase hex digits" in p
                for p in problems), problems
-    assert any(":3:" in p and "sha256: must be 64 lowercase hex digits" in p
-               for p in problems)
-    assert any(":7:" in p and "'aproved' is not a decision" in p and "did you mean" in p
-               for p in problems)
-    assert any(":11:" in p and "not an output path" in p for p in problems)
+    assert any("review.toml:8:1: " in p and "'aproved' is not a decision" in p
+               and "did you mean" in p for p in problems), problems
+    assert any("review.toml:11:1: " in p and "not an output path" in p for p in problems)
+    # Wrong types say so; a stray top-level key is located too.
+    path.write_text('format = "1"\nfoo = 1\n\n[outputs."1x1/a/hero.png"]\n'
+                    'decision = "approved"\nsha256 = "' + "c" * 64 + '"\n'
+                    '[[outputs."1x1/a/hero.png".comments]]\ntext = ["a"]\n')
+    with pytest.raises(CampaignError) as caught:
+        ReviewFile.load(path)
+    problems = caught.value.problems
+    assert any("review.toml:1:1: format: must be a whole number" in p for p in problems), \
+        problems
+    assert not any("upgrade qwenbuild" in p for p in problems)
+    assert any("review.toml:2:1: foo: unknown key" in p for p in problems), problems
+    assert any("review.toml:8:1: " in p and "comments[0].text: must be a string" in p
+               for p in problems), problems
     path.write_text("format = [")
     with pytest.raises(CampaignError, match="TOML syntax error"):
         ReviewFile.load(path)
@@ -115,7 +129,7 @@ def test_a_bad_review_file_stops_a_build_before_anything_is_written(project: Pat
     before = tree_snapshot(project.parent)
     result = run("build", project)
     assert result.code == 2
-    assert "review.toml:1: outputs.\"9x16/small/story.png\".decision: 'maybe'" in result.err
+    assert "review.toml:2:1: outputs.\"9x16/small/story.png\".decision: 'maybe'" in result.err
     assert tree_snapshot(project.parent) == before
     assert run("plan", project).code == 2
     assert run("approve", _out(project) / STORY).code == 2

@@ -42,7 +42,7 @@ import re
 import subprocess
 import threading
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -201,7 +201,18 @@ class ReviewFile:
             raise CampaignError(f"{shown}: TOML syntax error: {exc}") from None
         lines = _table_lines(text)
         problems: list[str] = []
-        outputs = _parse(data, shown, lines, problems)
+        positions: list[Any] = []
+
+        def locate(path: tuple[Any, ...]) -> str:
+            # Only on an error: the scan of the whole file is not needed otherwise.
+            if not positions:
+                from ..campaign.positions import Positions
+
+                positions.append(Positions(text))
+            found = positions[0].find(path)
+            return f"{shown}:{found[0]}:{found[1]}" if found else shown
+
+        outputs = _parse(data, shown, locate, problems)
         if problems:
             raise CampaignError(problems)
         review = cls(path, outputs, raw)
@@ -387,80 +398,98 @@ def reviewer(folder: Path, given: str | None = None) -> str:
 # -- parsing ------------------------------------------------------------------------------------
 
 
-def _parse(data: dict[str, Any], shown: str, lines: dict[str, int],
+def _parse(data: dict[str, Any], shown: str, locate: Callable[[tuple[Any, ...]], str],
            problems: list[str]) -> dict[str, OutputReview]:
-    def where(output: str | None = None) -> str:
-        line = lines.get(output) if output is not None else None
-        return f"{shown}:{line}" if line else shown
+    """The decisions in `data`; each problem is located by `locate` (a key path ->
+    `file:line:column`, of the key itself, else of its nearest enclosing table)."""
 
     for key in data:
         if key not in ("format", "outputs"):
-            problems.append(f"{shown}: {key}: unknown key"
+            problems.append(f"{locate((key,))}: {key}: unknown key"
                             + _did_you_mean(key, ["format", "outputs"]))
     version = data.get("format", REVIEW_FORMAT)
-    if version != REVIEW_FORMAT:
-        problems.append(f"{shown}: format: {version!r} is not a review format this qwenbuild "
-                        f"reads (it reads format {REVIEW_FORMAT}); upgrade qwenbuild")
+    if not isinstance(version, int) or isinstance(version, bool):
+        problems.append(f"{locate(('format',))}: format: must be a whole number (this "
+                        f"qwenbuild writes format = {REVIEW_FORMAT}), not {version!r}")
+    elif version != REVIEW_FORMAT:
+        problems.append(f"{locate(('format',))}: format: {version} is not a review format "
+                        f"this qwenbuild reads (it reads format {REVIEW_FORMAT})"
+                        + ("; upgrade qwenbuild" if version > REVIEW_FORMAT else ""))
     outputs = data.get("outputs", {})
     if not isinstance(outputs, dict):
-        problems.append(f"{shown}: outputs: must be a table of outputs")
+        problems.append(f"{locate(('outputs',))}: outputs: must be a table of outputs")
         return {}
     result = {}
     for rel, table in outputs.items():
-        at = where(rel)
+        def at(*keys: Any, rel: str = rel) -> str:
+            return locate(("outputs", rel, *keys))
+
+        def later(*keys: Any, label: str, rel: str = rel) -> Callable[[], str]:
+            """Where a key is, and its name, worked out only for an error message."""
+            return lambda: f"{locate(('outputs', rel, *keys))}: {label}"
+
         name = f"outputs.{_string(rel)}"
         if not _valid_output(rel):
-            problems.append(f"{at}: {name}: not an output path (relative to the output folder, "
+            problems.append(f"{at()}: {name}: not an output path (relative to the output folder, "
                             "like 1x1/draft/hero.png)")
             continue
         if not isinstance(table, dict):
-            problems.append(f"{at}: {name}: must be a table")
+            problems.append(f"{at()}: {name}: must be a table")
             continue
         for key in table:
             if key not in _OUTPUT_KEYS:
-                problems.append(f"{at}: {name}.{key}: unknown key"
+                problems.append(f"{at(key)}: {name}.{key}: unknown key"
                                 + _did_you_mean(key, list(_OUTPUT_KEYS)))
         decision = table.get("decision")
         if decision is not None and decision not in DECISIONS:
-            problems.append(f"{at}: {name}.decision: {decision!r} is not a decision (one of "
-                            f"{', '.join(DECISIONS)})" + _did_you_mean(str(decision),
-                                                                        list(DECISIONS)))
+            problems.append(f"{at('decision')}: {name}.decision: {decision!r} is not a "
+                            f"decision (one of {', '.join(DECISIONS)})"
+                            + _did_you_mean(str(decision), list(DECISIONS)))
             decision = None
         sha = table.get("sha256", "")
         if decision is not None and not sha:
-            problems.append(f"{at}: {name}.sha256: missing; a decision is about one image "
-                            "(qwenbuild approve writes its sha256)")
+            problems.append(f"{at('sha256')}: {name}.sha256: missing; a decision is about "
+                            "one image (qwenbuild approve writes its sha256)")
         elif sha and not (isinstance(sha, str) and _HEX.match(sha)):
-            problems.append(f"{at}: {name}.sha256: must be 64 lowercase hex digits")
+            problems.append(f"{at('sha256')}: {name}.sha256: must be 64 lowercase hex digits")
         comments = []
         raw_comments = table.get("comments", [])
         if not isinstance(raw_comments, list):
-            problems.append(f"{at}: {name}.comments: must be an array of tables "
+            problems.append(f"{at('comments')}: {name}.comments: must be an array of tables "
                             f"([[{name}.comments]])")
             raw_comments = []
         for i, item in enumerate(raw_comments):
             label = f"{name}.comments[{i}]"
             if not isinstance(item, dict):
-                problems.append(f"{at}: {label}: must be a table")
+                problems.append(f"{at('comments', i)}: {label}: must be a table")
                 continue
             for key in item:
                 if key not in _COMMENT_KEYS:
-                    problems.append(f"{at}: {label}.{key}: unknown key"
+                    problems.append(f"{at('comments', i, key)}: {label}.{key}: unknown key"
                                     + _did_you_mean(key, list(_COMMENT_KEYS)))
             text = item.get("text")
+            if text is not None and not isinstance(text, str):
+                problems.append(f"{at('comments', i, 'text')}: {label}.text: must be a "
+                                "string (the comment itself)")
+                continue
             if not isinstance(text, str) or not text.strip():
-                problems.append(f"{at}: {label}.text: missing (the comment itself)")
+                problems.append(f"{at('comments', i, 'text')}: {label}.text: missing (the "
+                                "comment itself)")
                 continue
             csha = item.get("sha256", "")
             if csha and not (isinstance(csha, str) and _HEX.match(csha)):
-                problems.append(f"{at}: {label}.sha256: must be 64 lowercase hex digits")
-            comments.append(Comment(_text(item.get("by"), f"{at}: {label}.by", problems),
-                                    _time(item.get("at"), f"{at}: {label}.at", problems),
+                problems.append(f"{at('comments', i, 'sha256')}: {label}.sha256: must be 64 "
+                                "lowercase hex digits")
+            comments.append(Comment(
+                _text(item.get("by"), later("comments", i, "by", label=f"{label}.by"),
+                      problems),
+                _time(item.get("at"), later("comments", i, "at", label=f"{label}.at"),
+                      problems),
                                     csha if isinstance(csha, str) else "", text))
         result[rel] = OutputReview(
             decision=decision,
-            by=_text(table.get("by"), f"{at}: {name}.by", problems),
-            at=_time(table.get("at"), f"{at}: {name}.at", problems),
+            by=_text(table.get("by"), later("by", label=f"{name}.by"), problems),
+            at=_time(table.get("at"), later("at", label=f"{name}.at"), problems),
             sha256=sha if isinstance(sha, str) else "",
             comments=tuple(comments))
     return {rel: r for rel, r in result.items() if not r.empty}
@@ -472,16 +501,16 @@ def _valid_output(rel: str) -> bool:
         p not in ("", ".", "..") for p in parts)
 
 
-def _text(value: Any, where: str, problems: list[str]) -> str:
+def _text(value: Any, where: Callable[[], str], problems: list[str]) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        problems.append(f"{where}: must be a string")
+        problems.append(f"{where()}: must be a string")
         return ""
     return value
 
 
-def _time(value: Any, where: str, problems: list[str]) -> dt.datetime | None:
+def _time(value: Any, where: Callable[[], str], problems: list[str]) -> dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -490,7 +519,7 @@ def _time(value: Any, where: str, problems: list[str]) -> dt.datetime | None:
         return moment.astimezone(dt.UTC)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    problems.append(f"{where}: must be a date and time, like 2025-05-02T10:14:03Z")
+    problems.append(f"{where()}: must be a date and time, like 2025-05-02T10:14:03Z")
     return None
 
 
