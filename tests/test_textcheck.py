@@ -506,3 +506,95 @@ def test_the_cli_defaults_match_the_library() -> None:
     parser = make_parser()
     assert parser.parse_args(["check", "c.toml"]).min_score == DEFAULT_MIN_SCORE
     assert parser.parse_args(["build", "c.toml"]).min_score == DEFAULT_MIN_SCORE
+
+
+# -- a line drawn in more than one place ----------------------------------------------------
+
+
+def placed_png(lines: Sequence[tuple[str, int]], size: tuple[int, int] = (1000, 560)) -> bytes:
+    """Dark text on white, one line per item, each at its own font size (pixels), top to
+    bottom."""
+    img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    y = 30
+    for text, px in lines:
+        draw.text((40, y), text, fill=(20, 20, 30), font=ImageFont.load_default(size=px))
+        y += int(px * 1.6)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _check_png(tmp_path: Path, engine: Engines, png: bytes, lines: Sequence[str]) -> Any:
+    from qwenbuild.textcheck import TextChecker
+
+    path = tmp_path / f"poster-{len(list(tmp_path.glob('poster-*.png')))}.png"
+    path.write_bytes(png)
+    return TextChecker(engine, Store(tmp_path / f"cache-{path.stem}")).check(
+        path, "y" * 64, lines)
+
+
+@needs_ocr
+@pytest.mark.parametrize("drawn", [
+    # A small brand label reads right, the big headline is misspelled: above or below it.
+    [("Aurelia Skyline Transit", 26), ("AURELIA SKYLTNE TRANSIT", 64)],
+    [("AURELIA SKYLTNE TRANSIT", 64), ("Aurelia Skyline Transit", 26)],
+    # The big headline reads right, the small label is misspelled: above or below it.
+    [("Aurelia Skyltne Transit", 30), ("AURELIA SKYLINE TRANSIT", 64)],
+    [("AURELIA SKYLINE TRANSIT", 64), ("Aurelia Skyltne Transit", 30)],
+    # The headline wrapped on three lines, a letter missing; the label right.
+    [("Aurelia Skyline Transit", 26), ("AURELIA", 64), ("SKYLNE", 64), ("TRANSIT", 64)],
+    # A whole word missing from the headline.
+    [("Aurelia Skyline Transit", 26), ("AURELIA TRANSIT", 64)],
+], ids=["label-then-wrong-headline", "wrong-headline-then-label", "wrong-label-then-headline",
+        "headline-then-wrong-label", "wrapped-headline-missing-letter", "headline-missing-word"])
+def test_a_line_read_right_in_one_place_is_wrong_when_another_place_misspells_it(
+        tmp_path: Path, spy: SpyEngine, drawn: list[tuple[str, int]]) -> None:
+    """Every place that reads as the line or a near miss of it is judged: the line read
+    right somewhere does not excuse a confident misspelling of it elsewhere."""
+    result = _check_png(tmp_path, spy, placed_png(drawn), ["AURELIA SKYLINE TRANSIT"])
+    assert result.status() == "red", result
+    (line,) = result.lines
+    assert line.verdict == "wrong" and line.score < 1.0, line
+    # It reports the misspelled place: what was read there, and where it is.
+    misspelled = next(normalise(text) for text, _ in drawn
+                      if normalise(text) not in normalise(line.expected))
+    assert misspelled in normalise(line.read) and normalise(line.read) in normalise(
+        " ".join(text for text, _ in drawn)), line
+    assert line.box is not None  # where the misspelling is, for a repair
+
+
+@needs_ocr
+def test_a_line_inside_a_longer_line_elsewhere_stays_right(tmp_path: Path,
+                                                          spy: SpyEngine) -> None:
+    """`SKYLINE` drawn alone and inside `SKYLINE TRANSIT`: right; but `SKYLTNE` drawn
+    alone next to `SKYLINE TRANSIT` is wrong (the longer line does not excuse it)."""
+    right = _check_png(tmp_path, spy, placed_png([("SKYLINE", 64), ("SKYLINE TRANSIT", 30)]),
+                       ["SKYLINE"])
+    assert right.status() == "green", right
+    also = _check_png(tmp_path, spy, placed_png([("SKYLINE TRANSIT", 30), ("Skyline", 64)]),
+                      ["SKYLINE"])
+    assert also.status() == "green", also
+    wrong = _check_png(tmp_path, spy, placed_png([("SKYLTNE", 64), ("SKYLINE TRANSIT", 30)]),
+                       ["SKYLINE"])
+    assert wrong.status() == "red", wrong
+    assert normalise(wrong.lines[0].read) == "skyltne"
+
+
+@needs_ocr
+@pytest.mark.parametrize("first, second, misspelled", [
+    ("GATE A OPENS", "GATE B OPENS", "GATE A OPNES"),  # one letter apart
+    ("SUMMER NIGHT MARKET", "SUMMER MARKET", "SUMMER NIGTH MARKET"),  # a word apart
+])
+def test_expected_lines_one_word_apart_are_not_near_misses_of_each_other(
+        tmp_path: Path, spy: SpyEngine, first: str, second: str, misspelled: str) -> None:
+    """Two expected lines a word apart, both drawn right: green (each reads closer to
+    itself than to the other). A misspelling of one drawn as well is still found."""
+    lines = [first, second]
+    right = _check_png(tmp_path, spy, placed_png([(first, 60), (second, 40)]), lines)
+    assert right.status() == "green", right
+    wrong = _check_png(tmp_path, spy, placed_png([(first, 40), (second, 40),
+                                                  (misspelled, 60)]), lines)
+    assert wrong.status() == "red", wrong
+    verdicts = {line.expected: line.verdict for line in wrong.lines}
+    assert verdicts == {first: "wrong", second: "right"}, wrong

@@ -22,7 +22,7 @@ from qwenbuild.textcheck import (
     engines,
 )
 from qwenbuild.textcheck.engines import OcrEngineMissing, OcrWord
-from qwenbuild.textcheck.score import Words, edit_script, match_line, normalise
+from qwenbuild.textcheck.score import Words, edit_script, match_line, match_places, normalise
 from qwenbuild.textcheck.verdict import (
     RIGHT,
     UNDECIDED,
@@ -377,3 +377,78 @@ def test_checking_opens_no_network_connection(monkeypatch: pytest.MonkeyPatch,
     result = TextChecker(engines.Engines(engine, None), Store(tmp_path)).check(
         path, "f" * 64, ["HELLO RAPID"])
     assert result.status() == "green", result
+
+
+# -- every place of the line ----------------------------------------------------------------
+
+
+def _places(expected: str, ocr_lines: list[str], others: tuple[str, ...] = ()) -> list[str]:
+    """What `match_places` finds, one OCR line per item: each place's reading, marked `~`
+    for a near miss."""
+    words = Words.of(ocr_lines)
+    ranges = []
+    for k in range(len(ocr_lines)):
+        chars = [x for x, owner in enumerate(words.owner) if owner == k]
+        ranges.append((chars[0], chars[-1] + 1))
+    return [("~" if m.near_miss else "") + m.read
+            for m in match_places(expected, words, ranges, others)]
+
+
+def test_every_place_that_reads_as_the_line_or_a_near_miss_of_it_is_found() -> None:
+    head = "AURELIA SKYLINE TRANSIT"
+    assert _places(head, ["Aurelia Skyline Transit", "AURELIA SKYLTNE TRANSIT"]) == [
+        "Aurelia Skyline Transit", "~AURELIA SKYLTNE TRANSIT"]
+    assert _places(head, ["AURELIA TRANSIT", "Aurelia Skyline Transit"]) == [
+        "Aurelia Skyline Transit", "~AURELIA TRANSIT"]  # a whole word missing
+    assert _places(head, ["AURELIA SKYLINE TRANSIT", "Aurelia Skyline Transit"]) == [
+        "AURELIA SKYLINE TRANSIT", "Aurelia Skyline Transit"]  # drawn twice, right
+    # Not near misses: the line inside a longer line, a line of other words, a part of
+    # another line, two letters wrong in a short line, one word left of two.
+    assert _places("SKYLINE", ["SKYLINE", "SKYLINE TRANSIT", "SKYLINES ARE BLUE"]) == [
+        "SKYLINE", "SKYLINE TRANSIT"]
+    assert _places("NEW", ["NEW", "NOW", "NEWS"]) == ["NEW", "~NOW"]  # an extra letter
+    assert _places("SUMMER", ["SUMMER", "SUMMMER", "SUMER"]) == [
+        "SUMMER", "~SUMMMER", "~SUMER"]  # a doubled letter, a missing one
+    assert _places("SUMMER", ["SUMMER", "SAMMAR"]) == ["SUMMER", "~SAMMAR"]
+    assert _places("TRAM", ["TRAM", "TRUMP"]) == ["TRAM"]
+    assert _places("SUMMER MARKET", ["SUMMER MARKET", "MARKET"]) == ["SUMMER MARKET"]
+
+
+def test_a_place_closer_to_another_expected_line_is_not_a_near_miss() -> None:
+    lines = ("GATE A OPENS", "GATE B OPENS")
+    assert _places(lines[0], ["GATE A OPENS", "GATE B OPENS"], lines) == ["GATE A OPENS"]
+    assert _places(lines[0], ["GATE A OPENS", "GATE B OPENS", "GATE A OPNES"], lines) == [
+        "GATE A OPENS", "~GATE A OPNES"]
+    lines = ("SUMMER NIGHT MARKET", "SUMMER MARKET")
+    assert _places(lines[0], ["SUMMER NIGHT MARKET", "SUMMER MARKET"], lines) == [
+        "SUMMER NIGHT MARKET"]
+    assert _places(lines[0], ["SUMMER NIGHT MARKET", "SUMMER MARKET"]) == [
+        "SUMMER NIGHT MARKET", "~SUMMER MARKET"]  # without the other line: a word missing
+
+
+def _at(e: Evidence, box: tuple[int, int, int, int]) -> Evidence:
+    return Evidence(e.source, e.engine, e.match, e.length, box)
+
+
+def test_the_line_read_right_elsewhere_does_not_excuse_a_near_miss() -> None:
+    head = "AURELIA SKYLINE TRANSIT"
+    label, big = (10, 10, 200, 30), (10, 60, 800, 300)
+    words = Words.of(["Aurelia Skyline Transit", "AURELIA SKYLTNE TRANSIT"], [0.99, 0.99])
+    right, near = match_places(head, words, [(0, 21), (21, 42)])
+    assert not right.distance and near.near_miss
+    rapid = [Evidence("rapid", "rapidocr", right, 21, label),
+             Evidence("rapid", "rapidocr", near, 21, big)]
+    tess = [_at(evidence(head, "Aurelia Skyline Transit", "tesseract", "tess-lines"), label),
+            Evidence("tess-lines", "tesseract", near, 21, big)]
+    assert decide(rapid, final=False)[0] == UNDECIDED  # no longer right at once
+    verdict, chosen = decide(rapid + tess, final=False)
+    assert verdict == WRONG and chosen is not None and chosen.box == big
+    # Read right in the same place by the other engine: the readings contradict.
+    tess_right = [_at(evidence(head, "AURELIA SKYLINE TRANSIT", "tesseract", "tess-lines"),
+                      big)]
+    assert decide(rapid + tess_right, final=True)[0] == UNREADABLE
+    # A near miss the engine is unsure of says nothing: the line is right.
+    unsure = Evidence("rapid", "rapidocr", match_places(head, Words.of(
+        ["Aurelia Skyline Transit", "AURELIA SKYLTNE TRANSIT"], [0.99, 0.4]),
+        [(0, 21), (21, 42)])[1], 21, big)
+    assert decide([rapid[0], unsure], final=False)[0] == RIGHT

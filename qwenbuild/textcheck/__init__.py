@@ -38,11 +38,11 @@ from ..prompts import Prompts, collapse
 from ..store import Store
 from .engines import Engines, OcrEngine, OcrFailed, OcrWord
 from .locales import ReadingPlan, plan_reading
-from .score import Words, match_line, normalise
+from .score import Words, match_line, match_places, normalise
 from .verdict import RIGHT, UNDECIDED, UNREADABLE, WRONG, Evidence, decide
 
 #: Bump when reading, matching or the verdict changes: every cached result is then read again.
-CHECK_VERSION = 3
+CHECK_VERSION = 4
 #: Default threshold: 1.0, a line that differs by one letter fails (`--min-score`).
 DEFAULT_MIN_SCORE = 1.0
 GREEN, AMBER, RED, UNREADABLE_STATUS, NONE, ERROR = (
@@ -300,23 +300,60 @@ def _window_box(order: Sequence[OcrWord], words: Words, start: int, end: int,
             int(round(max(b[3] for b in bounds) * scale)))
 
 
-def evidence_of(reading: Any, lines: Sequence[str]) -> list[Evidence]:
-    """Each line's best window in one reading (over its reading orders): fewest
-    differences, then the most confident."""
+def _line_ranges(order: Sequence[OcrWord], words: Words) -> list[tuple[int, int]]:
+    """Each OCR line's normalised characters start..end in `words` (made from `order`)."""
+    ranges: list[tuple[int, int]] = []
+    line = None
+    for k, owner in enumerate(words.owner):
+        if ranges and order[owner].line == line:
+            ranges[-1] = (ranges[-1][0], k + 1)
+        else:
+            line = order[owner].line
+            ranges.append((k, k + 1))
+    return ranges
+
+
+def evidence_of(reading: Any, lines: Sequence[str]) -> list[list[Evidence]]:
+    """Each line's places in one reading (over its reading orders): its best window first
+    (fewest differences, then the most confident), then every other place that reads as
+    the line or as a near miss of it (`score.match_places`), one per OCR line."""
     best: list[Evidence | None] = [None] * len(lines)
+    others: list[dict[frozenset[int], Evidence]] = [{} for _ in lines]
+    keys: list[frozenset[int]] = [frozenset()] * len(lines)
     scale = float(getattr(reading, "scale", 1.0))
+
+    def rank(e: Evidence) -> tuple[int, float, float]:
+        return e.match.distance, -e.match.diff_conf, -e.match.conf
+
     for order in word_orders(reading.words):
         words = Words.of([w.text for w in order], [_confidences(w) for w in order])
+        ranges = _line_ranges(order, words)
         for i, line in enumerate(lines):
-            found = match_line(line, words)
-            current = best[i]
-            if current is None or (found.distance, -found.diff_conf, -found.conf) < (
-                    current.match.distance, -current.match.diff_conf, -current.match.conf):
-                best[i] = Evidence(reading.source, reading.engine, found, len(normalise(line)),
-                                   _window_box(order, words, found.start, found.end, scale))
+            rest = [other for other in lines if other != line]
+            length = len(normalise(line))
+            for k, found in enumerate(match_places(line, words, ranges, rest)):
+                e = Evidence(reading.source, reading.engine, found, length,
+                             _window_box(order, words, found.start, found.end, scale))
+                key = frozenset(order[words.owner[x]].line
+                                for x in range(found.start, found.end))
+                if k == 0:
+                    current = best[i]
+                    if current is None or rank(e) < rank(current):
+                        best[i], keys[i] = e, key
+                if key not in others[i] or rank(e) < rank(others[i][key]):
+                    others[i][key] = e
     nothing = Words.of([])  # a reading without words: no opinion on any line
-    return [e or Evidence(reading.source, reading.engine, match_line(line, nothing),
-                          len(normalise(line))) for e, line in zip(best, lines, strict=True)]
+    out: list[list[Evidence]] = []
+    for i, line in enumerate(lines):
+        first = best[i] or Evidence(reading.source, reading.engine, match_line(line, nothing),
+                                    len(normalise(line)))
+        places, used = [first], set(keys[i])
+        for key, e in sorted(others[i].items(), key=lambda item: rank(item[1])):
+            if key and not key & used:  # one per place, never the best window's
+                places.append(e)
+                used |= key
+        out.append(places)
+    return out
 
 
 def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
@@ -350,7 +387,7 @@ def read_image(engine: Engines | OcrEngine, path: Path, lines: Sequence[str],
                 if ignored[i] and reading.engine == "rapidocr":
                     continue
                 if verdicts[i][0] == UNDECIDED:
-                    evidence[i].append(found)
+                    evidence[i].extend(found)
                     verdicts[i] = decide(evidence[i], False, across[i], charsets)
             if all(v != UNDECIDED for v, _ in verdicts):
                 break

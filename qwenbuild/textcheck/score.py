@@ -140,6 +140,10 @@ class Match:
     #: (`Words.owner` maps them to words, whose boxes say where the line is).
     start: int = 0
     end: int = 0
+    #: Whether the window is a run of whole OCR lines that reads as a near miss of the
+    #: line (`near_miss`) and no closer to another expected line: a wrong rendition of the
+    #: line in its own place, which the line read right elsewhere does not excuse.
+    near_miss: bool = False
 
 
 def align(expected: str, text: str, cuts: Sequence[bool]) -> tuple[int, list[tuple[int, int]]]:
@@ -263,12 +267,12 @@ def match_line(expected: str, words: Words) -> Match:
     length to the line (a character read in the place of another is a substitution, not
     a character missing at the window's edge: `你耒` for `你来`), then the earliest.
     """
-    target = normalise(expected)
-    if not target:
-        return Match(1.0, 0, "", conf=1.0)
-    if not words.chars:
-        return Match(0.0, len(target), "")
-    distance, windows = align(target, words.chars, words.cuts)
+    return match_places(expected, words)[0]
+
+
+def _primary(expected: str, target: str, words: Words, distance: int,
+             windows: Sequence[tuple[int, int]]) -> Match:
+    """`match_line`'s window of those `align` found (see `match_line`)."""
     cased = _cased(expected)
     start, end = min(windows[:20], key=lambda w: (
         levenshtein(cased, _cased(words.span(*w))) if len(windows) > 1 else 0,
@@ -285,6 +289,13 @@ def match_line(expected: str, words: Words) -> Match:
         start, grown = start - 1, True
     if grown:
         distance = levenshtein(target, chars[start:end])
+    return _window(expected, target, words, start, end, distance)
+
+
+def _window(expected: str, target: str, words: Words, start: int, end: int,
+            distance: int, near_miss: bool = False) -> Match:
+    """The Match of window start..end of `words`, `distance` edits from `target` (the
+    line, normalised)."""
     length = max(len(target), end - start)
     window = words.chars[start:end]
     confs = words.conf[start:end] if words.conf else (1.0,) * len(window)
@@ -309,4 +320,116 @@ def match_line(expected: str, words: Words) -> Match:
                 near.extend(confs[x] for x in (j - 1, j) if 0 <= x < len(confs))
         diff_conf = min(near, default=0.0)
     return Match(round(1.0 - distance / length, 4), distance, words.span(start, end),
-                 window, conf, diff_conf, tuple(edits), start, end)
+                 window, conf, diff_conf, tuple(edits), start, end, near_miss)
+
+
+#: Letter edits (a wrong, missing or extra letter; a swap is two) within which a run of
+#: whole OCR lines is a near miss of a line (`near_miss`), at most a third of its letters.
+NEAR_EDITS = 2
+
+
+def _split(chars: str, cuts: Sequence[bool], start: int, end: int) -> list[str]:
+    """The words (normalised) of characters start..end, split where `cuts` says."""
+    out: list[str] = []
+    for k in range(start, end):
+        if cuts[k] or not out:
+            out.append(chars[k])
+        else:
+            out[-1] += chars[k]
+    return out
+
+
+def near_miss(target: Sequence[str], read: Sequence[str], distance: int) -> bool:
+    """Whether words `read` (normalised) are a near miss of the line's words `target`,
+    `distance` letter edits apart: at most NEAR_EDITS edits (and a third of the line's
+    letters: one in a 3-5 letter line, none in a shorter one) of the kinds a misspelling
+    makes (a wrong, missing, doubled or swapped letter; not any extra letter: `NEWS` is
+    no misspelling of `NEW`), or the line with one whole word missing and at least two
+    left."""
+    letters = sum(len(w) for w in target)
+    if distance == 0:
+        return False
+    if distance <= min(NEAR_EDITS, letters // 3):
+        line, seen = "".join(target), "".join(read)
+        return all(was or seen[j - 1:j] == now or seen[j + 1:j + 2] == now
+                   for _, j, was, now in edit_script(line, seen))
+    return len(read) == len(target) - 1 >= 2 and any(
+        list(target[:i]) + list(target[i + 1:]) == list(read) for i in range(len(target)))
+
+
+def match_places(expected: str, words: Words, lines: Sequence[tuple[int, int]] = (),
+                 others: Sequence[str] = ()) -> list[Match]:
+    """Every place of the OCR text that reads as the line: its best window first (what
+    `match_line` returns), then, apart from it and from each other,
+
+    - every other window that reads exactly as the line (the line drawn twice);
+    - every run of whole OCR lines (`lines`: each OCR line's characters start..end in
+      `words`, in reading order) that reads as a near miss of the line (`near_miss`),
+      unless it reads closer to another expected line (`others`, as written): two
+      expected lines one word apart are not near misses of each other.
+
+    A run of whole lines keeps apart a rendition of the line from the same words inside
+    other text (`SKYLINE` in `SKYLINE TRANSIT`, `NEW` in `NEWS`). The best window is
+    marked `near_miss` too when it is such a run."""
+    target = normalise(expected)
+    if not target or not words.chars:
+        return [_nothing(target)]
+    chars, cuts = words.chars, words.cuts
+    distance, windows = align(target, chars, cuts)
+    primary = _primary(expected, target, words, distance, windows)
+    mine = Words.of(expected.split())
+    target_words = _split(mine.chars, mine.cuts, 0, len(mine.chars))
+    rivals = [t for t in (normalise(o) for o in others) if t and t != target]
+    starts = {s for s, _ in lines}
+    ends = {e for _, e in lines}
+
+    def judged(start: int, end: int, edits: int) -> bool:
+        """Whether window start..end, `edits` from the line, is a near miss of it."""
+        if start not in starts or end not in ends:
+            return False
+        read = chars[start:end]
+        if not near_miss(target_words, _split(chars, cuts, start, end), edits):
+            return False
+        return not any(abs(len(r) - len(read)) < edits and levenshtein(r, read) < edits
+                       for r in rivals)
+
+    if primary.distance and judged(primary.start, primary.end, primary.distance):
+        primary = _window(expected, target, words, primary.start, primary.end,
+                          primary.distance, near_miss=True)
+    out = [primary]
+    taken = [(primary.start, primary.end)]
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e in taken)
+
+    if distance == 0:
+        for start, end in windows:
+            if free(start, end):
+                out.append(_window(expected, target, words, start, end, 0))
+                taken.append((start, end))
+    spans = [(s, e) for s, e in lines if e > s]
+    most = len(target) + NEAR_EDITS
+    longest = max(len(w) for w in target_words)
+    for i, (start, _) in enumerate(spans):
+        for _, end in spans[i:]:
+            if end - start > most:
+                break
+            if not free(start, end):
+                continue
+            read = chars[start:end]
+            gap = len(target) - len(read)
+            if gap > NEAR_EDITS and (len(target_words) < 3 or gap > longest):
+                continue  # too short for a near miss (or for the line less a word)
+            edits = levenshtein(target, read)
+            if judged(start, end, edits):
+                out.append(_window(expected, target, words, start, end, edits,
+                                   near_miss=True))
+                taken.append((start, end))
+    return out
+
+
+def _nothing(target: str) -> Match:
+    """The Match of a line with nothing to compare it with (or of an empty line)."""
+    if not target:
+        return Match(1.0, 0, "", conf=1.0)
+    return Match(0.0, len(target), "")

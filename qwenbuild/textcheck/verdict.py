@@ -1,9 +1,10 @@
 """The verdict on one expected line, from every reading of it: right, wrong or unreadable.
 
-Each reading gives the line's best window (`score.match_line`): the letters that differ
-(edits, at their place in the line), the engine's confidence in the window's characters
-and in the characters where it differs (for a missing character, in its neighbours). A
-reading
+Each reading gives the line's places (`score.match_places`): its best window, then every
+other place that reads as the line or as a near miss of it. For each: the letters that
+differ (edits, at their place in the line), the engine's confidence in the window's
+characters and in the characters where it differs (for a missing character, in its
+neighbours). A reading (of one place)
 
 - *confirms the line* when its window is the line exactly (case, spaces and punctuation
   aside) and the engine is confident in every character of it (`RIGHT_CONF`);
@@ -21,7 +22,9 @@ letter really wrong on the poster is read wrong the same way by both.
   match with some confidence (`TWICE_CONF`) and none objects;
 - **wrong**: an objection is corroborated (or, after the last reading, one engine objects
   with very high confidence, `SURE_CONF`), and no reading matches the line, even with
-  low confidence (`MATCH_CONF`). Two exceptions, where two readings of one engine
+  low confidence (`MATCH_CONF`); for a near miss in a place of its own
+  (`Match.near_miss`), no reading *in that place* (`same_place`): the line read right
+  elsewhere does not excuse it. Two exceptions, where two readings of one engine
   (different renditions of the line) may corroborate instead:
   - a doubled letter the line does not have ("SUMMMER" for "SUMMER"): a matching reading
     does not count, as a recogniser can merge a doubled letter but does not invent one;
@@ -107,6 +110,11 @@ class Evidence:
         return self.objects and self.match.diff_conf >= self._conf(SURE_CONF, 0.985)
 
     @property
+    def near_miss(self) -> bool:
+        """A wrong rendition of the line in a place of its own (`Match.near_miss`)."""
+        return self.match.near_miss
+
+    @property
     def adds_repeat(self) -> bool:
         """Whether every difference is an extra copy of a neighbouring letter (a doubled
         letter the line does not have)."""
@@ -114,6 +122,30 @@ class Evidence:
         if not edits or any(was for _, was, _ in edits):
             return False
         return all(now and now * 2 in self.match.chars for _, _, now in edits)
+
+
+#: Two windows overlapping by this share of the smaller one's box are one place.
+SAME_PLACE = 0.5
+
+
+def same_place(a: Evidence, b: Evidence) -> bool:
+    """Whether two readings' windows are the same place of the image (True when either
+    box is unknown)."""
+    if a.box is None or b.box is None:
+        return True
+    w = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
+    h = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
+    if w <= 0 or h <= 0:
+        return False
+    area = min((box[2] - box[0]) * (box[3] - box[1]) for box in (a.box, b.box))
+    return w * h >= SAME_PLACE * max(1, area)
+
+
+def excused(objection: Evidence, matching: Sequence[Evidence]) -> list[Evidence]:
+    """The matching readings that speak against `objection`: any of them, but only those
+    in its place for a near miss in a place of its own (the line read right elsewhere
+    does not make a wrong rendition of it right)."""
+    return [m for m in matching if not objection.near_miss or same_place(m, objection)]
 
 
 def agree(objecting: Sequence[Evidence], others: Sequence[Evidence],
@@ -182,20 +214,25 @@ def decide(evidence: Sequence[Evidence], final: bool,
         for e in objecting:
             if across_engines and e.engine in CJK_ENGINES and cjk_difference(e):
                 blind = blind_to(e, charsets)
-                if not any(m.engine not in blind for m in matching) and agree(
+                if not any(m.engine not in blind for m in excused(e, matching)) and agree(
                         [e], differing, across_engines=False):
                     return WRONG, _best([e])
-        if len(repeats) < len(objecting) and not matching and \
-                agree(objecting, differing, across_engines):
-            return WRONG, _best(objecting)
-        if final and not matching and any(e.sure for e in objecting):
-            return WRONG, _best(objecting)
+        # Objections no matching reading speaks against (with every window in one place,
+        # all of them when nothing matches, none when something does).
+        standing = [e for e in objecting if not excused(e, matching)]
+        if len(repeats) < len(objecting) and standing and \
+                agree(standing, differing, across_engines):
+            return WRONG, _best(standing)
+        if final and any(e.sure for e in standing):
+            return WRONG, _best(standing)
     if not final:
         return UNDECIDED, None
     if not objecting and len({e.source for e in matching if e.match.conf >= TWICE_CONF.get(
             e.engine, 0.6)}) >= 2:
         return RIGHT, matching[0]  # matched twice, never contradicted
-    found = [e for e in evidence if e.found] or list(evidence)
+    # A near miss in a place of its own is what makes the line unreadable, if any.
+    found = [e for e in objecting if e.near_miss] or \
+        [e for e in evidence if e.found] or list(evidence)
     return UNREADABLE, _best(found) if found else None
 
 
