@@ -697,24 +697,17 @@ class Build:
             raise RuntimeError(f"{job.label}: sent before its parent's output was known")
         if self.stopping:
             raise asyncio.CancelledError  # Ctrl-C came: nothing more is sent
-        # Two jobs of this build with one key (two provider tables of the same kind and
-        # model, say) make one request: the second waits for the first, then copies its
-        # image; it sends its own only when the first one failed.
-        making = self._making.get(job.key)
-        if making is not None:
-            await making.wait()
-            if await asyncio.to_thread(self.store.has, job.key, job.ext):
-                return await self._made_elsewhere(job, reasons, to_output)
-        self._making[job.key] = made = asyncio.Event()
+        mine: list[asyncio.Event] = []
         try:
-            return await self._generate(job, reasons, to_output)
+            return await self._generate(job, reasons, to_output, mine)
         finally:
-            made.set()
-            if self._making.get(job.key) is made:
-                del self._making[job.key]
+            for made in mine:
+                made.set()
+                if self._making.get(job.key) is made:
+                    del self._making[job.key]
 
-    async def _generate(self, job: Job, reasons: tuple[Reason, ...],
-                        to_output: bool) -> JobResult:
+    async def _generate(self, job: Job, reasons: tuple[Reason, ...], to_output: bool,
+                        mine: list[asyncio.Event]) -> JobResult:
         provider = self.plan.providers[job.provider]
         spec = provider.spec
         ttl = spec.timeout + LEASE_MARGIN
@@ -726,6 +719,7 @@ class Build:
             loop = asyncio.get_running_loop()
             deadline: float | None = None
             generated = None
+            sibling: asyncio.Event | None = None
             while generated is None:
                 delay = 0.0
                 answer: Claim | None = None
@@ -733,12 +727,23 @@ class Build:
                     for slot in self._slots.get(job.provider, ()):
                         await held.enter_async_context(slot)
                     if claim is None:
-                        # Claimed in the provider's slot, right before the first request: a
-                        # lease's time is the request's, not the queue's.
-                        answer = await asyncio.to_thread(self.store.claim, job.key, job.ext,
-                                                         ttl, self.options.force)
-                        if answer.state == ClaimState.MINE:
-                            claim, answer = answer, None
+                        # Two jobs of this build with one key (two provider tables of the
+                        # same kind and model, say) make one request: the first to reach
+                        # its provider's slot makes it; the other waits for it outside its
+                        # slot, then copies the image (or, if it failed, goes on itself).
+                        other = self._making.get(job.key)
+                        if other is not None and not mine:
+                            sibling = other
+                        else:
+                            if not mine:
+                                mine.append(asyncio.Event())
+                                self._making[job.key] = mine[0]
+                            # Claimed in the provider's slot, right before the first
+                            # request: a lease's time is the request's, not the queue's.
+                            answer = await asyncio.to_thread(self.store.claim, job.key,
+                                                             job.ext, ttl, self.options.force)
+                            if answer.state == ClaimState.MINE:
+                                claim, answer = answer, None
                     if claim is not None:
                         if deadline is None:  # the job's time starts when first sent
                             deadline = loop.time() + spec.timeout
@@ -767,6 +772,12 @@ class Build:
                                                 delay, str(exc)))
                         finally:
                             self._tell(Activity("answer", job))
+                if sibling is not None:
+                    await sibling.wait()
+                    sibling = None
+                    if await asyncio.to_thread(self.store.has, job.key, job.ext):
+                        return await self._made_elsewhere(job, reasons, to_output)
+                    continue
                 if answer is not None:
                     if answer.state == ClaimState.HIT:
                         return await self._made_elsewhere(job, reasons, to_output)
