@@ -289,8 +289,13 @@ class Build:
             "jobs": [{**job, "status": str(JobStatus.UP_TO_DATE), "error": None}
                      for job in report.to_json()["jobs"]],
         }, indent=2, ensure_ascii=False)
-        noop.write(campaign.path, files, folders,
-                   {"jobs": str(len(report.results)), "out": str(campaign.out)}, report_json)
+        # Outputs as the build last checked their bytes: one that moved since is not
+        # recorded as up to date.
+        verified = {os.path.abspath(campaign.out / rel): (e[0], e[1], e[3], e[4])
+                    for rel, e in self.stats.entries.items() if len(e) == 5}
+        noop.write(campaign.path, tuple(files), tuple(folders),
+                   {"jobs": str(len(report.results)), "out": str(campaign.out)}, report_json,
+                   verified)
 
     def _stale(self) -> list[str]:
         """Outputs in the manifest that the campaign no longer makes: marked stale while
