@@ -13,21 +13,40 @@ Format 1:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .contracts import ExportEntry, ManifestEntry
 from .errors import CampaignError
-from .fsutil import atomic_write
+from .fsutil import write_chunks_if_changed
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 
 
 def dumps(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return b"".join(chunks(data))
+
+
+def chunks(data: Any) -> Iterator[bytes]:
+    """`data` as the manifest's JSON (sorted keys, indent 2, UTF-8), piece by piece: an
+    entry (ManifestEntry, ExportEntry) is turned into its JSON object only when it is
+    reached, so 20,000 of them are never all in memory as dicts, nor the text whole."""
+    encoder = json.JSONEncoder(indent=2, sort_keys=True, ensure_ascii=False,
+                               default=_entry_json)
+    for piece in encoder.iterencode(data):
+        yield piece.encode()
+    yield b"\n"
+
+
+def _entry_json(value: Any) -> Any:
+    if isinstance(value, ManifestEntry | ExportEntry):
+        return value.to_json()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class Manifest:
@@ -41,7 +60,8 @@ class Manifest:
         #: Export renditions by path (see exports.py), kept apart from the generated outputs
         #: so that everything reading `entries` sees only images a provider made.
         self.exports: dict[str, ExportEntry] = exports if exports is not None else {}
-        self._original: bytes | None = None  # bytes on disk; None: no file yet
+        #: sha256 of the bytes on disk; None: no file yet.
+        self._digest: str | None = None
         self._dirty = False
         # Outputs are written (and recorded) from worker threads during a build.
         self._lock = threading.Lock()
@@ -93,29 +113,37 @@ class Manifest:
                 f"{path}: not a qwenbuild manifest ({exc}); move it away to rebuild it"
             ) from None
         manifest = cls(out, campaign, entries, renditions)
-        manifest._original = raw
+        manifest._digest = hashlib.sha256(raw).hexdigest()
         return manifest
 
     def to_json(self) -> dict[str, Any]:
+        data = self._data()
+        for name in ("outputs", "exports"):
+            if name in data:
+                data[name] = {rel: e.to_json() for rel, e in sorted(data[name].items())}
+        return data
+
+    def _data(self) -> dict[str, Any]:
+        """The manifest as JSON data, with entries as they are (see `chunks`)."""
         data: dict[str, Any] = {
             "campaign": self.campaign,
             "format": MANIFEST_FORMAT,
-            "outputs": {rel: e.to_json() for rel, e in sorted(self.entries.items())},
+            "outputs": dict(self.entries),
         }
         if self.exports:  # absent when there are none: older manifests stay byte-identical
-            data["exports"] = {rel: e.to_json() for rel, e in sorted(self.exports.items())}
+            data["exports"] = dict(self.exports)
         return data
 
     def save(self) -> bool:
         """Write the manifest if it changed (atomically). Returns whether it wrote."""
-        if self._original is None and not self.entries:
+        if self._digest is None and not self.entries:
             return False  # nothing built and no manifest yet: write nothing
-        if not self._dirty and self._original is not None:
+        if not self._dirty and self._digest is not None:
             return False  # a no-op build: not even serialised
-        data = dumps(self.to_json())
-        if data == self._original:
-            return False
-        atomic_write(self.out / MANIFEST_NAME, data)
-        self._original = data
+        digest = write_chunks_if_changed(self.out / MANIFEST_NAME, chunks(self._data()),
+                                         self._digest)
         self._dirty = False
+        if digest is None:
+            return False
+        self._digest = digest
         return True
