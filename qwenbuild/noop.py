@@ -100,11 +100,6 @@ def _environment() -> str:
 _STAMP = attrgetter("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino")
 
 
-def _stamps(stats: list[os.stat_result]) -> int:
-    """The digest of files' stats (see the module's doc)."""
-    return hash(tuple(map(_STAMP, stats)))
-
-
 def package_paths() -> tuple[list[str], list[str]]:
     """qwenbuild's own files and folders (not __pycache__): a change of code, shipped
     template or page is a change of what a build would do."""
@@ -121,12 +116,18 @@ def package_paths() -> tuple[list[str], list[str]]:
 Paths = tuple[os.PathLike[str] | str, ...]
 
 
+def report_file(campaign_file: os.PathLike[str] | str) -> str:
+    """Where what `build --json` prints for a no-op build goes (SECONDS for its duration):
+    written by the executor before `write`."""
+    return record_file(os.fspath(campaign_file))[:-len(".txt")] + ".json"
+
+
 def write(campaign_file: os.PathLike[str] | str, files: Paths, folders: Paths,
-          summary: dict[str, str], report_json: str,
+          summary: dict[str, str],
           verified: dict[str, tuple[int, int, int, int]] | None = None) -> None:
     """Record a no-op-able state: `files` must keep their stat (or stay missing),
-    `folders` their mtime. `summary` holds what the no-op prints; `report_json` what
-    `build --json` prints for it (with SECONDS for the duration). `verified`: the
+    `folders` their mtime. `summary` holds what the no-op prints (`report_file` what
+    `build --json` prints). `verified`: the
     (size, mtime_ns, ctime_ns, inode) of files as the build checked their content (by
     absolute path); when one moved since, or anything else is in doubt, there is no
     record (the previous one is removed). Written atomically; a failure to write only
@@ -138,13 +139,12 @@ def write(campaign_file: os.PathLike[str] | str, files: Paths, folders: Paths,
         return
     target = record_file(campaign)
     try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        for name, data in ((target[:-len(".txt")] + ".json", report_json), (target, text)):
-            folder, base = os.path.split(name)
-            tmp = os.path.join(folder, f".qwenbuild-{base}.{os.getpid()}.tmp")
-            with open(tmp, "w", encoding="utf-8", errors=_ERRORS) as fh:
-                fh.write(data)
-            os.replace(tmp, name)
+        folder, base = os.path.split(target)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".qwenbuild-{base}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8", errors=_ERRORS) as fh:
+            fh.write(text)
+        os.replace(tmp, target)
     except OSError:
         forget(campaign)
 
@@ -162,7 +162,7 @@ def _record(campaign: str, files: Paths, folders: Paths, summary: dict[str, str]
     lines += [f"summary {k} {v}" for k, v in sorted(summary.items())]
     if any("\n" in line for line in lines):
         return None
-    stats: list[os.stat_result] = []
+    stamps: list[tuple[int, int, int, int]] = []
     for folder in sorted(groups):
         if "\n" in folder or "\0" in folder:
             return None  # a path no line can hold: no record, no fast path
@@ -186,15 +186,16 @@ def _record(campaign: str, files: Paths, folders: Paths, summary: dict[str, str]
                 continue
             except OSError:
                 return None
+            stamp = _STAMP(st)
             seen = verified.get(path)
-            if seen is not None and seen != _STAMP(st):
+            if seen is not None and seen != stamp:
                 return None  # changed since the build checked it: the next build decides
             present.append(name)
-            stats.append(st)
+            stamps.append(stamp)
         lines.append("\0".join([f"d {mtime} {folder}", *present]))
         if missing:
             lines.append("\0".join([f"m {folder}", *missing]))
-    lines.append(f"h {_stamps(stats)}")
+    lines.append(f"h {hash(tuple(stamps))}")
     return "\n".join(lines) + "\n"
 
 
@@ -288,8 +289,7 @@ def fast_build(argv: list[str]) -> int | None:
     jobs = summary.get("jobs", "0")
     if "--json" in argv:
         try:
-            with open(record_file(campaign)[:-len(".txt")] + ".json", encoding="utf-8",
-                      errors=_ERRORS) as fh:
+            with open(report_file(campaign), encoding="utf-8", errors=_ERRORS) as fh:
                 report = fh.read()
         except OSError:
             return None

@@ -19,7 +19,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
 from ..costs import check_budget
 from ..errors import BudgetError, InputError, ProviderError
 from ..exports import ExportsStep
-from ..fsutil import sweep_temporary_files
+from ..fsutil import sweep_temporary_files, write_chunks_if_changed
 from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
@@ -188,6 +189,13 @@ class _Wait:
         self.delay = min(self.delay * 1.5, _POLL_MAX)
 
 
+def _window(concurrency: int) -> int:
+    """How many jobs of a provider are under way at once: its concurrency, as many again
+    verifying, storing and writing (or restoring, or checking text) meanwhile, and a few
+    waiting for another build's image."""
+    return 2 * concurrency + 4
+
+
 def _check_limit(assessments: list[Assessment], limit: int | None) -> None:
     if limit is None:
         return
@@ -281,21 +289,18 @@ class Build:
         for folder, _dirs, names in os.walk(campaign.out):
             folders.append(Path(folder))
             files += [Path(folder) / name for name in names]
-        report_json = json.dumps({
-            **report.to_json(), "generated": 0, "cached": 0, "failed": 0,
-            "up_to_date": len(report.results), "cost_usd": 0.0, "estimated_cost_usd": 0.0,
-            "cost_unreported": 0, "stale": [], "interrupted": False, "seconds": 0.0,
-            "exports": [],
-            "jobs": [{**job, "status": str(JobStatus.UP_TO_DATE), "error": None}
-                     for job in report.to_json()["jobs"]],
-        }, indent=2, ensure_ascii=False)
         # Outputs as the build last checked their bytes: one that moved since is not
         # recorded as up to date.
         verified = {os.path.abspath(campaign.out / rel): (e[0], e[1], e[3], e[4])
                     for rel, e in self.stats.entries.items() if len(e) == 5}
+        try:
+            write_chunks_if_changed(Path(noop.report_file(campaign.path)),
+                                    _noop_report(report), None)
+        except OSError:
+            noop.forget(campaign.path)
+            return
         noop.write(campaign.path, tuple(files), tuple(folders),
-                   {"jobs": str(len(report.results)), "out": str(campaign.out)}, report_json,
-                   verified)
+                   {"jobs": str(len(report.results)), "out": str(campaign.out)}, verified)
 
     def _stale(self) -> list[str]:
         """Outputs in the manifest that the campaign no longer makes: marked stale while
@@ -326,8 +331,10 @@ class Build:
                         if (env := p.info.api_key_env) and not os.environ.get(env)}
         every_job = any(step.wants_up_to_date for step in self.steps)
         # A job made from another job's output waits for that job: parents first, the
-        # rest concurrently.
-        self._done = {a.job.output: asyncio.Event() for a in assessments}
+        # rest concurrently. Only parents get an event to wait on.
+        planned = {a.job.output for a in assessments}
+        self._done = {a.job.parent: asyncio.Event() for a in assessments
+                      if a.job.parent is not None and a.job.parent in planned}
 
         async def one(a: Assessment) -> None:
             try:
@@ -347,6 +354,9 @@ class Build:
                 result = JobResult(a.job, JobStatus.FAILED, a.reasons,
                                    error=f"cannot write output: {detail}")
             self._finish(result)
+            # Done with: its request (formed again if a later step asks for it).
+            a.job.release()
+            result.job.release()
 
         async def attempt(a: Assessment) -> JobResult:
             job = a.job
@@ -373,8 +383,21 @@ class Build:
             for a in assessments:
                 if a.action == Action.KEEP and not every_job:
                     self._finish(JobResult(a.job, JobStatus.UP_TO_DATE, a.reasons))
-            tasks = [asyncio.create_task(one(a)) for a in assessments
-                     if a.action != Action.KEEP or every_job]
+            # Jobs start in plan order, a few more at a time per provider than it takes at
+            # once (one waiting for a slot is a whole suspended call chain: thousands of
+            # them would cost more memory than the build). Parents come before their
+            # children in the plan, so a child only ever waits for a job already started.
+            queues: dict[str, deque[Assessment]] = {}
+            for a in assessments:
+                if a.action != Action.KEEP or every_job:
+                    queues.setdefault(a.job.provider, deque()).append(a)
+
+            async def runner(queue: deque[Assessment]) -> None:
+                while queue:
+                    await one(queue.popleft())
+
+            tasks = [asyncio.create_task(runner(queue)) for name, queue in queues.items()
+                     for _ in range(min(len(queue), _window(providers[name].spec.concurrency)))]
             try:
                 await asyncio.gather(*tasks)
             except BaseException:
@@ -651,6 +674,26 @@ class Build:
             parent=job.parent,
         ))
         self.stats.remember(job.output, target, sha)
+
+
+def _noop_report(report: BuildReport) -> Iterator[bytes]:
+    """What `build --json` prints for a no-op build of the same jobs (noop.SECONDS for its
+    duration), as `print_json` would print it, written piece by piece: one job at a time,
+    never the whole text nor every job's dict at once."""
+    head = json.dumps({  # BuildReport.to_json's keys, in its order; costs as a no-op's
+        # (a sum of nothing, rounded: 0)
+        "generated": 0, "cached": 0, "up_to_date": len(report.results), "failed": 0,
+        "cost_usd": 0, "estimated_cost_usd": 0, "cost_unreported": 0, "stale": [],
+        "interrupted": False, "seconds": 0.0, "exports": [], "jobs": [],
+    }, indent=2, ensure_ascii=False)
+    before, after = head.rsplit('"jobs": []', 1)
+    yield (before + '"jobs": [').encode()
+    root = report.campaign.root
+    for i, result in enumerate(report.results):
+        job = json.dumps(report.job_json(result, root, JobStatus.UP_TO_DATE), indent=2,
+                         ensure_ascii=False)
+        yield ((",\n    " if i else "\n    ") + job.replace("\n", "\n    ")).encode()
+    yield (("\n  ]" if report.results else "]") + after).encode()
 
 
 def _folders(root: Path) -> list[Path]:

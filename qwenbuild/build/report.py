@@ -12,7 +12,7 @@ from ..contracts import JobStatus, Reason, reason_text
 from ..plan import Job
 
 
-@dataclass
+@dataclass(slots=True)
 class JobResult:
     job: Job
     status: JobStatus
@@ -81,19 +81,21 @@ class BuildReport:
             "interrupted": self.interrupted,
             "seconds": self.seconds,
             "exports": self.exports,
-            "jobs": [
-                {
-                    "asset": r.job.asset,
-                    "aspect": r.job.aspect,
-                    "provider": r.job.provider,
-                    "seed": r.job.seed,
-                    "key": r.job.key,
-                    "status": str(r.status),
-                    "output": _relative(self.campaign.out / r.job.output, root),
-                    "error": r.error,
-                }
-                for r in self.results
-            ],
+            "jobs": [self.job_json(r, root) for r in self.results],
+        }
+
+    def job_json(self, r: JobResult, root: Path | None = None,
+                 status: JobStatus | None = None) -> dict[str, Any]:
+        """One job of `to_json` (as it would be with `status`, no error, if given)."""
+        return {
+            "asset": r.job.asset,
+            "aspect": r.job.aspect,
+            "provider": r.job.provider,
+            "seed": r.job.seed,
+            "key": r.job.key,
+            "status": str(status or r.status),
+            "output": _relative(self.campaign.out / r.job.output, root or self.campaign.root),
+            "error": None if status is not None else r.error,
         }
 
 

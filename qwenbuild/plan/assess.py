@@ -30,7 +30,7 @@ _FIELD_REASONS: tuple[tuple[tuple[str, ...], Reason], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Assessment:
     """One job and what a build would do with it."""
 

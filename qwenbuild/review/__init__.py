@@ -204,7 +204,7 @@ def _output(rel: str, entry: ManifestEntry | None, result: JobResult | None,
     if job is not None and remembered and remembered[0] == job.key:
         prompt, negative = remembered[1], remembered[2]  # same key: same prompts
     elif job is not None:
-        prompt, negative = job.request.prompt, job.request.negative
+        prompt, negative = job.prompts
     else:
         # Not built this time (outside --only, or stale): the cache record remembers.
         record = store.record(entry.key, rel.rsplit(".", 1)[-1]) if entry else None
