@@ -11,11 +11,15 @@ several runs, machine described). Not tests: nothing here asserts a time.
   two providers at once;
 - preview renderer throughput at 1024x1024 and 2048x2048;
 - watch: save-to-rebuilt latency with the preview provider;
-- `qwenbuild --help` start-up time;
 - the team cache on a real SeaweedFS (tests/seaweedfs.py) on 127.0.0.1: a no-op build's
   requests to it (target: none) and time, against the same build without a team cache; a
   warm restore of every job from it onto an empty local cache; a cold build writing
   every image through.
+- the import cost of the live progress display (rich) on top of a build's imports.
+- the review page at 20,000 images: its bytes (and the first screen's), peak memory of
+  writing it, and its load time in headless chromium (Debian's, through Playwright) from
+  file://, to the first screen drawn and to the images on it loaded;
+- `qwenbuild --help` start-up time.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -270,6 +275,89 @@ def _watch_latency(runs: int, work: Path) -> list[float]:
     return values
 
 
+CHROMIUM = os.environ.get("QWENBUILD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update"]
+
+
+def bench_page(jobs: int, runs: int, work: Path) -> list[Row]:
+    """The review page of a built campaign of `jobs` images (4 aspects per asset)."""
+    folder = work / f"page-{jobs}"
+    campaign = write_campaign(folder, jobs, '[providers.fast]\nkind = "instant"\n', "fast")
+    env = {**os.environ, "QWENBUILD_CACHE_DIR": str(folder / "cache")}
+    cold = child(["build", str(campaign)], env)
+    out = folder / "out"
+    files = [out / "index.html", *sorted((out / "review").iterdir())]
+    total = sum(f.stat().st_size for f in files)
+    result_path = folder / "page-memory.json"
+    subprocess.run([PYTHON, str(ROOT / "bench" / "page.py"), str(campaign), str(result_path)],
+                   check=True, env=env, cwd=ROOT)
+    memory = json.loads(result_path.read_text())
+    rows: list[Row] = [
+        (f"review page, {jobs:,} images: size", f"{total / 1e6:.1f} MB in {len(files)} files",
+         f"index.html {files[0].stat().st_size / 1e3:.0f} KB, index.js "
+         f"{(out / 'review' / 'index.js').stat().st_size / 1e3:.0f} KB, the rest in chunks"),
+        (f"review page, {jobs:,} images: writing it (cold build)",
+         f"peak {memory['peak_bytes'] / 1e6:.1f} MB ({memory['peak_bytes'] / jobs:,.0f} B/job)",
+         f"{memory['seconds']:.2f} s; Python allocations (tracemalloc), target ≤ 5 KB/job; "
+         f"the whole cold build: peak RSS {cold['max_rss_mb']:.0f} MB"),
+    ]
+    loads = _page_loads(out / "index.html", runs)
+    if loads is None:
+        rows.append((f"review page, {jobs:,} images: load in chromium", "not measured",
+                     f"needs Playwright and {CHROMIUM}"))
+        return rows
+    first = median([r[0] for r in loads])
+    images = median([r[1] for r in loads])
+    fetched = median([r[2] for r in loads])
+    rows.append((f"review page, {jobs:,} images: load in headless chromium",
+                 f"{first * 1000:.0f} ms to the first screen, {images * 1000:.0f} ms to its "
+                 "images", f"from file://, median of {len(loads)}; the first screen reads "
+                 f"{fetched / 1e3:.0f} KB of {total / 1e6:.1f} MB; target < 1 s"))
+    return rows
+
+
+def _page_loads(page: Path, runs: int) -> list[tuple[float, float, int]] | None:
+    """(seconds to the first screen, seconds to its images loaded, bytes it read) per run,
+    each in a fresh browser context; None without Playwright or chromium."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not Path(CHROMIUM).is_file():
+        return None
+    found = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for _ in range(runs):
+                context = browser.new_context(viewport={"width": 1440, "height": 900})
+                tab = context.new_page()
+                tab.goto(page.as_uri(), wait_until="commit")
+                tab.wait_for_selector("html[data-ready='1']", state="attached", timeout=60000)
+                first = tab.evaluate(
+                    "performance.getEntriesByName('qb-first-screen')[0].startTime")
+                tab.wait_for_function(
+                    "() => [...document.querySelectorAll('figure.output img')].filter(i => {"
+                    " const r = i.getBoundingClientRect();"
+                    " return r.bottom > 0 && r.top < innerHeight; })"
+                    ".every(i => i.complete)", timeout=60000)
+                images = tab.evaluate("performance.now()")
+                # Every file the first screen read (file:// loads are not resource entries).
+                names = tab.evaluate("[location.href, ...[...document.scripts]"
+                                     ".map(s => s.src).filter(Boolean)]")
+                read = 0
+                for name in names:
+                    path = Path(unquote(urlsplit(name).path))
+                    if path.is_file() and path.suffix in (".html", ".js"):
+                        read += path.stat().st_size
+                found.append((first / 1000, images / 1000, read))
+                context.close()
+        finally:
+            browser.close()
+    return found
+
+
 def bench_help(runs: int) -> list[Row]:
     script = shutil.which("qwenbuild", path=str(Path(PYTHON).parent)) or ""
     command = [script, "--help"] if script else [PYTHON, "-m", "qwenbuild", "--help"]
@@ -331,12 +419,38 @@ def bench_remote(jobs: int, runs: int, work: Path) -> list[Row]:
     ]
 
 
+#: What a build imports before its first job, and what the terminal display adds to it.
+_BUILD_IMPORTS = ("import qwenbuild.cli, qwenbuild.cli.build, qwenbuild.cli.progress, "
+                  "qwenbuild.build.executor, qwenbuild.campaign")
+_DISPLAY_IMPORTS = "import rich.console, rich.live, rich.progress_bar, rich.table, rich.text"
+
+
+def bench_display(runs: int) -> list[Row]:
+    """The import cost of the live display (rich), loaded only by a build on a terminal
+    that has work to do: the start-up of a build's imports with and without it."""
+    def run(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([PYTHON, "-c", code], capture_output=True, check=True)
+        return time.perf_counter() - started
+
+    without, with_rich = [], []
+    for _ in range(runs):  # interleaved, so that a busy moment weighs on both
+        without.append(run(_BUILD_IMPORTS))
+        with_rich.append(run(f"{_BUILD_IMPORTS}; {_DISPLAY_IMPORTS}"))
+    added = median(with_rich) - median(without)
+    return [("terminal display (rich) import", f"+{added * 1000:.0f} ms",
+             f"a build's imports: {median(without) * 1000:.0f} ms without, "
+             f"{median(with_rich) * 1000:.0f} ms with; only builds on a terminal with work "
+             "to do load it")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--runs", type=int, default=None, help="runs per measure (median)")
     parser.add_argument("--only", action="append", default=[],
-                        help="noop, incremental, concurrency, preview, watch, help, remote")
+                        help="noop, incremental, concurrency, preview, watch, page, help, "
+                             "remote, display")
     args = parser.parse_args()
     quick = args.quick
     runs = args.runs or (1 if quick else 3)
@@ -347,8 +461,11 @@ def main() -> None:
                                                    0.05 if quick else 0.2, w),
         "preview": lambda w: bench_preview(2 if quick else 10),
         "watch": lambda w: bench_watch(1 if quick else 5, w),
+        "page": lambda w: bench_page(200 if quick else 20000, runs if quick else max(runs, 5),
+                                     w),
         "help": lambda w: bench_help(3 if quick else 10),
         "remote": lambda w: bench_remote(40 if quick else 1000, runs, w),
+        "display": lambda w: bench_display(3 if quick else 15),
     }
     chosen = args.only or list(sections)
     rows: list[Row] = []

@@ -25,6 +25,8 @@ class JobStatus(StrEnum):
     CACHED = "cached"  # restored from the cache, nothing paid
     UP_TO_DATE = "up_to_date"
     FAILED = "failed"
+    #: Approved or picked in the review file: kept as it is though its inputs changed.
+    LOCKED = "locked"
 
 
 class Action(StrEnum):
@@ -35,6 +37,9 @@ class Action(StrEnum):
     KEEP = "up_to_date"
     #: An export rendition to make again (free: cut from an output).
     RENDER = "render"
+    #: Approved or picked (review file): the build keeps the image though its inputs
+    #: changed; the reasons say what changed (`build --candidates` makes the new one beside).
+    LOCKED = "locked"
 
 
 class Reason(StrEnum):
@@ -63,6 +68,8 @@ class Reason(StrEnum):
     PARENT_CHANGES = "parent changes"
     INPUTS = "inputs changed"
     TEXT_REROLL = "text reroll"
+    #: `build --unlock ASSET` released the lock of an approved output.
+    UNLOCKED = "unlocked"
     # Export renditions:
     SOURCE_CHANGES = "source changes"
     SOURCE_CHANGED = "source changed"
@@ -72,6 +79,15 @@ class Reason(StrEnum):
 def reason_text(reasons: tuple[Reason, ...]) -> str:
     """Reasons as the CLI and the JSON reports show them: `prompt changed, size changed`."""
     return ", ".join(r.value for r in reasons)
+
+
+def locked_text(reasons: tuple[Reason, ...]) -> str:
+    """Why a locked output is kept, as the CLI says it: `inputs changed: prompt changed`."""
+    if reasons == (Reason.FORCED,):
+        return "regenerate asked; the approved image is kept"
+    if reasons and all(r in (Reason.OUTPUT_MISSING, Reason.OUTPUT_MODIFIED) for r in reasons):
+        return f"{reason_text(reasons)}; the approved image is not in the cache to restore"
+    return f"inputs changed: {reason_text(reasons)}"
 
 
 _R = TypeVar("_R", bound="_Record")
@@ -93,6 +109,21 @@ class _Record:
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names}
         return cls(**known, extra=extra or _NO_EXTRA)
+
+    @classmethod
+    def wrong_types(cls, data: Mapping[str, Any]) -> list[str]:
+        """The known fields of `data` whose JSON type is not the field's, as
+        `"bytes" is a string, not a number` (empty when every one fits)."""
+        found = []
+        for f in fields(cls):
+            if f.name == "extra" or f.name not in data:
+                continue
+            kinds = _JSON_KINDS[str(f.type)]
+            value = data[f.name]
+            if not any(_is(value, kind) for kind in kinds):
+                found.append(f"{f.name!r} is {_kind_of(value)}, not "
+                             f"{' or '.join(_NAMES[k] for k in kinds)}")
+        return found
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.extra)
@@ -180,3 +211,34 @@ class CacheRecord(_Record):
     #: sha256 and size of the image bytes in the cache (set by the store on `put`).
     sha256: str | None = None
     bytes: int | None = None
+
+
+#: The JSON types each annotation of a record field accepts.
+_JSON_KINDS: dict[str, tuple[str, ...]] = {
+    "str": ("str",),
+    "str | None": ("str", "null"),
+    "int | None": ("int", "null"),
+    "float | None": ("number", "null"),
+    "bool": ("bool",),
+    "Mapping[str, Any]": ("object",),
+    "Mapping[str, Any] | None": ("object", "null"),
+    "Mapping[str, str]": ("object",),
+}
+_NAMES = {"str": "a string", "null": "null", "int": "an integer", "number": "a number",
+          "bool": "true or false", "object": "an object"}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == "null":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, {"str": str, "int": int, "number": int | float,
+                              "object": dict}[kind])
+
+
+def _kind_of(value: Any) -> str:
+    return next((_NAMES[k] for k in ("null", "bool", "int", "number", "str", "object")
+                 if _is(value, k)), "a list" if isinstance(value, list) else "something else")

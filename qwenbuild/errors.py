@@ -9,7 +9,10 @@
     │   ├── BudgetError            a build would spend more than allowed
     │   └── RemoteCacheError       the team cache: a bad URL, no bucket, refused credentials
     ├── ProviderError              one job failed at its provider (the build goes on)
-    └── LockError                  another build holds the output folder
+    ├── LockError                  another build holds the output folder
+    └── FileSystemError            a folder qwenbuild must write, or its manifest, cannot
+                                   be used (found before any request: nothing generated,
+                                   nothing written)
 
 Foreign errors are converted at the boundary (`raise ... from exc`), so callers deal with
 this hierarchy only.
@@ -96,3 +99,11 @@ class LockError(QwenbuildError):
 class RemoteCacheError(InputError):
     """The team cache is configured wrongly (its URL, its bucket, its credentials);
     reported before any request to a provider, exit code 2."""
+
+
+class FileSystemError(QwenbuildError):
+    """The output folder or the cache folder cannot be written (read-only, no permission,
+    a file in the way, a place no folder can be), or the manifest cannot be read: found
+    before anything is sent."""
+
+    exit_code = 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -46,21 +47,93 @@ def _replacing(path: Path) -> Iterator[BinaryIO]:
     and is named `.qwenbuild-<name>.<random>.tmp`, so a crash can only leave such a hidden
     file behind (swept by the next build); it is fsynced before the rename so a power cut
     cannot leave an empty file in its place. On any error the temporary file is removed.
+
+    A failure is an OSError naming `path` (`filename`), never the temporary file: callers
+    report it as "cannot write PATH: CAUSE" (`write_fault`).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent, path)
     tmp = path.parent / f"{TEMP_PREFIX}{path.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                 file_mode())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                     file_mode())
+    except OSError as exc:
+        raise _about(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        if path.is_dir() and not path.is_symlink():
+            raise IsADirectoryError(errno.EISDIR, "a folder is in its place", str(path))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename != str(path):
+            raise _about(exc, path) from exc
         raise
+
+
+def make_folder(folder: Path, for_file: Path | None = None) -> None:
+    """`mkdir -p folder`; a failure is an OSError naming `for_file` (or the folder), and a
+    file standing where a folder must be is said as such."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+        blocker = next((p for p in (*reversed(folder.parents), folder)
+                        if (p.exists() or p.is_symlink()) and not p.is_dir()), folder)
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"{blocker} is a file, not a folder",
+            str(for_file or folder)) from exc
+    except OSError as exc:
+        if for_file is None:
+            raise
+        where = exc.filename if exc.filename else str(folder)
+        raise _about(exc, for_file, f"{_cause(exc)} (creating {where})") from exc
+
+
+def _about(exc: OSError, path: Path, cause: str | None = None) -> OSError:
+    """The same fault, said of `path`."""
+    return OSError(exc.errno, cause or _cause(exc), str(path))
+
+
+def _cause(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def write_fault(exc: OSError, base: Path | None = None, verb: str = "write") -> str:
+    """"cannot write PATH: CAUSE" for a file-system fault (disk full, read-only, a folder
+    where a file must be, permissions), PATH relative to `base` when inside it."""
+    cause = _cause(exc)
+    if exc.filename is None:
+        return f"cannot {verb}: {cause}"
+    return f"cannot {verb} {shown_path(Path(os.fsdecode(exc.filename)), base)}: {cause}"
+
+
+def shown_path(path: Path, base: Path | None = None) -> str:
+    """A path as messages show it: relative to `base` when inside it, else absolute."""
+    if base is not None:
+        try:
+            return Path(os.path.relpath(path, base)).as_posix() \
+                if path.resolve().is_relative_to(base.resolve()) else str(path)
+        except (OSError, ValueError):
+            pass
+    return str(path)
+
+
+def check_writable(folder: Path) -> None:
+    """Make `folder` if needed and prove a file can be created in it (an empty temporary
+    file, removed at once). Raises OSError naming the folder: read-only, no permission, a
+    file in the way, or a place where no folder can exist (`/proc/...`)."""
+    make_folder(folder)
+    probe = folder / f"{TEMP_PREFIX}probe.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode())
+    except OSError as exc:
+        raise _about(exc, folder) from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

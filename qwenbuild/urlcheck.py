@@ -19,7 +19,7 @@ def shown_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         host = parts.netloc.rpartition("@")[2]
-        netloc = f"***@{host}" if "@" in parts.netloc else host
+        netloc = f"[redacted]@{host}" if "@" in parts.netloc else host
         query = "..." if parts.query else ""
         fragment = "..." if parts.fragment else ""
         shown = urlunsplit((parts.scheme, netloc, parts.path, query, fragment))

@@ -27,11 +27,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import BuildReport, JobResult
+from .build import Activity, BuildReport, JobResult
 from .build.executor import BuildOptions, build_plan
 from .campaign import Campaign, load_campaign
 from .errors import CampaignError, QwenbuildError
 from .plan import Assessment, plan
+from .review.actions import ReviewTarget
+from .review.decisions import reviewer as default_reviewer
 from .review.server import LiveServer, LiveState
 from .store import open_store
 
@@ -193,14 +195,20 @@ class Watcher:
     def __init__(self, campaign_path: Path, *, max_jobs: int | None, stop: threading.Event,
                  on_status: Callable[[WatchEvent], None] | None = None,
                  on_job: Callable[[JobResult], None] | None = None,
-                 server: LiveServer | None = None, live: LiveState | None = None) -> None:
+                 server: LiveServer | None = None, live: LiveState | None = None,
+                 on_stopping: Callable[[], None] | None = None,
+                 on_activity: Callable[[Activity], None] | None = None,
+                 reviewer: str | None = None) -> None:
         self.given = campaign_path  # for messages: as the user typed it
+        self.on_stopping = on_stopping
+        self.on_activity = on_activity
         self.path = campaign_path.resolve()
         self.max_jobs = max_jobs
         self.stop = stop
         self.on_status = on_status
         self.on_job = on_job
         self.server, self.live = server, live
+        self.reviewer = reviewer  # who the page's decisions are by (None: found on first use)
         self.changes = _Changes()
         self.watch_set = WatchSet(self.path, frozenset({self.path}), ())
         self._roots: dict[tuple[Path, bool], _RootWatcher] = {}
@@ -255,6 +263,10 @@ class Watcher:
             self._follow(WatchSet.of(campaign))
             if self.server is not None:
                 self.server.set_root(campaign.out, campaign.name)
+                if self.reviewer is None:
+                    self.reviewer = default_reviewer(campaign.root)
+                self.server.set_review(ReviewTarget(campaign.path, campaign.name, campaign.out,
+                                                    campaign.cache_dir), self.reviewer)
             store = open_store(campaign.cache_dir, campaign.repo_root)
             the_plan = plan(campaign, store=store)
             if self.live is not None:
@@ -265,8 +277,8 @@ class Watcher:
                                       campaign=campaign, assessments=tuple(assessments)))
 
             report = asyncio.run(build_plan(the_plan, BuildOptions(
-                max_generate=self.max_jobs, on_event=self.on_job, on_plan=started),
-                store=store))
+                max_generate=self.max_jobs, on_event=self.on_job, on_plan=started,
+                on_interrupt=self.on_stopping, on_activity=self.on_activity), store=store))
         except QwenbuildError as exc:  # invalid input, the spending guard, a held lock
             self._failed(str(exc), shown)
             return
@@ -306,29 +318,43 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
           max_jobs: int | None = DEFAULT_MAX_JOBS,
           on_status: Callable[[WatchEvent], None] | None = None,
           on_job: Callable[[JobResult], None] | None = None,
-          stop_event: threading.Event | None = None) -> None:
+          stop_event: threading.Event | None = None,
+          on_stopping: Callable[[], None] | None = None,
+          on_activity: Callable[[Activity], None] | None = None,
+          reviewer: str | None = None) -> None:
     """Build a campaign, then rebuild it on every change until Ctrl-C or `stop_event`.
 
     With `serve`, the review page is served on 127.0.0.1:`port` (0 picks a free port) and
     open pages reload after each rebuild. `max_jobs` bounds the jobs each rebuild may send
     to a paid provider (None: no bound). `on_status` hears every WatchEvent, `on_job`
-    every finished job. Returns normally on Ctrl-C (after a "stopped" event).
+    every finished job, `on_activity` the build's requests and retries as they happen
+    (a progress display), `on_stopping` the moment Ctrl-C starts the stop (a build it
+    interrupted is saving what finished). `reviewer`: who the page's decisions are by
+    (default: QWENBUILD_REVIEWER, else git config user.name). Returns normally on Ctrl-C,
+    wherever it lands (after a "stopped" event).
     """
     path = Path(campaign_path)
     if not path.is_file():
         raise CampaignError(f"{path}: no such file")
     live = LiveState() if serve else None
     server = LiveServer(live, port) if live is not None else None  # a busy port fails now
-    if server is not None:
-        server.httpd.title = path.stem
-    watcher = Watcher(path, max_jobs=max_jobs, stop=stop_event or threading.Event(),
-                      on_status=on_status, on_job=on_job, server=server, live=live)
+    watcher: Watcher | None = None
     try:
+        if server is not None:
+            server.httpd.title = path.stem
+        watcher = Watcher(path, max_jobs=max_jobs, stop=stop_event or threading.Event(),
+                          on_status=on_status, on_job=on_job, server=server, live=live,
+                          on_stopping=on_stopping, on_activity=on_activity,
+                          reviewer=reviewer)
         watcher.run()
     except KeyboardInterrupt:
-        pass  # Ctrl-C is how a watch ends: a build it interrupted saved what it finished
+        # Ctrl-C is how a watch ends: a build it interrupted saved what it finished.
+        if on_stopping is not None:
+            on_stopping()
     finally:
-        watcher.close()
+        if watcher is not None:
+            watcher.close()
         if server is not None:
             server.stop()
-    watcher.emit(WatchEvent("stopped", watcher.number))
+    if on_status is not None:
+        on_status(WatchEvent("stopped", watcher.number if watcher is not None else 0))

@@ -163,6 +163,15 @@ def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     return _run
 
 
+def sigint_default() -> None:
+    """`preexec_fn` of a child that the test interrupts with SIGINT: Ctrl-C must reach it
+    even when the test run itself ignores SIGINT, as a shell's background job does (the
+    child would inherit SIG_IGN, and Python would then never raise KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_subprocess(*args: str | Path, cwd: Path | None = None,
                    env: dict[str, str] | None = None) -> Result:
     proc = subprocess.run(

@@ -16,7 +16,9 @@ def test_bench_quick_runs_every_measure() -> None:
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][2:]
     measures = " ".join(row.split("|")[1] for row in rows)
     for name in ("no-op build", "no-op plan", "incremental", "cold build against a fake",
-                 "preview renderer", "watch: save to rebuilt", "--help"):
+                 "preview renderer", "watch: save to rebuilt", "--help",
+                 "review page, 200 images: size", "review page, 200 images: writing it",
+                 "review page, 200 images: load in headless chromium"):
         assert name in measures, (name, result.stdout)
     assert "not measured" not in result.stdout
     assert result.stdout.startswith("Machine: ")

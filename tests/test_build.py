@@ -38,7 +38,8 @@ def test_build_writes_the_documented_layout(project: Path, run) -> None:
                           "cost_usd"}
     assert entry["provider"] == "small" and entry["kind"] == "preview"
     assert set(report["jobs"][0]) == {"asset", "aspect", "provider", "seed", "key", "status",
-                                      "output", "error"}
+                                      "reason", "output", "error", "review"}
+    assert {j["review"] for j in report["jobs"]} == {"unreviewed"}  # no review file
 
 
 def test_second_build_generates_nothing_and_keeps_manifest_bytes(project: Path, run) -> None:
@@ -214,34 +215,33 @@ def test_a_broken_manifest_is_a_clear_error(project: Path, run) -> None:
         assert manifest.read_text() == text  # left for the user to look at
 
 
-def test_progress_bar_on_a_terminal_and_no_colour_with_no_color(project: Path) -> None:
-    import os
-    import pty
-    import subprocess
-    import sys
+def test_a_build_that_waited_for_its_lock_sees_what_the_other_build_wrote(
+        project: Path, run, monkeypatch) -> None:
+    """A build decides what to do before it locks the output folder (so a refused build
+    writes nothing, not even a lock): when another build changed the manifest in between,
+    it decides again under the lock."""
+    from qwenbuild import noop
+    from qwenbuild.store.locks import OutputLock
 
-    def on_terminal(env: dict[str, str]) -> str:
-        leader, follower = pty.openpty()
-        proc = subprocess.Popen([sys.executable, "-m", "qwenbuild", "build", str(project)],
-                                stdout=follower, stderr=follower,
-                                env={**os.environ, "TERM": "xterm", **env})
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(timeout=60)
-        os.close(leader)
-        return b"".join(chunks).decode()
+    assert run("build", project).code == 0
+    out = project.parent / "out"
+    enter = OutputLock.__enter__
+    # The full build, not the no-op fast path (which never takes the lock).
+    monkeypatch.setattr(noop, "check", lambda campaign: None)
 
-    first = on_terminal({})
-    assert "\r[############################] 5/5" in first  # the bar, finished
-    assert "\033[" in first  # coloured on a terminal
-    (project.parent / "out" / "1x1" / "small" / "hero-v1.png").unlink()
-    plain = on_terminal({"NO_COLOR": "1"})
-    assert "5/5" in plain and "\033[3" not in plain and "\033[1" not in plain
+    def another_build_first(self: OutputLock) -> OutputLock:
+        # What `clean` or another build could have done meanwhile: the output and its
+        # entry are gone.
+        manifest = json.loads((out / "manifest.json").read_text())
+        del manifest["outputs"]["9x16/small/story.png"]
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        (out / "9x16/small/story.png").unlink()
+        monkeypatch.setattr(OutputLock, "__enter__", enter)
+        return enter(self)
+
+    monkeypatch.setattr(OutputLock, "__enter__", another_build_first)
+    result = run("build", project, "--json")
+    assert result.code == 0, result.err
+    status = {j["output"]: j["status"] for j in result.json()["jobs"]}
+    assert status["out/9x16/small/story.png"] == "cached"
+    assert (out / "9x16/small/story.png").is_file()

@@ -107,10 +107,10 @@ def test_bash_completion_completes_commands_options_and_files(tmp_path: Path) ->
         return proc.stdout.split()
 
     assert "build" in complete("bu")
-    assert complete("build", "--re") == ["--regenerate", "--remote"]
     assert complete("build", "--reg") == ["--regenerate"]
+    assert complete("build", "--re") == ["--record", "--regenerate", "--remote"]
     assert "campaign.toml" in complete("build", "camp")
-    assert complete("cache", "") == ["gc"]
+    assert complete("cache", "") == ["gc", "push"]
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
@@ -134,3 +134,31 @@ def test_verbose_errors_are_one_message_without_a_stray_line(tmp_path: Path) -> 
     result = run_subprocess("-v", "plan", tmp_path / "missing.toml")
     assert result.code == 2
     assert result.err.strip().splitlines() == [f"ERROR: {tmp_path / 'missing.toml'}: no such file"]
+
+
+def test_the_readme_set_up_and_test_commands_are_what_ci_runs() -> None:
+    """The first command installs only what running qwenbuild needs and builds the demo;
+    the test command installs the test extra and the system packages; .ci/run calls it."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    set_up, tests = blocks[0], blocks[1]
+    assert set_up == ("python3 -m venv .venv && .venv/bin/pip install -e . && "
+                      ".venv/bin/qwenbuild build projects/aurelia-transit/campaign.toml")
+    assert tests == "bash scripts/test"
+    script = (REPO / "scripts" / "test").read_text()
+    assert "pip install --quiet -e '.[test]'" in script
+    for package in ("chromium", "tesseract-ocr-eng", "tesseract-ocr-chi-sim",
+                    "fonts-wqy-microhei", "fonts-dejavu-core", "fontconfig"):
+        assert package in script and package in readme, package
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if line and not line.startswith("#")]
+    assert ci[-1] == tests  # CI runs the README's test command as written
+    # The test extra is not what running qwenbuild needs.
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"])
+    for name in ("pytest", "playwright", "hypothesis", "ruff", "mypy"):
+        assert name not in runtime, name

@@ -16,7 +16,7 @@ from qwenbuild.plan import plan
 from qwenbuild.provenance import extract
 from qwenbuild.providers.empiriolabs import PRICE_PRO
 
-from .conftest import SIMPLE_TEMPLATE, build_file_tree
+from .conftest import SIMPLE_TEMPLATE, build_file_tree, tree_snapshot
 from .fakes import runware
 from .fakes.server import FakeServer
 
@@ -102,8 +102,9 @@ def test_cached_and_up_to_date_jobs_cost_nothing(tmp_path: Path, run, fake_runwa
 
 
 def test_campaign_budget_stops_the_build_before_any_request(tmp_path: Path, run,
-                                                            fake_runware) -> None:
+                                                            fake_runware, cache_dir) -> None:
     camp = _project(tmp_path, "budget = 0.1")
+    assert tree_snapshot(cache_dir) == {}
     result = run("build", camp)
     assert result.code == 2
     assert ("estimated cost $0.209 for 5 images is over the budget of $0.10 "
@@ -113,7 +114,8 @@ def test_campaign_budget_stops_the_build_before_any_request(tmp_path: Path, run,
     assert "$0.14  hero at qwen (alibaba:qwen-image@2.0): 4 images" in lines[1]
     assert f"${PRICE_PRO}  story at pro" in lines[2]
     assert fake_runware.api_requests() == []
-    assert not (camp.parent / "out").exists()  # nothing written
+    assert not (camp.parent / "out").exists()  # nothing written...
+    assert not any(cache_dir.iterdir())  # ...not even a lock file in the cache
     assert "over it: build will refuse" in run("plan", camp).out
 
     # The command line wins over the campaign, both ways.

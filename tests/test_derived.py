@@ -284,3 +284,74 @@ def test_the_harbour_demo_builds_offline_with_every_edit(tmp_path: Path) -> None
     digest = hashlib.sha256((camp.parent / "out/manifest.json").read_bytes()).hexdigest()
     assert run_subprocess("build", camp).code == 0
     assert hashlib.sha256((camp.parent / "out/manifest.json").read_bytes()).hexdigest() == digest
+
+
+def test_the_review_page_lists_every_locale_output(tmp_path: Path, run) -> None:
+    """Outputs in locale folders are on the page (its index names each file below
+    <aspect>/<provider>/, locale folder included) with their locale and parent."""
+    from .pagedata import read_page
+
+    camp = campaign(tmp_path, campaign='locales = ["en", "de"]')
+    assert run("build", camp).code == 0
+    page = read_page(tmp_path / "out")
+    manifest = json.loads((tmp_path / "out/manifest.json").read_text())["outputs"]
+    assert set(page.outputs) == set(manifest) and len(manifest) == 6
+    story = page.outputs["9x16/draft/de/story.png"]
+    assert (story["locale"], story["made_from"]) == ("de", "1x1/draft/de/key.png")
+
+
+def test_a_child_is_made_from_the_picked_variant_of_its_parent(tmp_path: Path, run) -> None:
+    camp = campaign(tmp_path, campaign='locales = ["en", "de"]')
+    camp.write_text(camp.read_text().replace(
+        'id = "key"\naspects = ["1:1"]\n', 'id = "key"\naspects = ["1:1"]\nseeds = [7, 8]\n'))
+    assert run("build", camp).code == 0
+
+    def parents() -> dict[str, str]:
+        outputs = json.loads((tmp_path / "out/manifest.json").read_text())["outputs"]
+        return {rel: e["parent"] for rel, e in outputs.items() if "story" in rel}
+
+    assert parents() == {"9x16/draft/en/story.png": "1x1/draft/en/key-v1.png",
+                         "9x16/draft/de/story.png": "1x1/draft/de/key-v1.png"}
+    # Picking the second variant in German remakes the German story from it; the English
+    # group (same asset, aspect and provider, another locale) keeps its own default.
+    assert run("pick", tmp_path / "out/1x1/draft/de/key-v2.png").code == 0
+    plan = statuses(run, camp)
+    assert plan["out/9x16/draft/de/story.png"][0] == "build"
+    assert plan["out/9x16/draft/en/story.png"] == ("up_to_date", "up to date")
+    assert run("build", camp).code == 0
+    assert parents() == {"9x16/draft/en/story.png": "1x1/draft/en/key-v1.png",
+                         "9x16/draft/de/story.png": "1x1/draft/de/key-v2.png"}
+    assert run("pick", tmp_path / "out/1x1/draft/en/key-v2.png").code == 0
+    review = (tmp_path / "review.toml").read_text()
+    assert review.count('decision = "picked"') == 2  # one pick per locale
+
+
+def test_children_of_an_approved_parent_are_made_from_the_approved_image(
+        tmp_path: Path, run, cache_dir: Path) -> None:
+    """The parent's copy changes but the review locks its approved image: its children
+    stay made from that image (their own inputs unchanged), and a candidate of the parent
+    changes nothing below it."""
+    camp = campaign(tmp_path)
+    assert run("build", camp).code == 0
+    approved = (tmp_path / "out/1x1/draft/key.png").read_bytes()
+    assert run("approve", tmp_path / "out/1x1/draft/key.png").code == 0
+    camp.write_text(camp.read_text().replace('subtitle = "Fridays"', 'subtitle = "Saturdays"'))
+    plan = statuses(run, camp)
+    assert plan["out/1x1/draft/key.png"][0] == "locked"
+    result = run("build", camp, "--candidates", "--json")
+    assert result.code == 0, result.err
+    jobs = {j["output"]: j for j in result.json()["jobs"]}
+    assert jobs["out/1x1/draft/key.png"]["status"] == "locked"
+    assert jobs["out/1x1/draft/key.candidate.png"]["status"] == "generated"
+    assert (tmp_path / "out/1x1/draft/key.png").read_bytes() == approved
+    # The story inherits the parent's copy, which changed: it is remade, from the approved
+    # image (not the candidate).
+    assert jobs["out/9x16/draft/story.png"]["status"] == "generated"
+    from qwenbuild.store import Store
+
+    record = Store(cache_dir).record(jobs["out/9x16/draft/story.png"]["key"], "png")
+    assert record is not None
+    shas = json.dumps(record.inputs)
+    assert hashlib.sha256(approved).hexdigest() in shas
+    candidate = (tmp_path / "out/1x1/draft/key.candidate.png").read_bytes()
+    assert hashlib.sha256(candidate).hexdigest() not in shas

@@ -185,3 +185,44 @@ def test_export_names_and_aspects_must_make_sense(exporting: Path, run) -> None:
     assert "exports[3] (wide).aspect: no asset is built at 21:9 (used: 1:1, 9:16)" in result.err
     exporting.write_text("exports = 3\n" + SIMPLE_CAMPAIGN)
     assert "exports: expected an array of tables [[exports]]" in run("plan", exporting).err
+
+
+def test_renditions_that_upscale_or_crop_text_are_warned_about(project: Path, run) -> None:
+    """A rendition larger than its source looks soft; one whose crop cuts the layout's
+    text loses copy: plan says so before, build when it makes them."""
+    project.write_text(SIMPLE_CAMPAIGN + """
+[[exports]]
+name = "big"
+aspect = "1:1"
+width = 1080
+height = 1080
+
+[[exports]]
+name = "banner"
+aspect = "1:1"
+width = 128
+height = 32
+
+[[exports]]
+name = "fine"
+aspect = "1:1"
+width = 64
+height = 64
+""")
+    upscale = ("export big: upscales 2 of its 2 sources, up to 8.44x (1x1/small/hero-v1.png "
+               "is 128x128 for 1080x1080): they will look soft")
+    crop = "export banner: crops away text of the preview layout in 2 of its 2 sources"
+    plan = run("plan", project)
+    assert f"WARNING: {upscale}" in plan.err and f"WARNING: {crop}" in plan.err
+    assert "export fine" not in plan.err
+    warnings = run("plan", project, "--json").json()["warnings"]
+    assert any(w.startswith(upscale) for w in warnings)
+    assert any(w.startswith(crop) for w in warnings)
+
+    build = run("build", project)
+    assert build.code == 0
+    assert f"WARNING: {upscale}" in build.err and f"WARNING: {crop}" in build.err
+    assert "export fine" not in build.err
+    # Said when the renditions are made, not on every build after.
+    again = run("build", project)
+    assert "WARNING" not in again.err

@@ -27,11 +27,18 @@ kind = "aimlapi"
 max_retries = 2
 timeout = {timeout}
 
+# The good job has a provider of its own, with all the time it needs on a loaded machine:
+# only the faulty job meets the fault (and the short timeout of "answer too slow").
+[providers.steady]
+kind = "aimlapi"
+max_retries = 2
+timeout = 120
+
 [[assets]]
 id = "good"
 template = "poster.j2"
 aspects = ["1:1"]
-providers = ["ai"]
+providers = ["steady"]
 [assets.copy]
 headline = "ALL IS WELL"
 
@@ -79,7 +86,7 @@ def test_transient_faults_are_retried_then_built(name: str, tmp_path: Path, run,
     for reply in make(fake):
         fake.prompt_faults.append(("FAULTY ONE", reply))
     build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
-                               "campaign.toml": CAMPAIGN.format(timeout=30)})
+                               "campaign.toml": CAMPAIGN.format(timeout=120)})
     result = run("build", tmp_path / "campaign.toml", "--json")
     assert result.code == 0, result.err
     assert result.json()["generated"] == 2
@@ -102,8 +109,11 @@ def test_faults_fail_only_their_job_with_one_line(name: str, tmp_path: Path, run
     make, message, posts = FAILED[name]
     for _ in range(posts):
         fake.prompt_faults.append(("FAULTY ONE", make(fake)))
+    # Only the slow answer needs a short timeout; the others must never meet one, however
+    # loaded the machine is.
+    timeout = 1 if name == "answer too slow" else 120
     build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
-                               "campaign.toml": CAMPAIGN.format(timeout=1)})
+                               "campaign.toml": CAMPAIGN.format(timeout=timeout)})
     campaign = tmp_path / "campaign.toml"
     result = run("build", campaign, "--json")
     assert result.code == 1
@@ -190,7 +200,7 @@ def test_downloads_are_http_only_and_size_capped(url: str, message: str, tmp_pat
         url = fake.add_file("big.png", fake.png(1440, 1440) + b"\0" * 30000)
     fake.prompt_faults.append(("FAULTY ONE", _ok_answer(fake, url=url)))
     build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
-                               "campaign.toml": CAMPAIGN.format(timeout=30)})
+                               "campaign.toml": CAMPAIGN.format(timeout=120)})
     result = run("build", tmp_path / "campaign.toml", "--json")
     assert result.code == 1
     jobs = {j["asset"]: j for j in result.json()["jobs"]}

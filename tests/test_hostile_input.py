@@ -342,7 +342,7 @@ def test_credentials_in_a_base_url_from_the_environment_are_refused_at_load(
     env = {"AIMLAPI_API_KEY": SECRET, "AIMLAPI_BASE_URL": "https://me:hunter2-pass@gw.example"}
     result = _qwenbuild("build", path, env=env)
     _refused(result, f"{path}:4:1: providers.ai: the environment variable AIMLAPI_BASE_URL "
-                     "(the base URL of this provider) is invalid: 'https://***@gw.example' "
+                     "(the base URL of this provider) is invalid: 'https://[redacted]@gw.example' "
                      "contains credentials")
     verbose = _qwenbuild("plan", path, "-v", env=env)
     assert verbose.returncode == 2

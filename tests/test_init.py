@@ -51,10 +51,68 @@ def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path, run) -> None:
 
     forced = run("init", repo, "--force")
     assert forced.code == 0
-    assert (repo / "README.md").read_text().startswith("# Brand assets")
+    # --force never replaces a file of the user's: it is kept, and said per file.
+    assert (repo / "README.md").read_text() == "our own readme\n"
+    assert (f"kept  {repo}/README.md  (changed since init wrote it, or not init's; "
+            "--force --overwrite replaces it)") in forced.out
+    assert f"created  {repo}/templates/poster.j2" in forced.out
     assert (repo / "logo.svg").read_text() == "<svg/>"  # not the scaffold's: untouched
     again = run("init", repo)
     assert again.code == 2 and "and 4 more already exist" in again.err
+
+
+def test_init_force_updates_only_what_init_wrote_and_nobody_changed(
+        tmp_path: Path, run, monkeypatch) -> None:
+    import hashlib
+
+    import qwenbuild.scaffold as scaffold
+
+    repo = tmp_path / "brand"
+    assert run("init", repo).code == 0
+    ours = scaffold.scaffold_files()
+    # An older qwenbuild wrote this .gitignore (its sha256 is in the released list); the
+    # user edited the poster template; the menu template was deleted.
+    older = b".qwenbuild/\n"
+    (repo / ".gitignore").write_bytes(older)
+    released = scaffold.released_versions()
+    monkeypatch.setattr(scaffold, "released_versions", lambda: {
+        **released, ".gitignore": released[".gitignore"]
+        | {hashlib.sha256(older).hexdigest()}})
+    (repo / "templates/poster.j2").write_text("{{ copy.headline }} in our house style\n")
+    (repo / "templates/menu.j2").unlink()
+
+    result = run("init", repo, "--force", "--json")
+    assert result.code == 0, result.err
+    actions = result.json()["actions"]
+    assert actions[".gitignore"] == "updated"
+    assert actions["templates/poster.j2"] == "kept"
+    assert actions["templates/menu.j2"] == "created"
+    assert actions["README.md"] == "unchanged"
+    assert (repo / ".gitignore").read_bytes() == ours[".gitignore"]
+    assert (repo / "templates/poster.j2").read_text().endswith("house style\n")
+    assert (repo / "templates/menu.j2").read_bytes() == ours["templates/menu.j2"]
+
+    # The second flag replaces the user's changes too, and says so.
+    assert run("init", repo, "--overwrite").code == 2  # only with --force
+    overwritten = run("init", repo, "--force", "--overwrite")
+    assert overwritten.code == 0
+    assert f"overwritten  {repo}/templates/poster.j2  (your changes to it are gone)" \
+        in overwritten.out
+    assert (repo / "templates/poster.j2").read_bytes() == ours["templates/poster.j2"]
+
+
+def test_every_scaffold_file_is_in_the_released_list() -> None:
+    """`init --force` recognises a file it wrote by its sha256: the list must hold the
+    version this qwenbuild writes (add the line when a scaffold file changes)."""
+    import hashlib
+
+    from qwenbuild.scaffold import RELEASED, released_versions, scaffold_files
+
+    released = released_versions()
+    missing = [f"{hashlib.sha256(data).hexdigest()}  {rel}"
+               for rel, data in scaffold_files().items()
+               if hashlib.sha256(data).hexdigest() not in released.get(rel, frozenset())]
+    assert missing == [], f"add these lines to qwenbuild/scaffold_files/{RELEASED}"
 
 
 def test_init_into_the_current_folder(tmp_path: Path, run, monkeypatch) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from qwenbuild.campaign import load_campaign
 from qwenbuild.store import Store
@@ -135,9 +140,14 @@ def test_cache_gc_removes_what_no_manifest_references(project: Path, run,
     new_key = _manifest(project)["outputs"]["9x16/small/story.png"]["key"]
     kept_key = _manifest(project)["outputs"]["1x1/small/hero-v1.png"]["key"]
     assert f"{old_key}.png" in _objects(cache_dir)
-    stray = cache_dir / "objects" / "ab" / ".abc.png.x1y2.tmp"
+    stray = cache_dir / "objects" / "ab" / ".qwenbuild-abc.png.0123456789ab.tmp"
     stray.parent.mkdir(exist_ok=True)  # whether a key starts with "ab" depends on the keys
     stray.write_bytes(b"half")
+    hour_ago = time.time() - 3600
+    os.utime(stray, (hour_ago, hour_ago))  # a killed build's leftover
+    # A temporary file written right now (a `plan` saving its key memo, say) stays.
+    writing = cache_dir / "plans" / ".qwenbuild-memo.json.ba9876543210.tmp"
+    writing.write_bytes(b"{")
     gone = cache_dir / "state" / ("0" * 20 + ".json")  # an output folder that is gone
     gone.write_text("{}")
 
@@ -155,6 +165,7 @@ def test_cache_gc_removes_what_no_manifest_references(project: Path, run,
     assert not {f"{old_key}.png", f"{old_key}.json", stray.name} & _objects(cache_dir)
     assert {f"{new_key}.png", f"{kept_key}.png"} <= _objects(cache_dir)
     assert not gone.exists()
+    assert writing.exists()
     # What is left restores every output without generating anything.
     (project.parent / "out/9x16/small/story.png").unlink()
     report = run("build", project, "--json").json()
@@ -189,7 +200,90 @@ def test_cache_gc_defaults_to_the_repository_and_refuses_without_manifests(
     empty = tmp_path.parent / f"{tmp_path.name}-elsewhere"  # outside any repository
     empty.mkdir()
     refused = run("cache", "gc", empty)
-    assert refused.code == 2 and "no qwenbuild manifest.json found" in refused.err
+    assert refused.code == 2
+    assert f"{empty}: no manifest.json of qwenbuild below it (nothing was built here)" \
+        in refused.err
+    assert "nothing was removed" in refused.err
+
+
+def test_cache_gc_outside_any_repository_refuses_without_searching(
+        tmp_path: Path, run, monkeypatch) -> None:
+    """Run from a folder outside git with no cache (a home folder): refused at once, with
+    what to do, instead of searching everything below it for manifests."""
+    import qwenbuild.maintenance
+
+    def searched(*args: object, **kwargs: object) -> None:
+        raise AssertionError("searched the folder")
+
+    monkeypatch.setattr(qwenbuild.maintenance, "_files_named", searched)
+    home = tmp_path / "home"
+    (home / "Documents").mkdir(parents=True)
+    monkeypatch.chdir(home / "Documents")
+    result = run("cache", "gc")
+    assert result.code == 2
+    assert "is not inside a git repository and has no .qwenbuild/ folder" in result.err
+    assert "qwenbuild cache gc ROOT" in result.err
+    assert "QWENBUILD_CACHE_DIR" in result.err  # the tests share a cache that way
+
+
+def test_cache_gc_where_there_is_no_cache_says_so(tmp_path: Path, run, monkeypatch) -> None:
+    monkeypatch.delenv("QWENBUILD_CACHE_DIR")
+    repo = tmp_path / "empty-repo"
+    (repo / ".git").mkdir(parents=True)
+    monkeypatch.chdir(repo)
+    result = run("cache", "gc")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        f"no cache to collect: {repo / '.qwenbuild' / 'cache'} does not exist",
+        "nothing to remove"]
+    # Campaigns kept outside git have their cache beside them: found from a subfolder.
+    loose = tmp_path / "loose"
+    (loose / ".qwenbuild" / "cache").mkdir(parents=True)
+    (loose / "sub").mkdir()
+    monkeypatch.chdir(loose / "sub")
+    result = run("cache", "gc")
+    assert result.code == 2 and f"{loose}: no manifest.json of qwenbuild" in result.err
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example"})
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_cache_gc_keeps_what_earlier_commits_use(project: Path, run, cache_dir: Path,
+                                                 monkeypatch) -> None:
+    """Edit, build, commit, gc, then check out the old campaign: its images come back from
+    the cache instead of being paid for again."""
+    repo = project.parent.parent
+    _git(repo, "init", "-q")
+    assert run("build", project).code == 0
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "first")
+    old_key = _manifest(project)["outputs"]["9x16/small/story.png"]["key"]
+    project.write_text(project.read_text().replace("SECOND STORY", "NEW STORY"))
+    assert run("build", project).code == 0
+    _git(repo, "commit", "-qam", "copy edit")
+    monkeypatch.chdir(project.parent)
+
+    result = run("cache", "gc")
+    assert result.code == 0, result.err
+    assert "kept what the manifests of the last 2 of 2 commits use" in result.out
+    assert f"{old_key}.png" in _objects(cache_dir)
+    _git(repo, "checkout", "HEAD~1", "--", str(project.relative_to(repo)))
+    plan = run("plan", project, "--json").json()
+    assert plan["build"] == 0 and plan["cached"] == 1  # the old story: restored, not paid
+    _git(repo, "checkout", "HEAD", "--", str(project.relative_to(repo)))
+
+    one = run("cache", "gc", "--keep-commits", "1", "--dry-run", "--json").json()
+    assert {Path(r["path"]).name for r in one["removed"]} >= {f"{old_key}.png"}
+    assert one["notes"] == ["kept what the manifests of the last 1 of 2 commits use "
+                            "(--keep-commits N to change it, --all-history for every commit)"]
+    every = run("cache", "gc", "--all-history", "--dry-run", "--json").json()
+    assert every["removed"] == [] or all(old_key not in r["path"] for r in every["removed"])
+    assert run("cache", "gc", "--no-history").code == 0
+    assert f"{old_key}.png" not in _objects(cache_dir)
 
 
 def test_cache_gc_waits_for_a_running_build(project: Path, run, cache_dir: Path) -> None:

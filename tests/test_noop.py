@@ -11,6 +11,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -173,13 +174,15 @@ MUTATIONS: dict[str, Callable[[Path, int], None]] = {
     "rendition changed": lambda r, n: (r / "out/exports/thumb/small/hero.png").write_bytes(
         _png((n % 255, n % 255, 0))),
     "exports folder removed": lambda r, n: shutil.rmtree(r / "out/exports"),
-    "output folder added": lambda r, n: (r / "out/2x1").mkdir(),
+    "output folder added": lambda r, n: (r / "out/2x1").mkdir(exist_ok=True),
     "reference touched": lambda r, n: os.utime(r / "ref.png", ns=(n * 10**9, n * 10**9)),
     "reference removed": lambda r, n: (r / "ref.png").unlink(),
     "rendition removed": lambda r, n: (r / "out/exports/thumb/small/hero.png").unlink(),
     "manifest edited": lambda r, n: _edit(r / "out/manifest.json", " "),
     "manifest removed": lambda r, n: (r / "out/manifest.json").unlink(),
     "page removed": lambda r, n: (r / "out/index.html").unlink(),
+    "page data removed": lambda r, n: (r / "out/review/index.js").unlink(),
+    "page data edited": lambda r, n: _edit(r / "out/review/index.js", f"// {n}\n"),
     "stray file in out": lambda r, n: (r / "out/1x1/notes.txt").write_text("x"),
     "review file added": lambda r, n: (r / "review.toml").write_text("# decisions\n"),
     "team cache configured": lambda r, n: (r / "qwenbuild.toml").write_text("[cache]\n"),
@@ -328,3 +331,33 @@ def test_repo_folder_is_find_repo_root_on_strings(tmp_path: Path, start: str) ->
     build_file_tree(tmp_path, {"repo/.git/HEAD": "x", "repo/sub/dir/f": "x"})
     inside = tmp_path / "repo" / "sub" / "dir"
     assert repo_folder(str(inside)) == str(by_paths(inside)) == str(tmp_path / "repo")
+
+
+def test_the_fast_path_never_prints_a_secret(tmp_path: Path, monkeypatch: Any) -> None:
+    """What the fast path prints is not redacted by it: a secret of the environment that
+    appears in it (here in the output folder's path) sends the build down the full path,
+    which blanks it out."""
+    secret = "s3cr3t-value-1234"
+    camp = project(tmp_path / secret)
+    assert quiet("build", camp) == 0  # recorded: no secret in the environment yet
+    assert noop.check(str(camp)) is not None
+    monkeypatch.setenv("BENCH_API_KEY", secret)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert noop.fast_build(["build", str(camp)]) is None
+    assert out.getvalue() == ""
+    shown = run_subprocess("build", camp).out
+    assert secret not in shown and "[redacted]" in shown
+    # (The --json report's paths are relative to the campaign: no secret in it.)
+    assert secret not in run_subprocess("build", camp, "--json").out
+
+
+def test_the_fast_paths_secret_names_cover_redactions() -> None:
+    """noop.py's rule for names of secret variables takes in every name redact.py's does."""
+    from qwenbuild.redact import _SECRET_NAME
+
+    names = ["OPENAI_API_KEY", "X_APIKEY", "GH_TOKEN", "MY_SECRET", "DB_PASSWORD", "PASSWD",
+             "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "GOOGLE_CREDENTIALS",
+             "QWENBUILD_REMOTE_KEY", "aws_secret_access_key", "Runware_Api_Key"]
+    for name in names:
+        assert _SECRET_NAME.search(name), name
+        assert any(word in name.upper() for word in noop._SECRET_WORDS), name

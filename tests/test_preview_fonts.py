@@ -81,7 +81,7 @@ def _glyph_mask(face: pf.FontFace, text: str, size: int = 40) -> bytes:
 def test_chain_starts_with_the_builtin_font_then_fontconfigs_fonts() -> None:
     faces = pf.chain()
     assert faces[0].path is None and "Aileron" in faces[0].name
-    assert len(faces) > 1, "the test machine has system fonts (.ci/run installs them)"
+    assert len(faces) > 1, "the test machine has system fonts (bash scripts/test installs them)"
     listed = subprocess.run(
         ["fc-match", "--sort", "--format", "%{file}:%{index}\n", "sans-serif:lang=en"],
         capture_output=True, text=True, check=True).stdout.split("\n")
@@ -102,7 +102,7 @@ def test_cmap_reader_agrees_with_fonttools_on_every_font(
 
 
 def test_the_chain_covers_the_scripts_ci_installs_fonts_for() -> None:
-    """.ci/run installs DejaVu (Latin, Greek, Cyrillic, symbols) and WenQuanYi (CJK)."""
+    """scripts/test installs DejaVu (Latin, Greek, Cyrillic, symbols) and WenQuanYi (CJK)."""
     for ch in "\u00e9\u00df\u03a9\u0416\u00a5\u2013\u2022" + CJK + "\u3042\ud55c":
         assert any(f.covers(ord(ch)) for f in pf.chain()[1:]), f"U+{ord(ch):04X}"
 

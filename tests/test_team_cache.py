@@ -502,3 +502,41 @@ def test_pull_restores_the_image_a_text_reroll_chose(tmp_path: Path, team: Team,
     assert (copy.parent / "out" / "manifest.json").read_text() == \
         (origin / "out" / "manifest.json").read_text()
     assert posts(fake) == requests
+
+
+def test_cache_push_uploads_what_was_paid_for_before_the_team_cache(
+        tmp_path: Path, team: Team, fake: FakeAimlapi, run: Callable[..., Ran]) -> None:
+    origin = shared_campaign(tmp_path / "origin", assets=2)
+    assert run("build", origin, "--remote", "off", cache=tmp_path / "c0").code == 0
+    assert posts(fake) == 4
+
+    def objects() -> list[str]:
+        return [n for n in team.objects() if "/objects/" in n]
+
+    assert objects() == []
+    dry = run("cache", "push", origin.parent, "--dry-run", "--json", cache=tmp_path / "c0")
+    assert dry.code == 0, dry.err
+    assert len(dry.json()["pushed"]) == 4 and objects() == []
+    pushed = run("cache", "push", origin.parent, cache=tmp_path / "c0")
+    assert pushed.code == 0, pushed.err
+    assert "pushed 4 images to the team cache" in pushed.out
+    assert len(objects()) == 8  # each image and its record
+    again = run("cache", "push", origin.parent, cache=tmp_path / "c0")
+    assert "pushed 0 images" in again.out
+    # Another machine with an empty cache restores everything and pays nothing.
+    copy = clone(origin.parent, tmp_path / "clone")
+    restored = run("build", copy, "--json", cache=tmp_path / "c1")
+    assert restored.code == 0 and restored.json()["cached"] == 4
+    assert posts(fake) == 4
+    # An image damaged in the local cache is never uploaded.
+    client = team.server.client()
+    for name in objects():
+        obstore.delete(client, name)
+    image = next((tmp_path / "c0" / "objects").rglob("*.png"))
+    image.write_bytes(image.read_bytes()[:-10] + b"0123456789")
+    damaged = run("cache", "push", origin.parent, "--json", cache=tmp_path / "c0")
+    assert damaged.code == 1
+    assert len(damaged.json()["pushed"]) == 3
+    assert "damaged" in damaged.json()["skipped"][0]
+    assert image.stem + ".png" not in {n.rsplit("/", 1)[-1] for n in objects()}
+    assert_no_secret(tmp_path)

@@ -48,7 +48,8 @@ def ocr_spy(monkeypatch: pytest.MonkeyPatch) -> SpyEngine:
     `build --verify-text` (a missing engine fails here, in CI, where the skip does not
     apply)."""
     if OCR_MISSING:
-        pytest.fail(f"the text check tests need {' and '.join(OCR_MISSING)} (see .ci/run)")
+        pytest.fail(f"the text check tests need {' and '.join(OCR_MISSING)} "
+                    "(bash scripts/test installs them)")
     engine = SpyEngine()
     monkeypatch.setattr("qwenbuild.textcheck.engines.default_engine", lambda: engine)
     return engine
@@ -195,8 +196,8 @@ def test_chinese_copy_reads_with_the_chinese_language_data(tmp_path: Path,
     missing = [what for what, ok in (("tesseract-ocr-chi-sim", "chi_sim" in engine.languages()),
                                      ("fonts-wqy-microhei", CJK_FONT.is_file())) if not ok]
     if missing and not IN_CI:
-        pytest.skip(f"needs {' and '.join(missing)} (installed by .ci/run)")
-    assert not missing, f"needs {' and '.join(missing)} (see .ci/run)"
+        pytest.skip(f"needs {' and '.join(missing)} (bash scripts/test installs them)")
+    assert not missing, f"needs {' and '.join(missing)} (bash scripts/test installs them)"
     from qwenbuild.textcheck import TextChecker
 
     def draw(headline: str) -> Path:
@@ -282,11 +283,17 @@ def _entry(campaign: Path, rel: str) -> dict[str, Any]:
 def test_preview_outputs_pass_and_their_scores_land_in_the_manifest(
         campaign: Path, run: Callable[..., Any], spy: SpyEngine) -> None:
     assert run("build", campaign).code == 0
+    manifest = (campaign.parent / "out" / "manifest.json").read_bytes()
     result = run("check", campaign)
     assert result.code == 0, result.out + result.err
     assert "green 1.00  out/1x1/half/market.png" in result.out
-    assert "1 images: 1 green (min score 1.00); 1 read, 0 from the check cache" in result.out
+    assert ("1 images: 1 green (min score 1.00); 1 read, 0 from the check cache; "
+            "manifest.json left as it is (--record writes the scores)") in result.out
     assert "engines: rapidocr " in result.out and " + tesseract " in result.out
+    # A check changes no committed file: the manifest is as the build left it.
+    assert (campaign.parent / "out" / "manifest.json").read_bytes() == manifest
+    recorded = run("check", campaign, "--record")
+    assert "scores saved in manifest.json" in recorded.out
     text_check = _entry(campaign, "1x1/half/market.png")["text_check"]
     assert text_check["status"] == "green" and text_check["score"] == 1.0
     assert [line["expected"] for line in text_check["lines"]] == [
@@ -295,7 +302,7 @@ def test_preview_outputs_pass_and_their_scores_land_in_the_manifest(
     assert text_check["engine"].startswith("rapidocr ")
     assert text_check["min_score"] == 1.0
 
-    # A second check costs nothing: every result comes from the cache.
+    # Another check costs nothing: every result comes from the cache.
     reads = spy.reads
     again = run("check", campaign, "--json")
     assert again.code == 0 and spy.reads == reads
@@ -319,7 +326,7 @@ def test_a_misspelled_headline_fails_and_the_report_shows_the_wrong_word(
     manifest["outputs"]["1x1/half/market.png"]["sha256"] = hashlib.sha256(
         output.read_bytes()).hexdigest()
     manifest_file.write_text(json.dumps(manifest))
-    result = run("check", campaign)
+    result = run("check", campaign, "--record")
     assert result.code == 1
     assert "red 0.75  out/1x1/half/market.png  worst: 'SUMMER MARKET' read 'SUMNER MAKRET'" \
         in result.out
@@ -328,8 +335,8 @@ def test_a_misspelled_headline_fails_and_the_report_shows_the_wrong_word(
     assert (text_check["worst_line"], text_check["read"]) == ("SUMMER MARKET", "SUMNER MAKRET")
     assert [line["verdict"] for line in text_check["lines"]] == ["wrong", "right"]
     assert text_check["lines"][1]["score"] == 1.0
-    # A lower threshold tolerates it: amber, passing.
-    assert run("check", campaign, "--min-score", "0.7").code == 0
+    # A lower threshold passes it, amber.
+    assert run("check", campaign, "--min-score", "0.7", "--record").code == 0
     assert _entry(campaign, "1x1/half/market.png")["text_check"]["status"] == "amber"
 
 
@@ -372,7 +379,7 @@ def test_an_image_without_the_text_is_unreadable_exit_3(campaign: Path,
     blank = io.BytesIO()
     Image.new("RGB", (600, 400), (200, 200, 200)).save(blank, "PNG")
     _replace_output(campaign, blank.getvalue())
-    result = run("check", campaign)
+    result = run("check", campaign, "--record")
     assert result.code == 3, result.out + result.err
     assert "unreadable" in result.out
     assert _entry(campaign, "1x1/half/market.png")["text_check"]["status"] == "unreadable"
@@ -398,7 +405,7 @@ def test_check_says_which_engine_it_ran_with_when_rapidocr_is_absent(
         pytest.skip(f"needs {' and '.join(OCR_MISSING)}")
     monkeypatch.setenv("QWENBUILD_OCR", "tesseract")
     assert run("build", campaign).code == 0
-    result = run("check", campaign)
+    result = run("check", campaign, "--record")
     assert result.code == 0, result.out + result.err
     assert "engines: tesseract " in result.out and "one engine only" in result.out
     assert "rapidocr" not in _entry(campaign, "1x1/half/market.png")["text_check"]["engine"]
@@ -458,26 +465,21 @@ def test_min_score_must_be_a_fraction(campaign: Path, run: Callable[..., Any]) -
 @needs_ocr
 def test_check_scores_reach_the_review_page(tmp_path: Path, run) -> None:
     """`check` writes each image's verdict into the page, as a green/amber/red badge."""
-    import json as _json
-    import re as _re
-
     from .conftest import SIMPLE_CAMPAIGN, SIMPLE_TEMPLATE, build_file_tree
+    from .pagedata import read_page
 
     build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE,
                                "campaign.toml": SIMPLE_CAMPAIGN.replace("scale = 0.1",
                                                                         "scale = 0.5")})
     campaign = tmp_path / "campaign.toml"
     assert run("build", campaign).code == 0
-    page = tmp_path / "out" / "index.html"
-    assert 'class="badge text-green"' not in page.read_text()
+    assert set(read_page(tmp_path / "out").texts().values()) == {""}
     result = run("check", campaign)
     assert result.code == 0, result.out + result.err
-    html = page.read_text()
-    data = _json.loads(_re.search(r'<script type="application/json"[^>]*>(.*?)</script>',
-                                  html, _re.S).group(1))
-    statuses = {o["output"]: (o["text"] or {}).get("status") for o in data["outputs"]}
+    data = read_page(tmp_path / "out")
+    statuses = {rel: (o["text"] or {}).get("status") for rel, o in data.outputs.items()}
     assert set(statuses.values()) == {"green"}, statuses
-    assert html.count('class="badge text-green"') == len(statuses)
+    assert set(data.texts().values()) == {"green"}  # what the filters and badges read
 
 
 @needs_ocr

@@ -203,3 +203,29 @@ def test_preview_images_pass_at_the_first_attempt(tmp_path: Path, run: Callable[
     text_check = manifest["outputs"]["1x1/half/market.png"]["text_check"]
     assert text_check["status"] == "green"
     assert [a["attempt"] for a in text_check["attempts"]] == [0]
+
+
+def test_verifying_an_up_to_date_build_leaves_the_manifest_and_prints_the_results(
+        tmp_path: Path, run: Callable[..., Any], spy: SpyEngine) -> None:
+    """A read-only check must not dirty a committed manifest; it says what it read."""
+    build_file_tree(tmp_path, {"templates/poster.j2": TEMPLATE,
+                               "campaign.toml": PREVIEW_CAMPAIGN})
+    campaign = tmp_path / "campaign.toml"
+    assert run("build", campaign).code == 0  # built without a text check
+    manifest = tmp_path / "out" / "manifest.json"
+    before = manifest.read_bytes()
+
+    result = run("build", campaign, "--verify-text")
+    assert result.code == 0, result.err
+    assert manifest.read_bytes() == before
+    assert "  green 1.00  out/1x1/half/market.png" in result.out
+    assert "text: 1 green (min score 1.00)" in result.out
+    as_json = run("build", campaign, "--verify-text", "--json").json()
+    assert as_json["jobs"][0]["text_check"]["status"] == "green"
+    assert manifest.read_bytes() == before
+
+    # Asked to, it records the scores.
+    assert run("build", campaign, "--verify-text", "--record").code == 0
+    assert json.loads(manifest.read_text())["outputs"]["1x1/half/market.png"][
+        "text_check"]["status"] == "green"
+    assert run("build", campaign, "--record").code == 2  # only with --verify-text

@@ -29,7 +29,7 @@ from qwenbuild.cli.watch import WatchPrinter
 from qwenbuild.review.server import EVENTS_PATH, LiveServer, LiveState
 from qwenbuild.watch import WatchEvent, watch
 
-from .conftest import REPO, tree_snapshot
+from .conftest import REPO, sigint_default, tree_snapshot
 
 TIMEOUT = 15.0
 
@@ -416,7 +416,8 @@ class WatchProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qwenbuild", "watch", *map(str, args)], cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)},
+            preexec_fn=sigint_default)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         self.errors: list[str] = []
@@ -439,7 +440,8 @@ class WatchProcess:
         """Ctrl-C: the exit code and everything written to stderr."""
         self.proc.send_signal(signal.SIGINT)
         try:
-            code = self.proc.wait(timeout=TIMEOUT)
+            # Generous: only a stop that never comes should fail here, not a loaded machine.
+            code = self.proc.wait(timeout=4 * TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise
@@ -469,7 +471,7 @@ def test_watch_subprocess_live_reload_and_ctrl_c(project: Path, record_property:
         port = int(w.expect(r"serving the review page at http://127\.0\.0\.1:(\d+)/").group(1))
         w.expect(r"^5 jobs: 5 generated")
         status, page = _get(port, "/")
-        assert status == 200 and b"HELLO WORLD" in page
+        assert status == 200 and b"HELLO WORLD" in _get(port, "/review/index.js")[1]
         live = live_info(page)
         if live["build"] == 0:
             # Fetched after the summary line but before the build was published: the page
@@ -488,7 +490,7 @@ def test_watch_subprocess_live_reload_and_ctrl_c(project: Path, record_property:
         assert stream.next_result() == ("reload", {"build": 2})
         report_latency(record_property, "save_to_reload_event_s", time.monotonic() - saved)
         w.expect(r"^5 jobs: 1 generated")
-        assert b"SECOND STORY, LIVE" in _get(port, "/")[1]
+        assert b"SECOND STORY, LIVE" in _get(port, "/review/index.js")[1]
 
         stream = EventStream(port, f"server={live['server']}&build=2")
         edit(project, 'headline = "HELLO WORLD"', "headline = ")

@@ -5,7 +5,7 @@ This module exposes the types only, so that steps (the text check, exports, the 
 page) can import them without importing the executor, which imports the steps.
 """
 
-from .report import INTERRUPTED, BuildReport, JobResult
+from .report import INTERRUPTED, Activity, BuildReport, JobResult
 from .steps import BuildContext, Step
 
-__all__ = ["INTERRUPTED", "BuildContext", "BuildReport", "JobResult", "Step"]
+__all__ = ["INTERRUPTED", "Activity", "BuildContext", "BuildReport", "JobResult", "Step"]

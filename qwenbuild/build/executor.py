@@ -9,43 +9,70 @@ claimed waits for the image to appear instead of paying for it too. Work that fo
 job or the build (text check and rerolls, export renditions, the review page) runs as
 steps (`steps.py`). The manifest is written once, atomically, when the build ends or is
 interrupted.
+
+The review file (review/decisions.py) locks approved and picked outputs: `assess` makes
+their jobs `Action.LOCKED` when their inputs changed, and the executor never writes a
+locked output (a guard in `write_output`, whatever step asks). With `candidates`, the new
+image of a locked job goes beside it (`<stem>.candidate.<ext>`, the manifest's
+`candidates`); a candidate that no longer stands for a locked output's inputs is removed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from .. import noop
 from ..campaign import Campaign
 from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
-from ..costs import check_budget
-from ..errors import BudgetError, InputError, ProviderError
+from ..costs import check_budget, estimate
+from ..errors import BudgetError, FileSystemError, InputError, ProviderError
 from ..exports import ExportsStep
-from ..fsutil import sweep_temporary_files, write_chunks_if_changed
+from ..fsutil import (
+    check_writable,
+    file_sha256,
+    shown_path,
+    sweep_temporary_files,
+    write_chunks_if_changed,
+    write_fault,
+)
 from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
-from ..plan import Assessment, Job, Plan, Selection, assess, assess_one, plan
+from ..plan import (
+    Assessment,
+    Job,
+    Plan,
+    Selection,
+    assess,
+    assess_one,
+    candidate_of,
+    candidate_path,
+    plan,
+)
 from ..plan.shard import Shard, shard_plan
 from ..prompts import Prompts
 from ..provenance import write_output
 from ..providers.base import TaskHandle, TaskUnknown
+from ..redact import redact, secrets_in_environment
 from ..retry import retry_delay
-from ..review import ReviewPageStep
+from ..review.decisions import ReviewFile, review_path
+from ..review.page import ReviewPageStep
 from ..store import Claim, ClaimState, PendingTask, StatCache, Store, open_store
 from ..textcheck.choices import restore_source
 from ..textcheck.reroll import VerifyTextStep
-from .report import INTERRUPTED, BuildReport, JobResult
+from .report import INTERRUPTED, Activity, BuildReport, JobResult
 from .steps import Step
 
 log = logging.getLogger(__name__)
@@ -62,6 +89,8 @@ _WAIT_REPORT = 15.0
 #: on_wait(job, holder, seconds until its lease ends or None) while a job waits for the
 #: image another build is making.
 WaitCallback = Callable[[Job, str, float | None], None]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,20 @@ class BuildOptions:
     restore_only: bool = False
     #: Called while a job waits for another build's image (progress display).
     on_wait: WaitCallback | None = None
+    #: With verify_text: record the result in every manifest entry checked (else only in
+    #: the entries the build writes anyway; see textcheck/reroll.py).
+    record_text: bool = False
+    #: Called with each Activity (the estimate, requests, answers, retries) as it happens.
+    on_activity: Callable[[Activity], None] | None = None
+    #: Called once when the build notices Ctrl-C (its jobs are cancelled; what finished is
+    #: being saved): the CLI stops further Ctrl-Cs from interrupting that.
+    on_interrupt: Callable[[], None] | None = None
+    #: Make the new image of a locked output (approved or picked, inputs changed) beside
+    #: it, as `<stem>.candidate.<ext>`.
+    candidates: bool = False
+    #: Asset ids (globs) whose locks this build releases: their approved outputs are
+    #: rebuilt like any other (the decisions then describe an earlier image: outdated).
+    unlock: tuple[str, ...] = ()
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -96,7 +139,8 @@ def default_steps(options: BuildOptions) -> list[Step]:
     steps: list[Step] = []
     if options.verify_text:
         steps.append(VerifyTextStep(options.min_score, options.max_rerolls,
-                                    options.max_generate, options.budget_usd))
+                                    options.max_generate, options.budget_usd,
+                                    record=options.record_text))
     steps += [ExportsStep(), ReviewPageStep()]
     return steps
 
@@ -114,26 +158,80 @@ def build(campaign: Campaign, selection: Selection | None = None,
 async def build_plan(the_plan: Plan, options: BuildOptions | None = None,
                      steps: Sequence[Step] | None = None,
                      store: Store | None = None) -> BuildReport:
-    """Build a plan. `steps` default to `default_steps(options)`."""
+    """Build a plan. `steps` default to `default_steps(options)`.
+
+    Whatever may refuse the build comes first and writes nothing (not even a lock file):
+    the budget, the spending guard, the steps' input checks, then folders that cannot be
+    written. Only then is the output folder locked, and the jobs run."""
     options = options or BuildOptions()
     campaign = the_plan.campaign
     store = store or open_store(campaign.cache_dir, campaign.repo_root)
     started = time.perf_counter()
-    with store.output_lock(campaign.out):
-        manifest = Manifest.load(campaign.out, campaign.name)
-        stats = store.stat_cache(campaign.out)
-        assessments = assess(the_plan, manifest.entries, store, stats, force=options.force)
-        assessments = await asyncio.to_thread(from_team_cache, store, assessments,
-                                              options.force)
-        estimated = None
-        if not options.restore_only:  # nothing is paid for: no spending guard
-            _check_limit(assessments, options.max_generate)
-            estimated = check_budget(the_plan, assessments, options.budget_usd)
-        run = Build(the_plan, store, manifest, stats, options,
-                    default_steps(options) if steps is None else list(steps),
-                    plain=steps is None)
-        run.estimated_usd = estimated.usd if estimated is not None else None
+    chosen = default_steps(options) if steps is None else list(steps)
+    run, assessments = await _prepare(the_plan, store, options, chosen, plain=steps is None)
+    # A build with nothing to make writes nothing in the output folder (a read-only
+    # checkout builds up to date); the cache holds the lock, so it must always be writable.
+    _check_folders(campaign, store,
+                   output=any(a.action != Action.KEEP for a in assessments)
+                   or not campaign.out.is_dir())
+    try:
+        lock = store.output_lock(campaign.out)
+        lock.__enter__()
+    except OSError as exc:
+        raise FileSystemError(f"{write_fault(exc)}: the cache folder must be writable; set "
+                              "QWENBUILD_CACHE_DIR to a writable folder") from None
+    try:
+        if not run.manifest.same_on_disk():
+            # Another build wrote the folder between the survey and the lock: again.
+            run, assessments = await _prepare(the_plan, store, options, chosen,
+                                              plain=steps is None)
         return await run.run(assessments, started)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+async def _prepare(the_plan: Plan, store: Store, options: BuildOptions, steps: list[Step],
+                   plain: bool) -> tuple[Build, list[Assessment]]:
+    """Read what the build would do and refuse it (raising) over its limits or on bad
+    input. Writes nothing but what the team cache holds of the jobs to generate, into the
+    local cache (a restore costs nothing, so the spending checks count only what is left
+    to pay for)."""
+    campaign = the_plan.campaign
+    manifest = Manifest.load(campaign.out, campaign.name)
+    review = ReviewFile.load(review_path(campaign.path))  # an invalid one stops here
+    review.picks(manifest.entries)  # two picks for one group: stop before any request
+    stats = store.stat_cache(campaign.out)
+    assessments = assess(
+        the_plan, manifest.entries, store, stats, force=options.force,
+        locks=review.locks(options.unlock) if review.exists else None,
+        candidates=manifest.candidates if options.candidates else None)
+    assessments = await asyncio.to_thread(from_team_cache, store, assessments, options.force)
+    estimated = None
+    if not options.restore_only:  # nothing is paid for: no spending guard
+        _check_limit(assessments, options.max_generate)
+        estimated = check_budget(the_plan, assessments, options.budget_usd)
+    run = Build(the_plan, store, manifest, stats, options, steps, plain=plain, review=review)
+    run.estimated_usd = estimated.usd if estimated is not None else None
+    for step in steps:
+        step.prepare(run, assessments)  # input errors: now, before anything is sent
+    return run, assessments
+
+
+def _check_folders(campaign: Campaign, store: Store, output: bool = True) -> None:
+    """The output folder (when `output`) and the cache folder can be written: else one
+    message, before any request (a read-only mount, `out = "/proc/x"`, a file in the way,
+    no permission)."""
+    folders = [(store.root, "the cache folder", "set QWENBUILD_CACHE_DIR to a writable folder")]
+    if output:
+        folders.insert(0, (campaign.out, "the output folder", "change `out` in [campaign] or "
+                           "fix the folder's permissions"))
+    for folder, what, hint in folders:
+        try:
+            check_writable(folder)
+        except OSError as exc:
+            shown = shown_path(folder, campaign.root)
+            raise FileSystemError(f"{campaign.shown}: cannot write {what} {shown}: "
+                              f"{exc.strerror or exc}; {hint}. Nothing was requested") from None
 
 
 def _duration(seconds: float) -> str:
@@ -211,7 +309,8 @@ class Build:
     (`BuildContext`)."""
 
     def __init__(self, the_plan: Plan, store: Store, manifest: Manifest, stats: StatCache,
-                 options: BuildOptions, steps: list[Step], plain: bool = False) -> None:
+                 options: BuildOptions, steps: list[Step], plain: bool = False,
+                 review: ReviewFile | None = None) -> None:
         self.plan = the_plan
         self.store = store
         self.manifest = manifest
@@ -220,12 +319,20 @@ class Build:
         self.steps = steps
         #: The default steps: a no-op of this build can be answered by noop.py.
         self.plain = plain
+        self.review = review if review is not None else ReviewFile(
+            review_path(the_plan.campaign.path))
         self.previous: Mapping[str, ManifestEntry] = dict(manifest.entries)
         self.results: dict[str, JobResult] = {}
+        #: File-system faults that failed no job (a cache write that failed, say).
+        self.problems: list[str] = []
+        #: Ctrl-C came: what was received is being kept, nothing more is sent.
+        self.stopping = False
         self._slots: dict[str, tuple[asyncio.Semaphore, ...]] = {}
         self._done: dict[str, asyncio.Event] = {}
         #: The estimate the budget check made before the build (for the summary).
         self.estimated_usd: float | None = None
+        #: Outputs the review locks: nothing may write them (but a restore of their key).
+        self._locked: frozenset[str] = frozenset()
 
     @property
     def campaign(self) -> Campaign:
@@ -233,31 +340,60 @@ class Build:
 
     async def run(self, assessments: list[Assessment], started: float) -> BuildReport:
         campaign = self.campaign
-        for step in self.steps:
-            step.prepare(self, assessments)  # input errors: now, before anything is sent
         if self.options.on_plan:
             self.options.on_plan(assessments)
+        if self.options.on_activity:
+            usd = self.estimated_usd
+            if usd is None:
+                usd = estimate(self.plan, assessments).usd
+            self.options.on_activity(Activity("estimate", usd=usd))
         stale = self._stale()
-        sweep_temporary_files(campaign.out)
+        self._locked = frozenset(a.job.output for a in assessments if a.locked)
+        sweep_temporary_files(campaign.out)  # under the output lock: all of them are stale
+        if any(a.action != Action.KEEP for a in assessments):
+            # The cache is shared with other builds: only leftovers old enough to be a
+            # killed process's (a no-op build does not even look).
+            self.store.sweep_temporary()
         interrupted = False
+        report = BuildReport(campaign, [], stale)
         try:
             try:
                 await self._run_jobs(assessments)
             except asyncio.CancelledError:
                 # Ctrl-C: asyncio cancels the build; what finished is kept and reported.
                 interrupted = True
-            results = [self.results.get(a.job.output)
-                       or JobResult(a.job, JobStatus.FAILED, a.reasons, error=INTERRUPTED)
-                       for a in assessments]
-            report = BuildReport(campaign, results, stale, interrupted,
-                                 round(time.perf_counter() - started, 3),
-                                 estimated_usd=self.estimated_usd)
+            if not interrupted:
+                self._sweep_candidates(assessments)
+            report.results = [self.results.get(a.job.output)
+                              or JobResult(a.job, JobStatus.FAILED, a.reasons,
+                                           error=INTERRUPTED)
+                              for a in assessments]
+            report.interrupted = interrupted
+            report.seconds = round(time.perf_counter() - started, 3)
+            report.problems.extend(self.problems)
+            report.estimated_usd = self.estimated_usd
+            report.reviews = self._reviews(report.results)
             for step in self.steps:
-                step.build_finished(self, report)
+                try:
+                    step.build_finished(self, report)
+                except OSError as exc:
+                    # The outputs are what was paid for, and they are fine: a page or a
+                    # rendition that cannot be written is reported, the build goes on.
+                    report.problems.append(write_fault(exc, campaign.root))
         finally:
-            self.manifest.save()
-            self.stats.save()
-            self.plan.remember()
+            # The manifest records what succeeded, whatever failed before; the records of
+            # the cache only save work next time (a failure to write them costs nothing).
+            try:
+                self.manifest.save()
+            except OSError as exc:
+                report.problems.append(f"{write_fault(exc, campaign.root)}; the outputs "
+                                       "written are kept, and the next build records them")
+            for save in (self.stats.save, self.plan.remember):
+                try:
+                    save()
+                except OSError as exc:
+                    log.warning("%s (a cache record: the next build redoes its work)",
+                                write_fault(exc, campaign.root))
         self._record_noop(report)
         return report
 
@@ -269,6 +405,8 @@ class Build:
         plain = (self.plain and not self.options.force and not self.options.verify_text
                  and len(self.plan.jobs) == len(self.plan.all_outputs))
         clean = (not report.interrupted and not report.failed and not report.stale
+                 and not report.problems
+                 and not any(r.status == JobStatus.LOCKED for r in report.results)
                  and not any(e.stale for e in self.manifest.exports.values()))
         if not (plain and clean):
             noop.forget(campaign.path)
@@ -293,14 +431,57 @@ class Build:
         # recorded as up to date.
         verified = {os.path.abspath(campaign.out / rel): (e[0], e[1], e[3], e[4])
                     for rel, e in self.stats.entries.items() if len(e) == 5}
+        # What the fast path prints is not redacted there (redact.py needs `re`): a report
+        # that redaction would change is not recorded (the full build prints it).
+        if redact(str(campaign.out)) != str(campaign.out):
+            noop.forget(campaign.path)
+            return
         try:
             write_chunks_if_changed(Path(noop.report_file(campaign.path)),
                                     _noop_report(report), None)
-        except OSError:
+        except (OSError, _NeedsRedaction):
             noop.forget(campaign.path)
             return
         noop.write(campaign.path, tuple(files), tuple(folders),
                    {"jobs": str(len(report.results)), "out": str(campaign.out)}, verified)
+
+    def _reviews(self, results: list[JobResult]) -> dict[str, str]:
+        """The review status of each output after the build (`build --json`)."""
+        if not self.review.exists:
+            return {}
+        found = {}
+        for r in results:
+            rel = r.job.output
+            entry = (self.manifest.candidates if r.job.candidate_of else
+                     self.manifest.entries).get(rel)
+            found[rel] = self.review.status(rel, entry.sha256 if entry else None)
+        return found
+
+    def _sweep_candidates(self, assessments: list[Assessment]) -> None:
+        """Remove the candidates that no longer stand for a locked output's inputs (the
+        output was approved anew, unlocked and rebuilt, or its inputs changed again
+        without --candidates). Only for outputs this build considered; a candidate file
+        edited since it was written stays (its entry goes)."""
+        wanted = {a.job.output: a.job.key for a in assessments if a.job.candidate_of}
+        wanted |= {candidate_path(a.job.output): a.job.key
+                   for a in assessments if a.action == Action.LOCKED}
+        considered = {a.job.output for a in assessments}
+        out = self.campaign.out
+        for rel, entry in sorted(self.manifest.candidates.items()):
+            parent = candidate_of(rel)
+            if parent in self.plan.all_outputs and parent not in considered:
+                continue  # outside this build's selection
+            if wanted.get(rel) == entry.key:
+                continue
+            target = out / rel
+            try:
+                if target.is_file() and not target.is_symlink() and \
+                        file_sha256(target) == entry.sha256:
+                    target.unlink()
+            except OSError as exc:
+                log.warning("cannot remove the old candidate %s: %s", rel, exc)
+            self.manifest.remove_candidate(rel)
+            self.stats.forget(rel)
 
     def _stale(self) -> list[str]:
         """Outputs in the manifest that the campaign no longer makes: marked stale while
@@ -345,14 +526,18 @@ class Build:
                         return
                     a = waited
                 result = await attempt(a)
-                for step in self.steps:
+                for step in self.steps if not a.locked else ():  # no step touches those
+                    if self.stopping:
+                        break  # Ctrl-C: no text check (nor reroll) after it
                     if result.status != JobStatus.UP_TO_DATE or step.wants_up_to_date:
                         result = await step.job_finished(self, result)
-            except (ProviderError, OSError) as exc:
-                # A file that cannot be written fails its job only, with the reason.
-                detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            except ProviderError as exc:
+                result = JobResult(a.job, JobStatus.FAILED, a.reasons, error=str(exc))
+            except OSError as exc:
+                # A file that cannot be written (disk full, read-only, a folder in its
+                # place) fails its job only, naming the file and the cause.
                 result = JobResult(a.job, JobStatus.FAILED, a.reasons,
-                                   error=f"cannot write output: {detail}")
+                                   error=write_fault(exc, self.campaign.root))
             self._finish(result)
             # Done with: its request (formed again if a later step asks for it).
             a.job.release()
@@ -362,7 +547,8 @@ class Build:
             job = a.job
             if a.action == Action.KEEP:  # here only for a step that wants every job
                 return JobResult(job, JobStatus.UP_TO_DATE, a.reasons)
-            if a.action == Action.RESTORE and await asyncio.to_thread(self._restore, job):
+            if a.action == Action.RESTORE and await self._uninterrupted(
+                    asyncio.to_thread(self._restore, job)):
                 return JobResult(job, JobStatus.CACHED, a.reasons)
             if self.options.restore_only:
                 return JobResult(job, JobStatus.FAILED, a.reasons, error=(
@@ -381,7 +567,9 @@ class Build:
             # Up-to-date jobs need no task (thousands of them cost nothing but a result
             # each) unless a step wants to see them.
             for a in assessments:
-                if a.action == Action.KEEP and not every_job:
+                if a.action == Action.LOCKED:
+                    self._finish(JobResult(a.job, JobStatus.LOCKED, a.reasons))
+                elif a.action == Action.KEEP and (not every_job or a.locked):
                     self._finish(JobResult(a.job, JobStatus.UP_TO_DATE, a.reasons))
             # Jobs start in plan order, a few more at a time per provider than it takes at
             # once (one waiting for a slot is a whole suspended call chain: thousands of
@@ -389,7 +577,8 @@ class Build:
             # children in the plan, so a child only ever waits for a job already started.
             queues: dict[str, deque[Assessment]] = {}
             for a in assessments:
-                if a.action != Action.KEEP or every_job:
+                if a.action == Action.GENERATE or a.action == Action.RESTORE \
+                        or (a.action == Action.KEEP and every_job and not a.locked):
                     queues.setdefault(a.job.provider, deque()).append(a)
 
             async def runner(queue: deque[Assessment]) -> None:
@@ -400,11 +589,18 @@ class Build:
                      for _ in range(min(len(queue), _window(providers[name].spec.concurrency)))]
             try:
                 await asyncio.gather(*tasks)
-            except BaseException:
+            except BaseException as exc:
+                self.stopping = True
+                if isinstance(exc, asyncio.CancelledError) and self.options.on_interrupt:
+                    self.options.on_interrupt()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
+
+    def _tell(self, activity: Activity) -> None:
+        if self.options.on_activity is not None:
+            self.options.on_activity(activity)
 
     def _finish(self, result: JobResult) -> None:
         self.results[result.job.output] = result
@@ -436,9 +632,9 @@ class Build:
             resolved = self.plan.resolve(job, entry.sha256, file.read_bytes)
         except (InputError, OSError) as exc:
             return JobResult(job, JobStatus.FAILED, a.reasons, error=str(exc))
-        return assess_one(resolved, self.manifest.entries.get(job.output),
-                          self.campaign.out / job.output, self.store, self.stats,
-                          self.options.force)
+        section = self.manifest.candidates if job.candidate_of else self.manifest.entries
+        return assess_one(resolved, section.get(job.output), self.campaign.out / job.output,
+                          self.store, self.stats, self.options.force)
 
     def _restore(self, job: Job) -> bool:
         """Copy a stored image to the job's output. False when the entry turns out damaged
@@ -449,7 +645,9 @@ class Build:
             return False
         data, record = found
         # The store holds the provider's bytes; the output gets them with its provenance.
-        self.write_output(source, data, record, output_of=job)
+        # (A locked output is restored only from the key it was approved with: the same
+        # bytes, so the guard of `write_output` is not for this write.)
+        self._write(source, data, record, job)
         return True
 
     # -- services for steps (BuildContext) ------------------------------------------------
@@ -460,6 +658,8 @@ class Build:
         reroll, written only once chosen) into its output and the manifest."""
         if job.pending:  # a bug: only a job with its parent's image may be sent
             raise RuntimeError(f"{job.label}: sent before its parent's output was known")
+        if self.stopping:
+            raise asyncio.CancelledError  # Ctrl-C came: nothing more is sent
         provider = self.plan.providers[job.provider]
         spec = provider.spec
         ttl = spec.timeout + LEASE_MARGIN
@@ -468,74 +668,97 @@ class Build:
         claim: Claim | None = None
         waiting = _Wait(job, ttl, self.options.on_wait)
         try:
+            loop = asyncio.get_running_loop()
+            deadline: float | None = None
+            generated = None
+            while generated is None:
+                delay = 0.0
+                answer: Claim | None = None
+                async with contextlib.AsyncExitStack() as held:
+                    for slot in self._slots.get(job.provider, ()):
+                        await held.enter_async_context(slot)
+                    if claim is None:
+                        # Claimed in the provider's slot, right before the first request: a
+                        # lease's time is the request's, not the queue's.
+                        answer = await asyncio.to_thread(self.store.claim, job.key, job.ext,
+                                                         ttl, self.options.force)
+                        if answer.state == ClaimState.MINE:
+                            claim, answer = answer, None
+                    if claim is not None:
+                        if deadline is None:  # the job's time starts when first sent
+                            deadline = loop.time() + spec.timeout
+                        self._tell(Activity("request", job))
+                        try:
+                            async with asyncio.timeout_at(deadline):
+                                generated = await provider.generate(job.request, handle)
+                        except TaskUnknown as exc:
+                            if handle.resume is None:
+                                raise
+                            # The provider no longer knows the task an earlier build left:
+                            # nothing to collect, so this job is generated again.
+                            log.warning("%s: the %s task an earlier build left is gone (%s); "
+                                        "generating it again", job.label, job.kind, exc)
+                            handle.resume = None
+                            self.store.forget_task(job.key)
+                            continue
+                        except ProviderError as exc:
+                            if not exc.retryable or attempt >= spec.max_retries:
+                                raise
+                            attempt += 1
+                            delay = retry_delay(attempt, exc.retry_after)
+                            log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc, attempt,
+                                     spec.max_retries, delay)
+                            self._tell(Activity("retry", job, attempt, spec.max_retries,
+                                                delay, str(exc)))
+                        finally:
+                            self._tell(Activity("answer", job))
+                if answer is not None:
+                    if answer.state == ClaimState.HIT:
+                        return await self._made_elsewhere(job, reasons, to_output)
+                    # Another build is paying for it: wait (holding no slot), then ask again
+                    # (the claim takes a lease over once it has ended).
+                    await waiting.wait(answer)
+                    continue
+                if generated is None:
+                    # Backing off holds no slot: other jobs go out meanwhile.
+                    assert deadline is not None
+                    if loop.time() + delay > deadline:
+                        raise TimeoutError
+                    await asyncio.sleep(delay)
+        except TimeoutError:
+            return JobResult(job, JobStatus.FAILED, reasons,
+                             error=f"timed out after {spec.timeout:g}s"
+                             + (f" and {attempt} retries" if attempt else ""))
+        except ProviderError as exc:
+            tries = f" (after {attempt} retries)" if attempt else ""
+            return JobResult(job, JobStatus.FAILED, reasons, error=f"{exc}{tries}")
+        finally:
+            if generated is None and claim is not None:
+                # A failure, or a cancelled build: no await here (a cancelled task would be
+                # interrupted again), and releasing is quick (a remote that failed is off
+                # by now).
+                self.store.release(claim)
+        received = generated
+        lease = claim  # released by keep(), whatever becomes of this task meanwhile
+
+        def keep() -> JobResult:
             try:
-                loop = asyncio.get_running_loop()
-                deadline: float | None = None
-                generated = None
-                while generated is None:
-                    delay = 0.0
-                    answer: Claim | None = None
-                    async with contextlib.AsyncExitStack() as held:
-                        for slot in self._slots.get(job.provider, ()):
-                            await held.enter_async_context(slot)
-                        if claim is None:
-                            # Claimed in the provider's slot, right before the first request:
-                            # a lease's time is the request's, not the queue's.
-                            answer = await asyncio.to_thread(self.store.claim, job.key,
-                                                             job.ext, ttl, self.options.force)
-                            if answer.state == ClaimState.MINE:
-                                claim, answer = answer, None
-                        if claim is not None:
-                            if deadline is None:  # the job's time starts when first sent
-                                deadline = loop.time() + spec.timeout
-                            try:
-                                async with asyncio.timeout_at(deadline):
-                                    generated = await provider.generate(job.request, handle)
-                            except TaskUnknown as exc:
-                                if handle.resume is None:
-                                    raise
-                                # The provider no longer knows the task an earlier build
-                                # left: nothing to collect, so this job is generated again.
-                                log.warning("%s: the %s task an earlier build left is gone "
-                                            "(%s); generating it again", job.label, job.kind,
-                                            exc)
-                                handle.resume = None
-                                self.store.forget_task(job.key)
-                                continue
-                            except ProviderError as exc:
-                                if not exc.retryable or attempt >= spec.max_retries:
-                                    raise
-                                attempt += 1
-                                delay = retry_delay(attempt, exc.retry_after)
-                                log.info("%s: %s; retry %d/%d in %.1fs", job.label, exc,
-                                         attempt, spec.max_retries, delay)
-                    if answer is not None:
-                        if answer.state == ClaimState.HIT:
-                            return await self._made_elsewhere(job, reasons, to_output)
-                        # Another build is paying for it: wait (holding no slot), then ask
-                        # again (the claim takes a lease over once it has ended).
-                        await waiting.wait(answer)
-                        continue
-                    if generated is None:
-                        # Backing off holds no slot: other jobs go out meanwhile.
-                        assert deadline is not None
-                        if loop.time() + delay > deadline:
-                            raise TimeoutError
-                        await asyncio.sleep(delay)
-                # Decoding a 2K image takes tens of ms: off the event loop and outside the
-                # provider's slots, so the next request goes out meanwhile.
-                image = await asyncio.to_thread(verify_image, generated.data, job.ext)
-                # An image that is not what was asked (another size, another variant than
-                # the answer should say) was paid for: kept aside, never an output.
-                unusable = generated.mismatch or provider.size_problem(
-                    job.request, image.width, image.height)
-            except TimeoutError:
-                return JobResult(job, JobStatus.FAILED, reasons,
-                                 error=f"timed out after {spec.timeout:g}s"
-                                 + (f" and {attempt} retries" if attempt else ""))
+                return kept()
+            finally:
+                if lease is not None:
+                    self.store.release(lease)
+
+        def kept() -> JobResult:
+            # Decoding a 2K image takes tens of ms: in a thread, outside the provider's
+            # slots, so the next request goes out meanwhile.
+            try:
+                image = verify_image(received.data, job.ext)
             except ProviderError as exc:
-                tries = f" (after {attempt} retries)" if attempt else ""
-                return JobResult(job, JobStatus.FAILED, reasons, error=f"{exc}{tries}")
+                return JobResult(job, JobStatus.FAILED, reasons, error=str(exc))
+            # An image that is not what was asked (another size, another variant than the
+            # answer should say) was paid for: kept aside, never an output.
+            unusable = received.mismatch or provider.size_problem(
+                job.request, image.width, image.height)
             record = CacheRecord(
                 key=job.key,
                 inputs=normalise(job.key_fields),
@@ -543,45 +766,56 @@ class Build:
                 kind=job.kind,
                 model=job.model,
                 seed=job.seed,
-                provider_seed=generated.seed,
-                cost_usd=generated.cost,
-                response_ids=dict(generated.response_ids),
+                provider_seed=received.seed,
+                cost_usd=received.cost,
+                # Provider text written to the cache: a gateway may echo a key in it.
+                response_ids={k: redact(str(v)) for k, v in received.response_ids.items()},
                 width=image.width,
                 height=image.height,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             )
             if unusable:
-                where = await asyncio.to_thread(self.store.quarantine, job.key, image,
-                                                record, unusable)
+                where = self.store.quarantine(job.key, image, record, unusable)
                 shown = os.path.relpath(where, self.campaign.root)
-                return JobResult(job, JobStatus.FAILED, reasons, cost=generated.cost,
+                self.store.forget_task(job.key)
+                return JobResult(job, JobStatus.FAILED, reasons, cost=received.cost,
                                  error=f"{unusable}; not used: the image is kept for "
                                        f"inspection in {shown} (`cache gc` removes it)")
             self.output_file(job)
-
-            lease = claim
-
-            lease = claim
-
-            def store() -> None:
-                # The store first: once there (and in the team cache, before the claim is
-                # released), the image is never paid for again, come what may.
-                stored = self.store.put(job.key, image, record)
-                if lease is not None:
-                    self.store.release(lease)
-                if to_output:
-                    self.write_output(job, image.data, stored.record)
-
-            claim = None  # released by store(), whatever becomes of this task meanwhile
-            await asyncio.to_thread(store)
+            # The store first: once there (and in the team cache, before the claim is
+            # released), the image is never paid for again, come what may.
+            try:
+                stored = self.store.put(job.key, image, record).record
+            except OSError as exc:
+                if not to_output:
+                    raise  # a text reroll lives only in the store
+                # Paid for: the output keeps it even when the cache cannot (disk full).
+                self.problems.append(f"{write_fault(exc, self.campaign.root)}: the image of "
+                                     f"{job.output} is not in the cache (its output keeps it)")
+                stored = replace(record, sha256=hashlib.sha256(image.data).hexdigest(),
+                                 bytes=len(image.data))
             self.store.forget_task(job.key)
-            return JobResult(job, JobStatus.GENERATED, reasons, cost=generated.cost)
-        finally:
-            if claim is not None:
-                # A failure, or a cancelled build: no await here (a cancelled task would
-                # be interrupted again), and releasing is quick (a remote that failed is
-                # off by now).
-                self.store.release(claim)
+            if lease is not None:
+                self.store.release(lease)
+            if to_output:
+                self.write_output(job, image.data, stored)
+            return JobResult(job, JobStatus.GENERATED, reasons, cost=received.cost)
+
+        # Received, so paid for: kept to the end even when Ctrl-C comes meanwhile.
+        return await self._uninterrupted(asyncio.to_thread(keep))
+
+    async def _uninterrupted(self, work: Coroutine[object, object, T]) -> T:
+        """Run `work` (file writes in a thread) to the end even when the build is cancelled
+        meanwhile: a cancelled build then counts it as finished, and no thread writes into
+        the output folder after the manifest is saved. The build is then stopping: no
+        further request goes out."""
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                self.stopping = True
+        return task.result()
 
     async def _made_elsewhere(self, job: Job, reasons: tuple[Reason, ...],
                               to_output: bool) -> JobResult:
@@ -594,7 +828,7 @@ class Build:
                     "another build made this image, but its cache entry is damaged; run "
                     "the build again"))
             data, record = found
-            await asyncio.to_thread(self.write_output, job, data, record)
+            await self._uninterrupted(asyncio.to_thread(self.write_output, job, data, record))
         return JobResult(job, JobStatus.CACHED, reasons)
 
     def _task_handle(self, job: Job, retention: float | None) -> TaskHandle:
@@ -643,6 +877,13 @@ class Build:
         """Write `data` with `job`'s provenance as the output of `output_of` (default: `job`
         itself; a text reroll's image is the output of its planned job) and record it."""
         owner = output_of or job
+        if owner.output in self._locked:
+            raise ProviderError(f"refusing to replace {owner.output}: the review file locks "
+                                "it (approved or picked); build --unlock "
+                                f"{owner.asset} releases it", code="locked")
+        return self._write(job, data, record, owner)
+
+    def _write(self, job: Job, data: bytes, record: CacheRecord, owner: Job) -> str:
         target = self.output_file(owner)
         sha = write_output(target, data, job, record)
         self.record_output(owner, record, sha)
@@ -650,12 +891,14 @@ class Build:
 
     def record_output(self, job: Job, record: CacheRecord, sha: str) -> None:
         target = self.campaign.out / job.output
-        previous = self.manifest.entries.get(job.output)
+        section = self.manifest.candidates if job.candidate_of else self.manifest.entries
+        previous = section.get(job.output)
         # The same bytes say the same text: a text check's result (and the reroll attempts
         # it lists) survives a restore of the very image it read.
         text_check = (previous.text_check if previous is not None and previous.sha256 == sha
                       else None)
-        self.manifest.set(job.output, ManifestEntry(
+        record_in = self.manifest.set_candidate if job.candidate_of else self.manifest.set
+        record_in(job.output, ManifestEntry(
             asset=job.asset,
             aspect=job.aspect,
             provider=job.provider,
@@ -676,6 +919,10 @@ class Build:
         self.stats.remember(job.output, target, sha)
 
 
+class _NeedsRedaction(Exception):
+    """The no-op report holds something redact.py would blank out."""
+
+
 def _noop_report(report: BuildReport) -> Iterator[bytes]:
     """What `build --json` prints for a no-op build of the same jobs (noop.SECONDS for its
     duration), as `print_json` would print it, written piece by piece: one job at a time,
@@ -683,15 +930,19 @@ def _noop_report(report: BuildReport) -> Iterator[bytes]:
     head = json.dumps({  # BuildReport.to_json's keys, in its order; costs as a no-op's
         # (a sum of nothing, rounded: 0)
         "generated": 0, "cached": 0, "up_to_date": len(report.results), "failed": 0,
-        "cost_usd": 0, "estimated_cost_usd": 0, "cost_unreported": 0, "stale": [],
-        "interrupted": False, "seconds": 0.0, "exports": [], "jobs": [],
+        "locked": 0, "cost_usd": 0, "estimated_cost_usd": 0, "cost_unreported": 0,
+        "stale": [], "interrupted": False, "seconds": 0.0, "exports": [], "problems": [],
+        "jobs": [],
     }, indent=2, ensure_ascii=False)
     before, after = head.rsplit('"jobs": []', 1)
     yield (before + '"jobs": [').encode()
     root = report.campaign.root
+    secrets = secrets_in_environment()
     for i, result in enumerate(report.results):
-        job = json.dumps(report.job_json(result, root, JobStatus.UP_TO_DATE), indent=2,
+        job = json.dumps(report.job_json(result, root, up_to_date=True), indent=2,
                          ensure_ascii=False)
+        if redact(job, secrets) != job:
+            raise _NeedsRedaction
         yield ((",\n    " if i else "\n    ") + job.replace("\n", "\n    ")).encode()
     yield (("\n  ]" if report.results else "]") + after).encode()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..campaign import Campaign
 from ..contracts import CacheRecord, ManifestEntry, Reason
@@ -24,6 +24,9 @@ from ..manifest import Manifest
 from ..plan import Assessment, Job, Plan
 from ..store import StatCache, Store
 from .report import BuildReport, JobResult
+
+if TYPE_CHECKING:
+    from ..review.decisions import ReviewFile
 
 
 class BuildContext(Protocol):
@@ -35,6 +38,8 @@ class BuildContext(Protocol):
     stats: StatCache
     #: The manifest's entries as they were before this build.
     previous: Mapping[str, ManifestEntry]
+    #: The campaign's review file (decisions, picks, locks); empty when there is none.
+    review: ReviewFile
 
     @property
     def campaign(self) -> Campaign: ...

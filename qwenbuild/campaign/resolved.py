@@ -109,7 +109,9 @@ class Campaign:
     def extra_inputs(self) -> tuple[Path, ...]:
         """Files beside the campaign that change what a build does (present or not): the
         repository's qwenbuild.toml (the team cache) and the campaign's review file."""
-        return (self.repo_root / "qwenbuild.toml", self.root / "review.toml")
+        review = "review.toml" if self.path.name == "campaign.toml" else \
+            f"{self.path.stem}.review.toml"  # as review/decisions.py names it
+        return (self.repo_root / "qwenbuild.toml", self.path.with_name(review))
 
     @property
     def master_locale(self) -> str | None:

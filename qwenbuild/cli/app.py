@@ -17,6 +17,7 @@ from types import ModuleType
 from ..errors import QwenbuildError
 from ..redact import redact
 from . import (
+    approve,
     build,
     cache,
     check,
@@ -24,14 +25,19 @@ from . import (
     completion,
     init,
     inspect,
+    interrupts,
+    pick,
     plan,
     providers,
     pull,
+    reject,
+    review,
     schema,
     watch,
 )
 from .common import (
     COMMON,
+    EXIT_FAILED,
     EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -43,8 +49,9 @@ from .common import (
 )
 
 #: The commands, in the order `--help` lists them.
-COMMANDS: tuple[ModuleType, ...] = (build, plan, pull, watch, check, providers, init, clean,
-                                    cache, inspect, schema, completion)
+COMMANDS: tuple[ModuleType, ...] = (build, plan, pull, watch, review, approve, reject, pick,
+                                    check, providers, init, clean, cache, inspect, schema,
+                                    completion)
 
 
 def parser() -> Parser:
@@ -77,8 +84,8 @@ def _wants_json(argv: list[str]) -> bool:
     return "--json" in argv
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: list[str]) -> int:
+    """The whole command line, once the fast path (cli/__init__.py) could not answer."""
     root = parser()
     json_errors = _wants_json(argv)
     root._json_errors = json_errors  # type: ignore[attr-defined]
@@ -124,12 +131,24 @@ def _run(module: ModuleType, args: argparse.Namespace) -> int:
                              problems=getattr(exc, "problems", [str(exc)]))
         return exc.exit_code
     except KeyboardInterrupt:
+        interrupts.stopping()
         error("interrupted")
         if args.json:
             print_json_error("interrupted", kind="Interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         raise
+    except OSError as exc:
+        # The file system refused (disk full, read-only, a folder where a file must be):
+        # not a bug; name the path and the cause.
+        if args.verbose:
+            logging.getLogger("qwenbuild").debug("raised", exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = f"{where}{exc.strerror or exc}"
+        error(message)
+        if args.json:
+            print_json_error(message, kind="FileSystemError", path=exc.filename)
+        return EXIT_FAILED
     except Exception as exc:  # a bug of ours: say so plainly, traceback only with -v
         if args.verbose:
             import traceback

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from ..errors import UsageError
+from . import interrupts
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -55,7 +55,30 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                         "letter passes)")
     p.add_argument("--max-rerolls", type=int, default=2, metavar="N",
                    help="with --verify-text: new seeds to try per image (default 2)")
+    p.add_argument("--record", action="store_true",
+                   help="with --verify-text: record the scores in manifest.json for every "
+                        "image checked (by default only where the build changes the entry "
+                        "anyway, so checking leaves a committed manifest as it is)")
+    p.add_argument("--candidates", action="store_true",
+                   help="for outputs the review file locks (approved or picked) whose inputs "
+                        "changed: make the new image beside the approved one, as "
+                        "<name>.candidate.<ext> (approving it promotes it)")
+    p.add_argument("--unlock", action="append", default=[], metavar="ASSET",
+                   help="release the review's locks of ASSET (an id or glob; repeatable): "
+                        "its approved outputs are rebuilt like any other")
     return p
+
+
+def unlock_patterns(args: argparse.Namespace, campaign: Any) -> tuple[str, ...]:
+    """--unlock, checked against the campaign's asset ids. Raises UsageError."""
+    import fnmatch
+
+    bad = [p for p in args.unlock
+           if not any(fnmatch.fnmatchcase(a.id, p) for a in campaign.assets)]
+    if bad:
+        raise UsageError([f"--unlock {p}: matches no asset id of {campaign.path.name}"
+                          for p in bad])
+    return tuple(args.unlock)
 
 
 def min_score(value: float) -> float:
@@ -63,19 +86,6 @@ def min_score(value: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise UsageError(f"--min-score must be between 0 and 1 (got {value:g})")
     return value
-
-
-def waiting_printer(stream: TextIO) -> Callable[[Any, str, float | None], None]:
-    """A line each time a job waits for the image another build is paying for (the
-    executor calls it when a wait starts, then every 15 s)."""
-
-    def show(job: Any, holder: str, left: float | None) -> None:
-        until = (f"; its lease ends in {max(0, round(left))} s, then this build takes over"
-                 if left is not None else "")
-        print(f"{paint('waiting', '36', stream):>10}  {job.label}  (another build is making "
-              f"it: {holder or 'unknown'}{until})", file=stream, flush=True)
-
-    return show
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,23 +102,35 @@ def run(args: argparse.Namespace) -> int:
     if args.force_alias:
         warning("--force is now --regenerate (it pays for every selected image again)")
     threshold = min_score(args.min_score)
+    if args.record and not args.verify_text:
+        raise UsageError("--record goes with --verify-text (it records the text scores)")
     shard = shard_option(args)
     campaign = load_campaign(args.campaign)
     store = open_store(campaign.cache_dir, campaign.repo_root, args.remote)
     stream = sys.stderr if args.json else sys.stdout
     progress = Progress(campaign, quiet=args.json or args.quiet, stream=stream,
                         summary=not args.json)
-    report = build(campaign, selection(args), BuildOptions(
-        force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
-        on_plan=progress.start, budget_usd=args.budget, verify_text=args.verify_text,
-        min_score=threshold, max_rerolls=args.max_rerolls,
-        on_wait=None if args.quiet else waiting_printer(stream)),
-        store=store, shard=shard)
+    try:
+        report = build(campaign, selection(args), BuildOptions(
+            force=args.regenerate or args.force_alias, jobs=jobs, on_event=progress.event,
+            on_plan=progress.start, on_activity=progress.activity, budget_usd=args.budget,
+            verify_text=args.verify_text, min_score=threshold, max_rerolls=args.max_rerolls,
+            record_text=args.record, on_interrupt=interrupts.stopping,
+            on_wait=progress.waiting, candidates=args.candidates,
+            unlock=unlock_patterns(args, campaign)),
+            store=store, shard=shard)
+    except BaseException:
+        progress.close()  # the error is printed next: the display must not stay on screen
+        raise
     progress.finish(report)
+    if args.verify_text and not args.json:
+        print_text_results(report, threshold, quiet=args.quiet)
     if report.exports and not (args.json or args.quiet):
         for rel in report.exports:
             print(f"{paint('exported', '32', sys.stdout):>10}  "
                   f"{relative(campaign.out / rel, campaign.root)}")
+    for problem in report.problems:
+        error(problem)
     if args.json:
         print_json(report.to_json())
     if report.interrupted:
@@ -118,4 +140,32 @@ def run(args: argparse.Namespace) -> int:
         error(f"interrupted: {len(report.results) - len(unfinished)} jobs finished and are "
               f"kept, {len(unfinished)} did not finish; run the build again to resume")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or report.problems else EXIT_OK
+
+
+def print_text_results(report: Any, threshold: float, quiet: bool = False) -> None:
+    """What --verify-text read: one line per image checked (only those under green with
+    -q), the worst line of those that read wrong, and a count."""
+    out = sys.stdout
+    colours = {"green": "32", "amber": "33", "red": "31;1", "error": "31;1", "none": "2"}
+    counts: dict[str, int] = {}
+    for result in sorted(report.results, key=lambda r: r.job.output):
+        check = result.text_check
+        if not check:
+            continue
+        status = str(check.get("status", "none"))
+        counts[status] = counts.get(status, 0) + 1
+        if quiet and status == "green":
+            continue
+        score = check.get("score")
+        line = (f"{paint(f'{status:>7}', colours.get(status, '0'), out)} "
+                f"{'  -  ' if score is None else f'{score:.2f}'}  "
+                f"{relative(report.campaign.out / result.job.output, report.campaign.root)}")
+        if status not in ("green", "none") and check.get("worst_line") is not None:
+            line += f"  worst: {check['worst_line']!r} read {check.get('read') or '(nothing)'!r}"
+        if result.rerolls:
+            line += f"  ({result.rerolls} reroll{'s' if result.rerolls != 1 else ''})"
+        print(line, file=out)
+    if counts:
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        print(f"text: {parts} (min score {threshold:.2f})", file=out)

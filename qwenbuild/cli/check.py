@@ -31,8 +31,9 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
         NAME, parents=parents,
         help="read the text in each output back and score it against the copy",
         description="OCR every built output (RapidOCR and Tesseract), check each expected "
-                    "line (expect_text, else the copy's headline and subtitle), record the "
-                    "verdicts in manifest.json; exit 1 when an image reads wrong (red) or "
+                    "line (expect_text, else the copy's headline and subtitle), keep the "
+                    "verdicts in the check cache and on the review page (--record: in "
+                    "manifest.json too); exit 1 when an image reads wrong (red) or "
                     "cannot be opened, 3 when none does but one is unreadable, else 0.")
     add_campaign_arguments(p)
     # Declared here, not by importing the text check: `qwenbuild --help` must start quickly.
@@ -40,6 +41,10 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                    help="a line read wrong passes (amber) when its score, 1 - edits/letters, "
                         "is at least S (0..1, default 1: one wrong letter is red)")
     add_jobs_option(p, "images read")
+    p.add_argument("--record", action="store_true",
+                   help="write the scores into manifest.json (by default they are kept in "
+                        "the check cache and shown on the review page, and the manifest is "
+                        "left as it is)")
     return p
 
 
@@ -50,13 +55,14 @@ def run(args: argparse.Namespace) -> int:
     threshold = min_score(args.min_score)
     workers = jobs_option(args)
     campaign = load_campaign(args.campaign)
-    report = check_campaign(campaign, selection(args), threshold, workers=workers)
+    report = check_campaign(campaign, selection(args), threshold, workers=workers,
+                            record=args.record)
     if args.json:
         print_json(report.to_json())
     else:
         print_report(report, sys.stdout, quiet=args.quiet)
     if report.unsaved:
-        warning(f"scores not written to manifest.json: {report.unsaved}")
+        warning(f"scores not written to manifest.json or the review page: {report.unsaved}")
     if report.failed:
         return EXIT_FAILED
     return EXIT_UNREADABLE if report.unreadable else EXIT_OK
@@ -113,7 +119,9 @@ def print_report(report: CheckReport, out: TextIO, quiet: bool = False) -> None:
     engines = next((i.result.engine for i in report.images if i.result is not None), "")
     print(f"{len(report.images)} images: {', '.join(parts) or 'none checked'} "
           f"(min score {report.min_score:.2f}); {read} read, {checked - read} from the "
-          f"check cache" + ("; scores saved in manifest.json" if report.saved else ""),
+          f"check cache" + ("; scores saved in manifest.json" if report.saved else
+                            "" if report.recorded else
+                            "; manifest.json left as it is (--record writes the scores)"),
           file=out)
     if engines:
         alone = "" if " + " in engines else " (one engine only; RapidOCR: " \

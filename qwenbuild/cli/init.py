@@ -22,20 +22,37 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="DIR", nargs="?", default=".",
                    help="where to create it (default: the current folder)")
     p.add_argument("--force", action="store_true",
-                   help="overwrite the scaffold's files where they exist")
+                   help="where files exist: add the missing ones and update those init "
+                        "wrote that nobody changed since; files you changed are kept and "
+                        "listed")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --force: replace the files you changed too (your changes "
+                        "are lost)")
     return p
+
+
+_COLOURS = {"created": "32", "updated": "32", "unchanged": "2", "kept": "33",
+            "overwritten": "31"}
 
 
 def run(args: argparse.Namespace) -> int:
     from ..scaffold import EXAMPLE_CAMPAIGN, init
 
-    result = init(Path(args.folder), force=args.force)
+    result = init(Path(args.folder), force=args.force, overwrite=args.overwrite)
     if args.json:
-        print_json({"folder": args.folder, "files": list(result.files)})
+        print_json({"folder": args.folder, "files": list(result.files),
+                    "actions": result.actions})
         return EXIT_OK
-    if not args.quiet:
-        for rel in result.files:
-            print(f"{paint('created', '32', sys.stdout):>7}  {_join(args.folder, rel)}")
+    for rel, action in result.actions.items():
+        if args.quiet and action not in ("kept", "overwritten"):
+            continue
+        line = f"{paint(action, _COLOURS[action], sys.stdout):>9}  {_join(args.folder, rel)}"
+        if action == "kept":
+            line += "  (changed since init wrote it, or not init's; --force --overwrite " \
+                    "replaces it)"
+        elif action == "overwritten":
+            line += "  (your changes to it are gone)"
+        print(line)
     prefix = "" if args.folder in (".", "") else f"cd {args.folder} && "
     print(f"\nnext: {prefix}git init && qwenbuild build {EXAMPLE_CAMPAIGN}")
     return EXIT_OK

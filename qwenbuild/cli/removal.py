@@ -20,6 +20,8 @@ def print_removal(result: Any, args: argparse.Namespace, noun: str) -> int:
         return EXIT_OK
     verb = "would remove" if result.dry_run else "removed"
     if not args.quiet:
+        for note in result.notes:
+            print(note)
         for path, size in result.removed:
             print(f"{paint(verb, '35', sys.stdout)}  {path}  ({human_size(size)})")
         for path, reason in result.kept:

@@ -6,13 +6,15 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import UsageError
+from . import interrupts
 from .common import EXIT_OK, Parser, add_campaign_arguments
 
 if TYPE_CHECKING:
-    from ..build import JobResult
+    from ..build import Activity, JobResult
     from ..watch import WatchEvent
     from .progress import Progress
 
@@ -31,6 +33,9 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, metavar="N",
                    help="serve the review page on 127.0.0.1:N (default 8000; 0 picks a free "
                         "port)")
+    p.add_argument("--by", metavar="NAME",
+                   help="who the page's decisions are by (default: QWENBUILD_REVIEWER, else "
+                        "git config user.name)")
     p.add_argument("--no-serve", action="store_true",
                    help="only watch and rebuild; do not serve the page")
     p.add_argument("--max-jobs", type=int, default=20, metavar="N",
@@ -68,12 +73,20 @@ class WatchPrinter:
             if event.latency is not None:
                 self._line(f"rebuilt {event.latency:.2f}s after the save")
         elif event.kind == "failed":
+            if self.progress is not None:
+                self.progress.close()
             for line in (event.error or "").splitlines() or [""]:
                 print(f"ERROR: {line}", file=self.err, flush=True)
             print("still watching; the last good outputs are in place", file=self.err,
                   flush=True)
         elif event.kind == "stopped":
+            if self.progress is not None:
+                self.progress.close()
             self._line("\nstopped")
+
+    def activity(self, act: Activity) -> None:
+        if not self.as_json and self.progress is not None:
+            self.progress.activity(act)
 
     def job(self, result: JobResult) -> None:
         if self.as_json:
@@ -114,11 +127,11 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # a service manager's stop ends the watch like Ctrl-C does
 
     printer = WatchPrinter(sys.stdout, sys.stderr, quiet=args.quiet, as_json=args.json)
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        # Returns on Ctrl-C (after a clean shutdown): ending a watch is not a failure.
-        watch(args.campaign, port=args.port, serve=not args.no_serve, max_jobs=args.max_jobs,
-              on_status=printer.status, on_job=printer.job)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    if threading.current_thread() is threading.main_thread():
+        # main() restores the handler when the command returns (interrupts.held).
+        signal.signal(signal.SIGTERM, _terminate)
+    # Returns on Ctrl-C (after a clean shutdown): ending a watch is not a failure.
+    watch(args.campaign, port=args.port, serve=not args.no_serve, max_jobs=args.max_jobs,
+          on_status=printer.status, on_job=printer.job, on_stopping=interrupts.stopping,
+          on_activity=printer.activity, reviewer=args.by)
     return EXIT_OK

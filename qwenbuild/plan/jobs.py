@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..campaign import Asset, Campaign
@@ -58,11 +58,19 @@ class Job:
     def pending(self) -> bool:
         """A job with a parent whose image is not known yet (no key)."""
         return self.parent is not None and not self.key
+    #: For the candidate of a locked output (`build --candidates`): that output's path.
+    #: `output` is then the candidate's own path, beside it.
+    candidate_of: str | None = None
 
     def _materialise(self) -> tuple[GenerationRequest, dict[str, Any]]:
         if not self._made:
             self._made.append(self.make())
         return self._made[0]
+
+    @property
+    def rendered(self) -> bool:
+        """Whether the request is made already (reading it costs nothing then)."""
+        return bool(self._made)
 
     @property
     def request(self) -> GenerationRequest:
@@ -102,8 +110,12 @@ class Job:
                    kind=self.kind, model=self.model, seed=request.seed, variant=self.variant,
                    output=self.output, width=self.width, height=self.height, key=key,
                    billable=self.billable, make=lambda: made, _made=[made],
-                   locale=self.locale, parent=self.parent,
+                   locale=self.locale, parent=self.parent, candidate_of=self.candidate_of,
                    texts=(request.prompt, request.negative))
+
+    def as_candidate(self, output: str) -> Job:
+        """The same image written to `output`, as the candidate of this job's output."""
+        return replace(self, output=output, candidate_of=self.output)
 
 
 def output_path(asset: Asset, aspect: str, provider: str, ext: str, variant: int,
@@ -114,6 +126,25 @@ def output_path(asset: Asset, aspect: str, provider: str, ext: str, variant: int
     suffix = f"-v{variant}" if len(asset.seeds) > 1 else ""
     folder = f"{locale}/" if locale else ""
     return f"{aspect_dir(aspect)}/{provider}/{folder}{asset.id}{suffix}.{ext}"
+
+
+#: What makes a candidate's name: `hero-v1.png` -> `hero-v1.candidate.png`.
+CANDIDATE = ".candidate"
+
+
+def candidate_path(output: str) -> str:
+    """Where the candidate of a locked output goes: `<stem>.candidate.<ext>` beside it
+    (asset ids hold no dot, so no output of a campaign can have such a name)."""
+    stem, _, ext = output.rpartition(".")
+    return f"{stem}{CANDIDATE}.{ext}"
+
+
+def candidate_of(path: str) -> str | None:
+    """The output a candidate's path stands beside; None for any other path."""
+    stem, dot, ext = path.rpartition(".")
+    if dot and stem.endswith(CANDIDATE):
+        return f"{stem[:-len(CANDIDATE)]}.{ext}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,22 @@ class Plan:
                        texts=(request.prompt, request.negative))
 
 
+def _review_picks(campaign: Campaign) -> dict[tuple[str, str, str, str | None], int]:
+    """The picked variants of the parents of derived assets that do not name a variant."""
+    by_id = {a.id: a for a in campaign.assets}
+    if not any(a.parent is not None and a.parent.variant is None
+               and len(by_id[a.parent.asset].seeds) > 1 for a in campaign.assets
+               if a.parent is not None and a.parent.asset in by_id):
+        return {}
+    from ..manifest import Manifest
+    from ..review.decisions import ReviewFile, picked_variants, review_path
+
+    review = ReviewFile.load(review_path(campaign.path))
+    if not review.exists:
+        return {}
+    return picked_variants(review, Manifest.load(campaign.out, campaign.name).entries)
+
+
 def plan(campaign: Campaign, selection: Selection | None = None,
          store: Store | None = None,
          picks: Mapping[tuple[str, str, str, str | None], int] | None = None) -> Plan:
@@ -87,8 +103,11 @@ def plan(campaign: Campaign, selection: Selection | None = None,
     Keys of jobs planned before with the same inputs come from the store's key memo. A job
     made from another job's output has no key until that output is known (`resolve`);
     `picks` are the variants picked in the review file, (asset, aspect, provider, locale)
-    -> variant, which derived assets are made from by default."""
+    -> variant, which derived assets are made from by default (None: read from the review
+    file and the manifest, when a derived asset could use them)."""
     selection = selection or Selection()
+    if picks is None:
+        picks = _review_picks(campaign)
     selection.check(campaign)
     providers = {
         name: provider_class(spec.kind)(spec) for name, spec in campaign.providers.items()
@@ -135,7 +154,7 @@ def plan(campaign: Campaign, selection: Selection | None = None,
                                                        None),
                                   locale=locale, fingerprint=fingerprint)
                         parent = parent_output(campaign, by_id, providers, asset, aspect,
-                                               provider_name, variant, locale, picks or {})
+                                               provider_name, variant, locale, picks)
                         if parent is not None:
                             derive = functools.partial(_render, where, refs, prompts, inpaint)
                             # Until resolved, its request shows everything but the parent's
@@ -223,6 +242,18 @@ class Where:
     locale: str | None
 
 
+def design_for(campaign: Campaign, asset: Asset, aspect: str, seed: int,
+               locale: str | None = None) -> dict[str, Any]:
+    """What the preview comp of a job draws (its layout depends on it): brand, copy (in
+    the job's locale), label."""
+    shown = f"{asset.id} · {locale} · {aspect}" if locale else f"{asset.id} · {aspect}"
+    return {
+        "brand": campaign.brand,
+        "copy": asset.copy_for(locale),
+        "label": f"{shown} · seed {seed}",
+    }
+
+
 def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: ProviderSpec, width: int,
                 height: int, seed: int, variant: int,
                 locale: str | None = None) -> dict[str, Any]:
@@ -261,11 +292,12 @@ def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
     provider, seed, variant, locale = where.provider, where.seed, where.variant, where.locale
     spec = provider.spec
     width, height = provider.size_for(aspect)
-    context = job_context(campaign, asset, aspect, spec, width, height, seed, variant, locale)
-    label = f"asset {asset.id}" + (f" ({locale})" if locale else "")
     if texts is not None:
         prompt, negative = texts
     else:
+        context = job_context(campaign, asset, aspect, spec, width, height, seed, variant,
+                              locale)
+        label = f"asset {asset.id}" + (f" ({locale})" if locale else "")
         if parent is None:
             prompt = prompts.render(asset.template, context, label)
         else:
@@ -277,8 +309,6 @@ def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
             prompts.render_string(asset.negative, context, f"{label}: negative prompt")
             if asset.negative else ""
         )
-    copy = asset.copy_for(locale)
-    shown = f"{asset.id} · {locale} · {aspect}" if locale else f"{asset.id} · {aspect}"
     request = GenerationRequest(
         prompt=prompt,
         negative=negative,
@@ -288,11 +318,7 @@ def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
         prompt_extend=asset.prompt_extend,
         references=(parent, *refs) if parent is not None else refs,
         options=dict(spec.options),
-        design={
-            "brand": campaign.brand,
-            "copy": copy,
-            "label": f"{shown} · seed {seed}",
-        },
+        design=design_for(campaign, asset, aspect, seed, locale),
         asset=asset.id,
         aspect=aspect,
         edit=parent is not None,

@@ -1,13 +1,26 @@
-"""The live-reload server of `qwenbuild watch`, like `mkdocs serve`'s.
+"""The local server of `qwenbuild watch` and `qwenbuild review`, like `mkdocs serve`'s.
 
 It serves the output folder (the review page and the images) on 127.0.0.1 only, and one
 Server-Sent Events stream, `/__qwenbuild/events`, that tells open pages when a rebuild has
-finished ("reload") or failed ("build-error", with the message). Pages never poll.
+finished ("reload"), failed ("build-error", with the message) or a decision was recorded
+("review": the page reads the decisions again). Pages never poll.
 
 The page file on disk knows nothing of this server: when serving an HTML file the server
-injects `window.__QWENBUILD_LIVE__ = {"server": ..., "build": N}`, the build the page
-belongs to. A page connects with that number, so a rebuild that finished between loading
-the page and connecting is not missed: the server answers "reload" at once.
+injects `window.__QWENBUILD_LIVE__ = {"server", "build", "review", "token", "reviewer",
+"watching"}`, the build and review version the page belongs to. A page connects with those,
+so a rebuild or decision between loading the page and connecting is not missed.
+
+With a review target (`set_review`), the server also records decisions:
+
+- `POST /__qwenbuild/api/decide` `{"output", "action", "comment", "seen"}` (review/actions.py)
+  needs the session's token (a header, `X-Qwenbuild-Token`), an `Origin` of this server and
+  a JSON body: another site's page can send none of the three (a custom header and a JSON
+  body need a CORS preflight, which this server never answers), and the Host check stops
+  DNS rebinding. The review file is written atomically under its lock.
+- `GET /review/decisions.js`: the review file as the page reads it, fresh on every request
+  (a decision made in a terminal shows at the next reload).
+- `GET /__qwenbuild/before?output=...&key=...`: the image the output held before
+  (review/compare.py), for the page's before/after view.
 """
 
 from __future__ import annotations
@@ -17,19 +30,30 @@ import json
 import logging
 import mimetypes
 import secrets
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..errors import UsageError
+from ..errors import InputError, LockError, QwenbuildError, UsageError
+
+if TYPE_CHECKING:
+    from .actions import ReviewTarget
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/__qwenbuild/events"
+DECIDE_PATH = "/__qwenbuild/api/decide"
+BEFORE_PATH = "/__qwenbuild/before"
+DECISIONS_PATH = "/review/decisions.js"
+TOKEN_HEADER = "X-Qwenbuild-Token"
+#: Largest request body accepted (a decision with a long comment is a few KB).
+MAX_BODY = 64 * 1024
 #: A comment line this often keeps idle streams open and finds clients that went away.
 KEEPALIVE_S = 15.0
 #: How long a disconnected page waits before reconnecting (EventSource's `retry`).
@@ -47,6 +71,7 @@ class LiveSnapshot:
     error: str | None = None  # the error of the last rebuild, when it failed
     error_id: int = 0
     closed: bool = False
+    review: int = 0  # bumped by every decision recorded (pages read the decisions again)
 
 
 class LiveState:
@@ -79,6 +104,10 @@ class LiveState:
         """A rebuild failed before building anything: pages show the message."""
         self._change(building=False, error=message, error_id=self._snap.error_id + 1)
 
+    def reviewed(self) -> None:
+        """The review file changed: pages read the decisions again."""
+        self._change(review=self._snap.review + 1)
+
     def close(self) -> None:
         self._change(closed=True)
 
@@ -100,7 +129,10 @@ class LiveServer:
                              f"{exc.strerror or exc}; choose another port with --port N "
                              "(--port 0 picks a free one)") from None
         self.httpd.state = state
+        #: Sent to pages in the live hook; a decision must carry it (per server session).
+        self.httpd.token = secrets.token_urlsafe(24)
         self._thread: threading.Thread | None = None
+        self._follower: _Follower | None = None
 
     @property
     def url(self) -> str:
@@ -112,6 +144,24 @@ class LiveServer:
         self.httpd.root = out.resolve()
         self.httpd.title = title
 
+    def set_review(self, target: ReviewTarget, reviewer: str,
+                   follow_builds: bool = False) -> None:
+        """Record decisions in `target`'s review file, as `reviewer`. Changes of the review
+        file made elsewhere (a terminal, git) reach open pages; with `follow_builds`
+        (`qwenbuild review`, which builds nothing), so do builds made elsewhere."""
+        self.httpd.target = target
+        self.httpd.reviewer = reviewer
+        self.httpd.watching = not follow_builds
+        if self._follower is not None and self._follower.key == (target, follow_builds):
+            return
+        if self._follower is not None:
+            self._follower.stop()
+        state = self.httpd.state
+        paths: dict[Path, Callable[[], None]] = {target.review_path: state.reviewed}
+        if follow_builds:
+            paths[target.out / "review" / "index.js"] = state.built
+        self._follower = _Follower(paths, (target, follow_builds))
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={
             "poll_interval": 0.1}, name="qwenbuild-serve", daemon=True)
@@ -119,6 +169,8 @@ class LiveServer:
 
     def stop(self) -> None:
         """Close every event stream, stop serving and free the port."""
+        if self._follower is not None:
+            self._follower.stop()
         self.httpd.state.close()
         if self._thread is not None:
             self.httpd.shutdown()
@@ -129,8 +181,84 @@ class LiveServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True  # an open event stream must never keep the process alive
     state: LiveState
+    token: str
     root: Path | None = None
     title: str = "qwenbuild"
+    target: ReviewTarget | None = None
+    reviewer: str = ""
+    watching: bool = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A page that reloads or closes mid-answer is no error worth a traceback (the
+        base prints one on stderr for every such request)."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):  # broken pipe, reset
+            return
+        log.warning("error answering %s", client_address[0], exc_info=True)
+
+
+class _Follower:
+    """Calls back when one of a few files changes (by content), from watchfiles threads:
+    the review file edited elsewhere, the page rewritten by a build elsewhere. Each file
+    is watched through its folder alone (not recursively: a campaign may sit at the top
+    of a large repository), or through its nearest existing parent until it exists."""
+
+    def __init__(self, paths: dict[Path, Callable[[], None]], key: Any) -> None:
+        self.paths = {p.resolve(): call for p, call in paths.items()}
+        self.key = key
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._seen = {p: _digest(p) for p in self.paths}
+        self._threads = [threading.Thread(target=self._run, args=(path,), daemon=True,
+                                          name=f"qwenbuild-follow:{path.name}")
+                         for path in self.paths]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _run(self, path: Path) -> None:
+        import watchfiles
+
+        folder, recursive = path.parent, False
+        while not folder.is_dir() and folder != folder.parent:
+            folder, recursive = folder.parent, True
+        try:
+            for _changes in watchfiles.watch(folder, debounce=100, step=50,
+                                             stop_event=self._stop, raise_interrupt=False,
+                                             recursive=recursive,
+                                             watch_filter=lambda _c, p: Path(p) == path):
+                digest = _digest(path)
+                with self._lock:
+                    changed = digest != self._seen.get(path)
+                    self._seen[path] = digest
+                if changed:
+                    self.paths[path]()
+        except Exception as exc:  # the folder vanished, or the OS ran out of watches
+            log.warning("stopped following %s: %s", path, exc)
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request that failed: a browser that went away (a closed tab, a reload, a
+        cancelled image) is ordinary and says nothing; anything else is one log line,
+        with the traceback only with -v (socketserver would print a traceback each time)."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("%s went away: %s", client_address[0], exc)
+            return
+        log.warning("review page server: a request from %s failed: %s: %s", client_address[0],
+                    type(exc).__name__, exc)
+        log.debug("the failed request", exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -143,15 +271,106 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self._respond(head=True)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
-        log.debug("%s %s", self.address_string(), format % args)
+    def do_POST(self) -> None:  # noqa: N802
+        if not self._local_host():
+            return
+        url = urlsplit(self.path)
+        if url.path != DECIDE_PATH:
+            self._json(HTTPStatus.NOT_FOUND, {"error": "no such endpoint"})
+            return
+        problem = self._refusal()
+        if problem is not None:
+            self._json(HTTPStatus.FORBIDDEN, {"error": problem})
+            return
+        target = self.server.target
+        if target is None:
+            self._json(HTTPStatus.CONFLICT, {"error": "this server records no decisions"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": "a JSON body of at most 64 KB"})
+            return
+        try:
+            body = json.loads(self.rfile.read(length))
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+            output, action = body["output"], body["action"]
+            comment, seen = body.get("comment"), body.get("seen")
+            if not all(isinstance(v, str) for v in (output, action)) or not all(
+                    v is None or isinstance(v, str) for v in (comment, seen)):
+                raise ValueError("output and action are strings")
+        except (ValueError, KeyError) as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {exc}"})
+            return
+        from .actions import StaleImage, decide
 
-    def _respond(self, head: bool) -> None:
+        try:
+            outcome = decide(target, output, action, self.server.reviewer, comment=comment,
+                             seen=seen or None)
+        except StaleImage as exc:
+            self._json(HTTPStatus.CONFLICT, {"error": str(exc)})
+            return
+        except LockError as exc:
+            self._json(HTTPStatus.CONFLICT, {"error": f"{exc} (a build is running; try "
+                                                      "again when it ends)"})
+            return
+        except InputError as exc:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        except QwenbuildError as exc:
+            self._json(HTTPStatus.CONFLICT, {"error": str(exc)})
+            return
+        state = self.server.state
+        if outcome.promoted_from is not None:
+            _refresh_page(target)
+            state.built()  # the page's data changed: every page reloads
+        state.reviewed()
+        self._json(HTTPStatus.OK, {"ok": True, "output": outcome.output,
+                                   "status": outcome.status,
+                                   "promoted_from": outcome.promoted_from})
+
+    def _refusal(self) -> str | None:
+        """Why a write request is refused: it must come from a page of this server."""
+        host, port = self.server.server_address[:2]
+        origin = self.headers.get("Origin") or ""
+        allowed = {f"http://{name}:{port}" for name in (*_LOCAL_HOSTS, str(host))}
+        if origin not in allowed:
+            return "cross-site request refused (Origin)"
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            return "a JSON body is required"
+        token = self.headers.get(TOKEN_HEADER) or ""
+        if not secrets.compare_digest(token.encode(), self.server.token.encode()):
+            return "missing or wrong session token (reload the page)"
+        return None
+
+    def _local_host(self) -> bool:
         # A page from another origin could reach 127.0.0.1 through DNS rebinding: only
         # answer requests addressed to this machine by name or address.
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
         if host not in _LOCAL_HOSTS:
             self.send_error(HTTPStatus.FORBIDDEN, "unexpected Host header")
+            return False
+        return True
+
+    def _json(self, status: HTTPStatus, data: dict[str, Any]) -> None:
+        payload = json.dumps(data, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _respond(self, head: bool) -> None:
+        if not self._local_host():
             return
         url = urlsplit(self.path)
         if url.path == EVENTS_PATH:
@@ -159,6 +378,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_error(HTTPStatus.METHOD_NOT_ALLOWED)
             else:
                 self._events(parse_qs(url.query))
+            return
+        target = self.server.target
+        if url.path == BEFORE_PATH:
+            self._before(parse_qs(url.query), head)
+            return
+        if url.path == DECISIONS_PATH and target is not None:
+            from .decisions import ReviewFile
+            from .page import decisions_script
+
+            try:
+                data = decisions_script(ReviewFile.load(target.review_path))
+            except InputError as exc:  # a hand edit broke it: say so on the page
+                log.warning("%s", exc)
+                data = b"window.__qb_decisions({});\n"
+            self._send(data, "text/javascript; charset=utf-8", head, live=None,
+                       no_store=True)
             return
         # Read before the file, never after: a page may be labelled older than it is
         # (costing one extra reload), never newer (missing one).
@@ -199,30 +434,64 @@ class _Handler(BaseHTTPRequestHandler):
         path = root.joinpath(*parts).resolve()  # resolves symlinks too
         if not path.is_relative_to(root):
             return HTTPStatus.FORBIDDEN, None
-        if path.is_dir():
+        if path.is_dir() or (path == root and not parts):
             path = path / "index.html"
             if not path.is_file() and path.parent == root:
-                return HTTPStatus.OK, None
+                return HTTPStatus.OK, None  # no page yet (`review` before a first build)
         if not path.is_file():
             return HTTPStatus.NOT_FOUND, None
         return HTTPStatus.OK, path
 
     def _send(self, data: bytes, kind: str, head: bool, live: int | None,
-              immutable: bool = False) -> None:
+              immutable: bool = False, no_store: bool = False,
+              extra: dict[str, str] | None = None) -> None:
         """Send a file; an HTML page (`live` is its build number) gets the live hook."""
         if live is not None:
-            data = _inject(data, self.server.state.server_id, live)
+            data = _inject(data, self._hook(live))
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         # Outputs keep their names when rebuilt, so only an image asked for by its content
         # hash (`?v=`, as the page does) may be kept: a reload then fetches only new images.
         self.send_header("Cache-Control", "max-age=31536000, immutable" if immutable
-                         else "no-store" if live is not None else "no-cache")
+                         else "no-store" if live is not None or no_store else "no-cache")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
         self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
         if not head:
             self.wfile.write(data)
+
+    def _hook(self, build: int) -> dict[str, Any]:
+        """What the page learns of this server (see the module's docstring)."""
+        info: dict[str, Any] = {"server": self.server.state.server_id, "build": build}
+        if self.server.target is not None:
+            info.update(review=self.server.state.snapshot().review, token=self.server.token,
+                        reviewer=self.server.reviewer, watching=self.server.watching)
+        return info
+
+    def _before(self, query: dict[str, list[str]], head: bool) -> None:
+        from ..store import Store
+        from .compare import before_image
+
+        root, target = self.server.root, self.server.target
+        rel = query.get("output", [""])[0]
+        parts = rel.split("/")
+        if root is None or target is None or not rel or any(
+                p in ("", ".", "..") or p.startswith(".") or "\\" in p for p in parts):
+            self._json(HTTPStatus.NOT_FOUND, {"error": "no such output"})
+            return
+        if not (root / rel).resolve().is_relative_to(root):
+            self._json(HTTPStatus.FORBIDDEN, {"error": "outside the output folder"})
+            return
+        found = before_image(root, rel, query.get("key", [""])[0] or None,
+                             Store(target.cache))
+        if found.data is None:
+            self._json(HTTPStatus.NOT_FOUND, {"error": found.source})
+            return
+        kind = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+        self._send(found.data, kind, head, live=None, no_store=True,
+                   extra={"X-Qwenbuild-Before": found.source})
 
     def _events(self, query: dict[str, list[str]]) -> None:
         state = self.server.state
@@ -230,6 +499,10 @@ class _Handler(BaseHTTPRequestHandler):
             client_build = int(query.get("build", ["-1"])[0])
         except ValueError:
             client_build = -1
+        try:
+            client_review = int(query.get("review", ["-1"])[0])
+        except ValueError:
+            client_review = -1
         client_server = query.get("server", [""])[0]
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -246,6 +519,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._event("build-error", {"message": snap.error})
             if snap.building:
                 self._event("building", {})
+            if client_review >= 0 and client_review != snap.review:
+                self._event("review", {"review": snap.review})
             sent = snap
             while True:
                 snap = state.wait(sent.version, KEEPALIVE_S)
@@ -261,8 +536,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._event("build-error", {"message": snap.error})
                 if snap.building and not sent.building:
                     self._event("building", {})
+                if snap.review != sent.review:
+                    self._event("review", {"review": snap.review})
                 sent = snap
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionError:
             return  # the page went away
 
     def _event(self, name: str, data: dict[str, Any]) -> None:
@@ -281,15 +558,22 @@ def _hash_matches(data: bytes, query: dict[str, list[str]]) -> bool:
     return len(version) >= 12 and hashlib.sha256(data).hexdigest().startswith(version)
 
 
-def _inject(page: bytes, server_id: str, build: int) -> bytes:
+def _inject(page: bytes, info: dict[str, Any]) -> bytes:
     """The page with the live-reload hook: which server and build it belongs to."""
-    info = json.dumps({"server": server_id, "build": build})
-    hook = f"<script>window.__QWENBUILD_LIVE__ = {info};</script>\n".encode()
+    text = json.dumps(info, ensure_ascii=False).replace("<", "\\u003c")
+    hook = f"<script>window.__QWENBUILD_LIVE__ = {text};</script>\n".encode()
     head, sep, rest = page.partition(b"</head>")
     return head + hook + sep + rest if sep else hook + page
 
 
 def _placeholder(title: str) -> bytes:
-    from . import empty_data, render_page
+    from .page import empty_page
 
-    return render_page(empty_data(title))
+    return empty_page(title)
+
+
+def _refresh_page(target: ReviewTarget) -> None:
+    """Write the page again after a candidate was promoted (its data changed)."""
+    from .actions import refresh_page
+
+    refresh_page(target)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import LockError
+from ..fsutil import file_mode
 
 
 def try_lock(fd: int) -> str | None:
@@ -37,7 +38,7 @@ class OutputLock:
 
     def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, file_mode())
         holder = try_lock(fd)
         if holder is not None:
             raise LockError(f"another qwenbuild (pid {holder}) is building into {self.out}; "

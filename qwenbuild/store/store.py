@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import CacheRecord
+from ..errors import RemoteCacheError
 from ..fsutil import folder_tag, is_temporary
 from ..images import VerifiedImage
 from .backend import LocalBackend
@@ -53,6 +54,9 @@ from .remote import Remote, remote_config
 log = logging.getLogger(__name__)
 
 _HEX = frozenset("0123456789abcdef")
+#: A temporary file of an atomic write older than this is a leftover of a killed process:
+#: writes take milliseconds (seconds for a large image on a slow disk), never minutes.
+STALE_TEMPORARY_S = 15 * 60
 
 
 def _is_key(text: str) -> bool:
@@ -331,6 +335,57 @@ class Store:
             found = list(pool.map(look, wanted))
         return {key for (key, _), ok in zip(wanted, found, strict=True) if ok}
 
+    def push(self, keys: Iterable[str] | None = None,
+             dry_run: bool = False) -> tuple[list[str], list[str]]:
+        """Upload to the team cache the local entries it lacks (of `keys`, else all): an
+        image that no longer hashes to its record's sha256 is never uploaded. Returns the
+        keys (uploaded or, with `dry_run`, to upload) and the keys left out with why.
+        Raises RemoteCacheError when there is no writable team cache."""
+        remote = self.remote
+        if remote is None:
+            raise RemoteCacheError("no team cache is configured: set [cache] remote in "
+                                   "qwenbuild.toml at the repository root, or "
+                                   "QWENBUILD_REMOTE_CACHE")
+        if not remote.check() or not remote.writable:
+            raise RemoteCacheError(f"the team cache {remote.config.url} cannot be written "
+                                   "(read-only mode, or unreachable)")
+        wanted = set(keys) if keys is not None else None
+        entries: dict[str, str] = {}
+        for name, _size in self.local.list("objects"):
+            stem, _, ext = name.rsplit("/", 1)[-1].partition(".")
+            if ext != "json" and (wanted is None or stem in wanted):
+                entries[stem] = ext
+        pushed: list[str] = []
+        skipped: list[str] = []
+        for key, ext in sorted(entries.items()):
+            image_name, record_name = self._names(key, ext)
+
+            def there(backend: Any, name: str = record_name) -> bool:
+                return bool(backend.exists(name))
+
+            if remote.call(there, True):
+                continue  # there already (or the remote is off: nothing more to do)
+            found = self.get(key, ext)
+            data = found.path.read_bytes() if found is not None else None
+            if found is None or data is None or not found.record.sha256 or \
+                    hashlib.sha256(data).hexdigest() != found.record.sha256:
+                skipped.append(f"{key}: damaged or incomplete in the local cache")
+                continue
+            if not dry_run:
+                record_bytes = _dumps(found.record.to_json())
+
+                def upload(backend: Any, image: bytes = data, record: bytes = record_bytes,
+                           names: tuple[str, str] = (image_name, record_name)) -> bool:
+                    backend.write(names[0], image)  # the image first, its record last
+                    backend.write(names[1], record)
+                    return True
+
+                if not remote.call(upload, False, write=True):
+                    skipped.append(f"{key}: the team cache refused it")
+                    continue
+            pushed.append(key)
+        return pushed, skipped
+
     # -- who pays: per-key locks and leases -------------------------------------------------
 
     def claim(self, key: str, ext: str, ttl: float, force: bool = False) -> Claim:
@@ -464,11 +519,34 @@ class Store:
                     continue
                 yield (None if is_temporary(path.name) else kind), name, size
 
+    def sweep_temporary(self, older_than: float = STALE_TEMPORARY_S) -> list[str]:
+        """Remove the temporary files of atomic writes that a killed process left in the
+        cache: only those older than `older_than` seconds, so that a file another process
+        is writing right now (a build of another folder, a `plan` saving its key memo)
+        is never touched. Returns the names removed."""
+        removed = []
+        oldest = time.time() - older_than
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not is_temporary(name):
+                    continue
+                path = Path(dirpath) / name
+                try:
+                    if path.stat().st_mtime > oldest:
+                        continue
+                    path.unlink()
+                except OSError:
+                    continue  # gone meanwhile, or not ours to remove
+                removed.append(path.relative_to(self.root).as_posix())
+        return removed
+
     def gc(self, live: Liveness, dry_run: bool = False) -> list[tuple[str, int]]:
         """Remove every file of every record kind that `live` does not keep, and stray
-        temporary files. Holds every output lock meanwhile (a build running now may have
+        temporary files (those older than STALE_TEMPORARY_S: a younger one may be a write
+        in progress). Holds every output lock meanwhile (a build running now may have
         stored images its manifest does not list yet). Returns (name, size) removed."""
         removed: list[tuple[str, int]] = []
+        oldest = time.time() - STALE_TEMPORARY_S
         with hold_all(self.root / "locks", self.root):
             # The images of live keys, as the cache holds them (an output's bytes differ by
             # its provenance): their text-check results stay too.
@@ -478,6 +556,8 @@ class Store:
             for kind, name, size in list(self.files()):
                 if kind is not None and kind.live(name, live, self.root):
                     continue
+                if kind is None and _modified_after(self.root / name, oldest):
+                    continue  # a temporary file being written now (plan, check, a build)
                 if not dry_run:
                     self.local.delete(name)
                 removed.append((name, size))
@@ -498,6 +578,13 @@ def _lease_data(raw: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _modified_after(path: Path, when: float) -> bool:
+    try:
+        return path.stat().st_mtime > when
+    except OSError:
+        return True  # gone: nothing to remove
 
 
 def _dumps(data: Any) -> bytes:

@@ -18,7 +18,7 @@ from ..errors import InputError, LockError
 from ..fsutil import file_sha256
 from ..manifest import MANIFEST_NAME, Manifest
 from ..plan import Job, Plan, Selection, plan
-from ..review import refresh_review
+from ..review.page import refresh_review
 from ..store import Store
 from . import (
     AMBER,
@@ -58,6 +58,8 @@ class CheckReport:
     campaign: Campaign
     min_score: float
     images: list[ImageCheck] = field(default_factory=list)
+    #: Whether the scores were to be written into the manifest (`--record`).
+    recorded: bool = False
     #: Whether the manifest was written (False when nothing changed in it).
     saved: bool = False
     #: Why the scores could not be written (another build holds the output folder).
@@ -107,9 +109,14 @@ class CheckReport:
 
 def check_campaign(campaign: Campaign, selection: Selection | None = None,
                    min_score: float = DEFAULT_MIN_SCORE, engine: engines.OcrEngine | None = None,
-                   workers: int | None = None, save: bool = True) -> CheckReport:
+                   workers: int | None = None, save: bool = True,
+                   record: bool = False) -> CheckReport:
     """Check the built outputs of a campaign. Raises InputError (exit 2) when nothing is
-    built yet, a template of expect_text is broken or no OCR engine is installed."""
+    built yet, a template of expect_text is broken or no OCR engine is installed.
+
+    The results are cached (by image) and shown on the review page (with `save`); they go
+    into the manifest only with `record`, so a check leaves a committed manifest as it
+    is."""
     store = Store(campaign.cache_dir)
     the_plan = plan(campaign, selection, store)
     manifest_file = campaign.out / MANIFEST_NAME
@@ -119,7 +126,7 @@ def check_campaign(campaign: Campaign, selection: Selection | None = None,
                          f"does not exist yet; run `qwenbuild build {campaign.shown}` first")
     manifest = Manifest.load(campaign.out, campaign.name)
     expected = expectations(the_plan)
-    report = CheckReport(campaign, min_score)
+    report = CheckReport(campaign, min_score, recorded=record)
     todo: list[tuple[ImageCheck, Path]] = []
     for job in the_plan.jobs:
         item = ImageCheck(job, expected[job.output])
@@ -148,15 +155,17 @@ def check_campaign(campaign: Campaign, selection: Selection | None = None,
         list(pool.map(run, todo))
     if save:
         try:
-            report.saved = _save(the_plan, store, report)
-        except LockError as exc:  # the scores are still reported, and cached
-            report.unsaved = str(exc)
+            report.saved = _save(the_plan, store, report, record)
+        except (LockError, OSError) as exc:  # the scores are still reported, and cached
+            report.unsaved = str(exc) if isinstance(exc, LockError) else \
+                f"{exc.filename}: {exc.strerror or exc}"
     return report
 
 
-def _save(the_plan: Plan, store: Store, report: CheckReport) -> bool:
-    """Write each result into its manifest entry and the review page, under the output lock
-    (a build running meanwhile would otherwise overwrite the manifest or be overwritten)."""
+def _save(the_plan: Plan, store: Store, report: CheckReport, record: bool) -> bool:
+    """Show each result on the review page and (with `record`) write it into its manifest
+    entry, under the output lock (a build running meanwhile would otherwise overwrite the
+    manifest or be overwritten). Returns whether the manifest was written."""
     campaign = the_plan.campaign
     with store.output_lock(campaign.out):
         manifest = Manifest.load(campaign.out, campaign.name)
@@ -168,7 +177,7 @@ def _save(the_plan: Plan, store: Store, report: CheckReport) -> bool:
             text_check = item.result.to_manifest(report.min_score)
             text_check.update({k: old[k] for k in _REROLL_KEYS if k in old})
             manifest.set(item.job.output, replace(entry, text_check=text_check))
-        saved = manifest.save()
-        if saved:
-            refresh_review(the_plan, manifest, store)
+        saved = manifest.save() if record else False
+        # The page shows the results (the manifest in memory holds them, saved or not).
+        refresh_review(the_plan, manifest, store)
         return saved

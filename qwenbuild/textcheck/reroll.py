@@ -62,7 +62,10 @@ class VerifyTextStep(Step):
     wants_up_to_date = True
 
     def __init__(self, min_score: float, max_rerolls: int, max_generate: int | None,
-                 budget_usd: float | None) -> None:
+                 budget_usd: float | None, record: bool = False) -> None:
+        #: Record the result in every manifest entry checked, not only in those the build
+        #: writes anyway (see `_settle`).
+        self.record = record
         self.min_score = min_score
         self.max_rerolls = max_rerolls
         self.max_generate = max_generate
@@ -127,15 +130,18 @@ class VerifyTextStep(Step):
         if not attempts:
             return result
         chosen = max(attempts, key=lambda a: (a.text.rank(self.min_score), -a.number))
-        rewritten = await self._settle(ctx, job, attempts, chosen)
+        written = self.record or result.status != JobStatus.UP_TO_DATE
+        rewritten = await self._settle(ctx, job, attempts, chosen, written)
         self._report(job, attempts, chosen, stop_reason)
         rerolls = len(attempts) - 1
+        shown = chosen.text.to_manifest(self.min_score)
         if generated:
             return JobResult(job, JobStatus.GENERATED, result.reasons, cost=paid,
-                             rerolls=rerolls)
+                             rerolls=rerolls, text_check=shown)
         if rewritten:
-            return JobResult(job, JobStatus.CACHED, result.reasons, rerolls=rerolls)
-        return replace(result, rerolls=rerolls)
+            return JobResult(job, JobStatus.CACHED, result.reasons, rerolls=rerolls,
+                             text_check=shown)
+        return replace(result, rerolls=rerolls, text_check=shown)
 
     def _reserve(self, job: Job) -> str | None:
         """Count a reroll against max_generate and the budget; why not, when it may not."""
@@ -180,9 +186,15 @@ class VerifyTextStep(Step):
             return await asyncio.to_thread(self.checker.check, image.path, sha, lines)
 
     async def _settle(self, ctx: BuildContext, job: Job, attempts: list[_Attempt],
-                      chosen: _Attempt) -> bool:
+                      chosen: _Attempt, written: bool) -> bool:
         """Make the chosen image the output, record the attempts and the choice; returns
-        whether the output file was rewritten."""
+        whether the output file was rewritten.
+
+        The manifest entry gets the result (`text_check`) only when it changes anyway
+        (`written`: the build made or restored the output; the chosen attempt changed) or
+        rerolls were paid for (their keys must stay listed): checking an output that is up
+        to date and reads right leaves the manifest, and so the git tree, as it was. The
+        result itself is in the check cache either way."""
         assert self.checker is not None
         store = ctx.store
         entry = ctx.manifest.entries.get(job.output)
@@ -200,6 +212,7 @@ class VerifyTextStep(Step):
                                     job)
             rewritten = True
         entry = ctx.manifest.entries[job.output]
+        record_it = written or rewritten or len(attempts) > 1
         planned = store.record(job.key, job.ext)
         record = None if chosen.number == 0 else {
             "key": chosen.job.key, "seed": chosen.job.seed, "attempt": chosen.number,
@@ -211,7 +224,8 @@ class VerifyTextStep(Step):
              "status": a.text.status(self.min_score), "cost_usd": a.image.record.cost_usd}
             for a in attempts]
         text_check["chosen"] = chosen.number
-        ctx.manifest.set(job.output, replace(entry, text_check=text_check))
+        if record_it:
+            ctx.manifest.set(job.output, replace(entry, text_check=text_check))
         expected = self.expected[job.output]
         checker = self.checker
 
