@@ -131,6 +131,9 @@ class BuildOptions:
     #: Asset ids (globs) whose locks this build releases: their approved outputs are
     #: rebuilt like any other (the decisions then describe an earlier image: outdated).
     unlock: tuple[str, ...] = ()
+    #: Whether an up-to-date result may be recorded for the no-op fast path (noop.py):
+    #: not when the campaign built is not the one on disk (watch's screen-size previews).
+    record_noop: bool = True
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -402,7 +405,8 @@ class Build:
         says, record what that depends on for the no-op fast path (noop.py); after any
         other build, forget the record (the next build decides)."""
         campaign = self.campaign
-        plain = (self.plain and not self.options.force and not self.options.verify_text
+        plain = (self.plain and self.options.record_noop and not self.options.force
+                 and not self.options.verify_text
                  and len(self.plan.jobs) == len(self.plan.all_outputs))
         clean = (not report.interrupted and not report.failed and not report.stale
                  and not report.problems
