@@ -11,7 +11,7 @@ import sys
 
 def entry() -> None:
     try:
-        from .cli import interrupts, main
+        from .cli import main
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
         sys.stderr.write("ERROR: interrupted\n")
@@ -19,8 +19,12 @@ def entry() -> None:
     try:
         code = main()
     except KeyboardInterrupt:  # between the command's own handling and here
-        code = interrupts.EXIT_INTERRUPTED
-    interrupts.at_exit()
+        code = 130
+    interrupts = sys.modules.get("qwenbuild.cli.interrupts")
+    if interrupts is not None:
+        interrupts.at_exit()
+    else:  # the no-op fast path: nothing to stop, so a Ctrl-C from now quits at once
+        signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
     sys.exit(code)
 
 

@@ -1,27 +1,30 @@
 """Where the cache of a repository lives (the one place that decides it).
 
-Standard library only: the no-op fast path (noop.py) reads it before anything else is
-imported.
+On strings, with nothing but `os`: the no-op fast path (noop.py) reads it before anything
+else is imported. `store/location.py` gives the same on paths.
 """
 
-from __future__ import annotations
-
 import os
-from pathlib import Path
 
 
-def cache_root(repo_root: Path) -> Path:
+def cache_folder(repo_root: str) -> str:
     """The cache of the campaigns in a repository: QWENBUILD_CACHE_DIR, else
     `<repository>/.qwenbuild/cache`."""
     env = os.environ.get("QWENBUILD_CACHE_DIR")
     if env:
-        return Path(env).expanduser().resolve()
-    return repo_root / ".qwenbuild" / "cache"
+        return os.path.realpath(os.path.expanduser(env))
+    return os.path.join(repo_root, ".qwenbuild", "cache")
 
 
-def find_repo_root(start: Path) -> Path:
-    """The nearest ancestor holding `.git`, else `start` itself."""
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
+def repo_folder(start: str) -> str:
+    """The nearest ancestor of `start` holding `.git`, else `start` itself (the
+    ancestors of a relative path end at ".", as `Path.parents` do)."""
+    folder = start
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
             return folder
-    return start
+        parent = os.path.dirname(folder) or "."
+        if parent == folder:
+            return start
+        folder = parent
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 
@@ -91,13 +92,15 @@ def locked_text(reasons: tuple[Reason, ...]) -> str:
 
 
 _R = TypeVar("_R", bound="_Record")
+#: The `extra` of the many records that hold nothing else: one shared, read-only.
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Record:
     """A JSON object with known fields and whatever else it held (`extra`)."""
 
-    extra: Mapping[str, Any] = field(default_factory=dict, kw_only=True)
+    extra: Mapping[str, Any] = field(default_factory=lambda: _NO_EXTRA, kw_only=True)
     #: Fields written only when they hold something (absent from older files).
     _optional: ClassVar[frozenset[str]] = frozenset()
 
@@ -105,7 +108,8 @@ class _Record:
     def from_json(cls: type[_R], data: Mapping[str, Any]) -> _R:
         names = {f.name for f in fields(cls) if f.name != "extra"}
         known = {k: v for k, v in data.items() if k in names}
-        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+        extra = {k: v for k, v in data.items() if k not in names}
+        return cls(**known, extra=extra or _NO_EXTRA)
 
     @classmethod
     def wrong_types(cls, data: Mapping[str, Any]) -> list[str]:
@@ -140,7 +144,7 @@ class _Record:
         return self.extra.get(name, default)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ManifestEntry(_Record):
     """One output in `<out>/manifest.json` (`outputs["1x1/draft/hero.png"]`)."""
 
@@ -171,7 +175,7 @@ class ManifestEntry(_Record):
     _optional: ClassVar[frozenset[str]] = frozenset({"text_check", "stale", "locale", "parent"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExportEntry(_Record):
     """One export rendition in `<out>/manifest.json` (`exports["exports/og/..."]`)."""
 
@@ -188,7 +192,7 @@ class ExportEntry(_Record):
     _optional: ClassVar[frozenset[str]] = frozenset({"stale"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CacheRecord(_Record):
     """The record beside an image in the cache: what made it and what it cost."""
 

@@ -8,7 +8,7 @@ import hashlib
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,6 +140,29 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so readers see the old file or the new one, never a part."""
     with _replacing(path) as fh:
         fh.write(data)
+
+
+class _Unchanged(Exception):
+    pass
+
+
+def write_chunks_if_changed(path: Path, chunks: Iterable[bytes],
+                            digest: str | None) -> str | None:
+    """Write `chunks` one after the other to `path` atomically, unless together they hash
+    (sha256) to `digest`: the bytes already there, as last read or written. Returns the
+    new bytes' digest, or None when they were the same (and nothing was replaced). The
+    whole text is never in memory."""
+    hasher = hashlib.sha256()
+    try:
+        with _replacing(path) as fh:
+            for chunk in chunks:
+                hasher.update(chunk)
+                fh.write(chunk)
+            if hasher.hexdigest() == digest:
+                raise _Unchanged
+    except _Unchanged:
+        return None
+    return hasher.hexdigest()
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

@@ -18,21 +18,40 @@ locks (approved or picked): `build --candidates` writes it beside the approved o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .contracts import ExportEntry, ManifestEntry
 from .errors import CampaignError, FileSystemError
-from .fsutil import atomic_write
+from .fsutil import write_chunks_if_changed
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 
 
 def dumps(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return b"".join(chunks(data))
+
+
+def chunks(data: Any) -> Iterator[bytes]:
+    """`data` as the manifest's JSON (sorted keys, indent 2, UTF-8), piece by piece: an
+    entry (ManifestEntry, ExportEntry) is turned into its JSON object only when it is
+    reached, so 20,000 of them are never all in memory as dicts, nor the text whole."""
+    encoder = json.JSONEncoder(indent=2, sort_keys=True, ensure_ascii=False,
+                               default=_entry_json)
+    for piece in encoder.iterencode(data):
+        yield piece.encode()
+    yield b"\n"
+
+
+def _entry_json(value: Any) -> Any:
+    if isinstance(value, ManifestEntry | ExportEntry):
+        return value.to_json()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class Manifest:
@@ -51,7 +70,8 @@ class Manifest:
         #: reason: they are not what the campaign ships until approved.
         self.candidates: dict[str, ManifestEntry] = candidates if candidates is not None \
             else {}
-        self._original: bytes | None = None  # bytes on disk; None: no file yet
+        #: sha256 of the bytes on disk; None: no file yet.
+        self._digest: str | None = None
         self._dirty = False
         # Outputs are written (and recorded) from worker threads during a build.
         self._lock = threading.Lock()
@@ -128,42 +148,51 @@ class Manifest:
                 f"{path}: not a qwenbuild manifest ({exc}); move it away to rebuild it"
             ) from None
         manifest = cls(out, campaign, entries, renditions, beside)
-        manifest._original = raw
+        manifest._digest = hashlib.sha256(raw).hexdigest()
         return manifest
 
     def same_on_disk(self) -> bool:
         """Whether the file still holds what was loaded (absent then, absent now)."""
         try:
-            return (self.out / MANIFEST_NAME).read_bytes() == self._original
+            raw = (self.out / MANIFEST_NAME).read_bytes()
         except FileNotFoundError:
-            return self._original is None
+            return self._digest is None
         except OSError:
             return False
+        return hashlib.sha256(raw).hexdigest() == self._digest
 
     def to_json(self) -> dict[str, Any]:
+        data = self._data()
+        for name in ("outputs", "exports", "candidates"):
+            if name in data:
+                data[name] = {rel: e.to_json() for rel, e in sorted(data[name].items())}
+        return data
+
+    def _data(self) -> dict[str, Any]:
+        """The manifest as JSON data, with entries as they are (see `chunks`)."""
         data: dict[str, Any] = {
             "campaign": self.campaign,
             "format": MANIFEST_FORMAT,
-            "outputs": {rel: e.to_json() for rel, e in sorted(self.entries.items())},
+            "outputs": dict(self.entries),
         }
         if self.exports:  # absent when there are none: older manifests stay byte-identical
-            data["exports"] = {rel: e.to_json() for rel, e in sorted(self.exports.items())}
+            data["exports"] = dict(self.exports)
         if self.candidates:  # the same: only once a build made a candidate
-            data["candidates"] = {rel: e.to_json()
-                                  for rel, e in sorted(self.candidates.items())}
+            data["candidates"] = dict(self.candidates)
         return data
 
     def save(self) -> bool:
         """Write the manifest if it changed (atomically). Returns whether it wrote."""
-        if self._original is None and not self.entries:
+        if self._digest is None and not self.entries:
             return False  # nothing built and no manifest yet: write nothing
-        if not self._dirty and self._original is not None:
+        if not self._dirty and self._digest is not None:
             return False  # a no-op build: not even serialised
         with self._lock:  # an output written in a thread may be recording itself
-            data = dumps(self.to_json())
-        if data == self._original:
-            return False
-        atomic_write(self.out / MANIFEST_NAME, data)
-        self._original = data
+            data = self._data()  # (copies of the dicts: written outside the lock)
+        digest = write_chunks_if_changed(self.out / MANIFEST_NAME, chunks(data),
+                                         self._digest)
         self._dirty = False
+        if digest is None:
+            return False
+        self._digest = digest
         return True

@@ -12,14 +12,18 @@ A secret is
 `redact(text)` replaces each with `[redacted]`. Every message built from what a provider
 or a server answered goes through it (ProviderError does it on creation), the CLI's
 logging handler runs every log record through it, and the CLI's stdout and stderr are
-written through it (cli/__init__.py), so a gateway that echoes the request (`key Bearer
+written through it (`redacted_output`, cli/__init__.py; the no-op fast path records
+nothing it would change, noop.py), so a gateway that echoes the request (`key Bearer
 sk-... accepted`) cannot put a key on the terminal, the review page or a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 REDACTED = "[redacted]"
@@ -95,6 +99,23 @@ class RedactingStream:
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
         return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def redacted_output() -> Iterator[None]:
+    """Everything printed meanwhile goes through `redact` (the CLI's stdout and stderr):
+    provider text, paths, URLs, reports; whatever printed it."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(saved[0]), RedactingStream(saved[1])
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to say
+                pass
+        sys.stdout, sys.stderr = saved
 
 
 def _authorization(match: re.Match[str]) -> str:

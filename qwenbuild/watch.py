@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .build import Activity, BuildReport, JobResult
@@ -40,8 +40,9 @@ from .store import open_store
 log = logging.getLogger(__name__)
 
 #: A burst of saves ends after this long without another (an editor's save-all, a
-#: formatter on save): the whole burst gives one rebuild.
-QUIET_S = 0.15
+#: formatter on save): the whole burst gives one rebuild. watchfiles already waits for
+#: _STEP_MS without a change before it reports a burst: this only joins two reports.
+QUIET_S = 0.05
 #: ...but a rebuild never waits more than this after the first save of a burst, so that a
 #: process writing without pause cannot hold rebuilds back forever.
 MAX_WAIT_S = 1.0
@@ -49,6 +50,20 @@ MAX_WAIT_S = 1.0
 _DEBOUNCE_MS, _STEP_MS = 150, 50
 #: Default of `--max-jobs`: jobs a rebuild may send to a paid provider.
 DEFAULT_MAX_JOBS = 20
+#: The preview's comps while watching, unless its table sets `scale` (or `--full-size`):
+#: half their size (a 1328x1328 comp drawn at 672x672, about what a screen shows of it),
+#: three times faster to draw. The scale is part of the cache key (and of the size), so
+#: a watch's comps and a build's full-size ones are never mistaken for each other; a
+#: watch's build leaves no record for the no-op fast path, the next `build` decides.
+WATCH_PREVIEW_SCALE = 0.5
+
+
+def screen_size(campaign: Campaign, scale: float = WATCH_PREVIEW_SCALE) -> Campaign:
+    """`campaign` with its preview providers that set no `scale` drawing at `scale`."""
+    specs = {name: replace(spec, options={**spec.options, "scale": scale})
+             if spec.kind == "preview" and "scale" not in spec.options else spec
+             for name, spec in campaign.providers.items()}
+    return campaign if specs == campaign.providers else replace(campaign, providers=specs)
 
 
 @dataclass(frozen=True)
@@ -198,12 +213,14 @@ class Watcher:
                  server: LiveServer | None = None, live: LiveState | None = None,
                  on_stopping: Callable[[], None] | None = None,
                  on_activity: Callable[[Activity], None] | None = None,
-                 reviewer: str | None = None) -> None:
+                 reviewer: str | None = None, full_size: bool = False) -> None:
         self.given = campaign_path  # for messages: as the user typed it
         self.on_stopping = on_stopping
         self.on_activity = on_activity
         self.path = campaign_path.resolve()
         self.max_jobs = max_jobs
+        #: Previews at their full size (else WATCH_PREVIEW_SCALE, see `screen_size`).
+        self.full_size = full_size
         self.stop = stop
         self.on_status = on_status
         self.on_job = on_job
@@ -268,7 +285,8 @@ class Watcher:
                 self.server.set_review(ReviewTarget(campaign.path, campaign.name, campaign.out,
                                                     campaign.cache_dir), self.reviewer)
             store = open_store(campaign.cache_dir, campaign.repo_root)
-            the_plan = plan(campaign, store=store)
+            built = campaign if self.full_size else screen_size(campaign)
+            the_plan = plan(built, store=store)
             if self.live is not None:
                 self.live.rebuilding()
 
@@ -278,7 +296,8 @@ class Watcher:
 
             report = asyncio.run(build_plan(the_plan, BuildOptions(
                 max_generate=self.max_jobs, on_event=self.on_job, on_plan=started,
-                on_interrupt=self.on_stopping, on_activity=self.on_activity), store=store))
+                on_interrupt=self.on_stopping, on_activity=self.on_activity,
+                record_noop=built is campaign), store=store))
         except QwenbuildError as exc:  # invalid input, the spending guard, a held lock
             self._failed(str(exc), shown)
             return
@@ -321,7 +340,7 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
           stop_event: threading.Event | None = None,
           on_stopping: Callable[[], None] | None = None,
           on_activity: Callable[[Activity], None] | None = None,
-          reviewer: str | None = None) -> None:
+          reviewer: str | None = None, full_size: bool = False) -> None:
     """Build a campaign, then rebuild it on every change until Ctrl-C or `stop_event`.
 
     With `serve`, the review page is served on 127.0.0.1:`port` (0 picks a free port) and
@@ -330,7 +349,8 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
     every finished job, `on_activity` the build's requests and retries as they happen
     (a progress display), `on_stopping` the moment Ctrl-C starts the stop (a build it
     interrupted is saving what finished). `reviewer`: who the page's decisions are by
-    (default: QWENBUILD_REVIEWER, else git config user.name). Returns normally on Ctrl-C,
+    (default: QWENBUILD_REVIEWER, else git config user.name). `full_size`: the preview's
+    comps at their full size (see WATCH_PREVIEW_SCALE). Returns normally on Ctrl-C,
     wherever it lands (after a "stopped" event).
     """
     path = Path(campaign_path)
@@ -345,7 +365,7 @@ def watch(campaign_path: str | os.PathLike[str], *, port: int = 8000, serve: boo
         watcher = Watcher(path, max_jobs=max_jobs, stop=stop_event or threading.Event(),
                           on_status=on_status, on_job=on_job, server=server, live=live,
                           on_stopping=on_stopping, on_activity=on_activity,
-                          reviewer=reviewer)
+                          reviewer=reviewer, full_size=full_size)
         watcher.run()
     except KeyboardInterrupt:
         # Ctrl-C is how a watch ends: a build it interrupted saved what it finished.

@@ -123,7 +123,7 @@ def test_a_third_ctrl_c_quits_at_once(project: Path) -> None:
     proc = _start(["build", project.name, "-j", "1"], project.parent,
                   "call:qwenbuild.build.executor:Build._finish:2;"
                   "call:qwenbuild.manifest:Manifest.save;"
-                  "call:qwenbuild.manifest:Manifest.to_json")
+                  "call:qwenbuild.manifest:Manifest._data")
     result = _finish(proc)
     _quiet(result)
     assert result.code == 130

@@ -7,9 +7,11 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -100,11 +102,16 @@ def test_a_plain_build_is_answered_by_the_fast_path_with_the_same_output(
 def test_json_of_the_fast_path_is_the_full_paths(tmp_path: Path) -> None:
     camp = project(tmp_path)
     assert quiet("build", camp) == 0
-    fast = json.loads(run_subprocess("build", camp, "--json").out)
+    fast_text = run_subprocess("build", camp, "--json").out
     noop.forget(camp)
-    full = json.loads(run_subprocess("build", camp, "--json").out)
+    full_text = run_subprocess("build", camp, "--json").out
+    fast, full = json.loads(fast_text), json.loads(full_text)
+    assert len(fast["jobs"]) == 3
     fast.pop("seconds"), full.pop("seconds")
     assert fast == full
+    # Byte for byte, but for the duration.
+    seconds = re.compile(r'"seconds": [0-9.]+,')
+    assert seconds.sub("", fast_text) == seconds.sub("", full_text)
 
 
 def test_only_a_plain_build_of_everything_records(tmp_path: Path) -> None:
@@ -156,16 +163,51 @@ MUTATIONS: dict[str, Callable[[Path, int], None]] = {
     "output changed": lambda r, n: (r / "out/1x1/small/story.png").write_bytes(
         _png((0, n % 255, 0))),
     "output appended": lambda r, n: _append(r / "out/1x1/small/hero.png"),
+    "output touched": lambda r, n: os.utime(r / "out/1x1/small/hero.png",
+                                            ns=(n * 10**9, n * 10**9)),
+    "outputs swapped": lambda r, n: _swap(r / "out/1x1/small/hero.png",
+                                          r / "out/1x1/small/story.png"),
+    "output copied over in place": lambda r, n: _copy_in_place(
+        r / "out/1x1/small/story.png", r / "out/1x1/small/hero.png"),
+    "output replaced by a symlink": lambda r, n: _symlink_over(
+        r / "out/1x1/small/hero.png", r / "ref.png"),
+    "rendition changed": lambda r, n: (r / "out/exports/thumb/small/hero.png").write_bytes(
+        _png((n % 255, n % 255, 0))),
+    "exports folder removed": lambda r, n: shutil.rmtree(r / "out/exports"),
+    "output folder added": lambda r, n: (r / "out/2x1").mkdir(exist_ok=True),
+    "reference touched": lambda r, n: os.utime(r / "ref.png", ns=(n * 10**9, n * 10**9)),
+    "reference removed": lambda r, n: (r / "ref.png").unlink(),
     "rendition removed": lambda r, n: (r / "out/exports/thumb/small/hero.png").unlink(),
     "manifest edited": lambda r, n: _edit(r / "out/manifest.json", " "),
     "manifest removed": lambda r, n: (r / "out/manifest.json").unlink(),
     "page removed": lambda r, n: (r / "out/index.html").unlink(),
+    "page data removed": lambda r, n: (r / "out/review/index.js").unlink(),
+    "page data edited": lambda r, n: _edit(r / "out/review/index.js", f"// {n}\n"),
     "stray file in out": lambda r, n: (r / "out/1x1/notes.txt").write_text("x"),
     "review file added": lambda r, n: (r / "review.toml").write_text("# decisions\n"),
     "team cache configured": lambda r, n: (r / "qwenbuild.toml").write_text("[cache]\n"),
     "cache moved": lambda r, n: os.environ.__setitem__(
         "QWENBUILD_CACHE_DIR", str(r / f"other-cache-{n}")),
 }
+
+
+def _swap(a: Path, b: Path) -> None:
+    tmp = a.with_suffix(".swap")
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+
+
+def _copy_in_place(source: Path, target: Path) -> None:
+    """What `cp` does: the target's inode kept, its bytes replaced."""
+    with open(target, "r+b") as fh:
+        fh.truncate(0)
+        fh.write(source.read_bytes())
+
+
+def _symlink_over(target: Path, source: Path) -> None:
+    target.unlink()
+    target.symlink_to(source)
 
 
 def _append(path: Path) -> None:
@@ -204,3 +246,118 @@ def test_the_oracle_can_fail(tmp_path: Path) -> None:
     MUTATIONS["output removed"](tmp_path, 1)
     assert quiet("plan", "--check", camp) == 1
     assert noop.check(str(camp)) is None
+
+
+# -- what else the record holds -----------------------------------------------------------
+
+
+def _package_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of qwenbuild's own files standing for the package (noop.PACKAGE)."""
+    package = tmp_path / "package"
+    shutil.copytree(noop.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "__pycache__").mkdir()
+    monkeypatch.setattr(noop, "PACKAGE", str(package))
+    return package
+
+
+@pytest.mark.parametrize("edit", ["edited", "added", "removed", "touched", "pycache"])
+def test_a_change_of_qwenbuild_itself_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              edit: str) -> None:
+    package = _package_copy(tmp_path / "pkg", monkeypatch)
+    camp = project(tmp_path)
+    assert quiet("build", camp) == 0
+    assert noop.check(str(camp)) is not None
+    module = package / "plan" / "jobs.py"
+    if edit == "edited":
+        _copy_in_place(module, package / "keys.py")
+    elif edit == "added":
+        (package / "plan" / "extra.py").write_text("")
+    elif edit == "removed":
+        module.unlink()
+    elif edit == "touched":
+        os.utime(package / "review" / "page.html", ns=(10**9, 10**9))
+    else:  # byte code written: not a change of what a build does
+        (package / "__pycache__" / "jobs.cpython-311.pyc").write_bytes(b"x")
+        assert noop.check(str(camp)) is not None
+        return
+    assert noop.check(str(camp)) is None
+
+
+def test_another_interpreter_does_not_read_the_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    camp = project(tmp_path)
+    assert quiet("build", camp) == 0
+    assert noop.check(str(camp)) is not None
+    monkeypatch.setattr(noop.sys, "hexversion", noop.sys.hexversion + 1)
+    assert noop.check(str(camp)) is None
+
+
+def test_an_output_that_moved_after_the_build_checked_it_is_not_recorded(
+        tmp_path: Path) -> None:
+    camp = project(tmp_path)
+    assert quiet("build", camp) == 0
+    out = tmp_path / "out" / "1x1" / "small" / "hero.png"
+    st = os.stat(out)
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    args = (camp, (out,), (), {"jobs": "3", "out": str(tmp_path / "out")})
+    noop.write(*args, verified={str(out): stamp})
+    assert noop.check(str(camp)) is not None
+    noop.write(*args, verified={str(out): (stamp[0] + 1, *stamp[1:])})
+    assert not os.path.exists(noop.record_file(str(camp)))  # in doubt: no record
+
+
+def test_the_record_names_each_file_once_under_its_folder(tmp_path: Path) -> None:
+    camp = project(tmp_path)
+    assert quiet("build", camp) == 0
+    with open(noop.record_file(str(camp)), "rb") as fh:
+        lines = fh.read().split(b"\n")
+    folder = os.fsencode(tmp_path / "out" / "1x1" / "small")
+    [line] = [x for x in lines if x.startswith(b"d ") and x.split(b"\0")[0].endswith(folder)]
+    assert line.split(b"\0")[1:] == [b"hero.png", b"story.png"]
+    assert lines[-2].startswith(b"h ")
+
+
+@pytest.mark.parametrize("start", ["/", "/a", "/a/b/c", "a", "a/b", "."])
+def test_repo_folder_is_find_repo_root_on_strings(tmp_path: Path, start: str) -> None:
+    from qwenbuild.cachedir import repo_folder
+
+    def by_paths(path: Path) -> Path:  # the rule as it was written with pathlib
+        for folder in (path, *path.parents):
+            if (folder / ".git").exists():
+                return folder
+        return path
+
+    assert repo_folder(str(Path(start))) == str(by_paths(Path(start)))
+    build_file_tree(tmp_path, {"repo/.git/HEAD": "x", "repo/sub/dir/f": "x"})
+    inside = tmp_path / "repo" / "sub" / "dir"
+    assert repo_folder(str(inside)) == str(by_paths(inside)) == str(tmp_path / "repo")
+
+
+def test_the_fast_path_never_prints_a_secret(tmp_path: Path, monkeypatch: Any) -> None:
+    """What the fast path prints is not redacted by it: a secret of the environment that
+    appears in it (here in the output folder's path) sends the build down the full path,
+    which blanks it out."""
+    secret = "s3cr3t-value-1234"
+    camp = project(tmp_path / secret)
+    assert quiet("build", camp) == 0  # recorded: no secret in the environment yet
+    assert noop.check(str(camp)) is not None
+    monkeypatch.setenv("BENCH_API_KEY", secret)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert noop.fast_build(["build", str(camp)]) is None
+    assert out.getvalue() == ""
+    shown = run_subprocess("build", camp).out
+    assert secret not in shown and "[redacted]" in shown
+    # (The --json report's paths are relative to the campaign: no secret in it.)
+    assert secret not in run_subprocess("build", camp, "--json").out
+
+
+def test_the_fast_paths_secret_names_cover_redactions() -> None:
+    """noop.py's rule for names of secret variables takes in every name redact.py's does."""
+    from qwenbuild.redact import _SECRET_NAME
+
+    names = ["OPENAI_API_KEY", "X_APIKEY", "GH_TOKEN", "MY_SECRET", "DB_PASSWORD", "PASSWD",
+             "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "GOOGLE_CREDENTIALS",
+             "QWENBUILD_REMOTE_KEY", "aws_secret_access_key", "Runware_Api_Key"]
+    for name in names:
+        assert _SECRET_NAME.search(name), name
+        assert any(word in name.upper() for word in noop._SECRET_WORDS), name

@@ -232,7 +232,8 @@ def test_prompts_of_unchanged_outputs_are_not_rendered_again(
     original = Job._materialise
 
     def counting(self: Job) -> Any:
-        if not self._made:
+        # (A job whose prompts were rendered while planning forms its request from them.)
+        if not self._made and self.texts is None:
             rendered.append(self.output)
         return original(self)
 

@@ -502,3 +502,30 @@ def test_watch_subprocess_live_reload_and_ctrl_c(project: Path, record_property:
     assert code == 0, err
     assert "Traceback" not in err and "ERROR:" in err  # the invalid edit, reported
     w.expect(r"^stopped$")
+
+
+def test_previews_are_drawn_at_screen_size_while_watching(project: Path) -> None:
+    """A preview provider that sets no `scale` draws its comps at WATCH_PREVIEW_SCALE while
+    watching: another size, so another key. The watch leaves no record for the no-op fast
+    path, and the next `build` draws every comp at its full size again."""
+    from qwenbuild import noop
+    from qwenbuild.watch import WATCH_PREVIEW_SCALE
+
+    from .conftest import run_subprocess
+
+    edit(project, "scale = 0.1\n", "")
+    hero = project.parent / "out" / "1x1" / "small" / "hero-v1.png"
+    with WatchThread(project) as w:
+        watched = {r.job.output: r.job.key for r in results(w.built())}
+    with Image.open(hero) as image:
+        small = image.size
+    assert noop.check(str(project)) is None
+    built = run_subprocess("build", project, "--json")
+    assert built.code == 0, built.err
+    report = json.loads(built.out)
+    assert report["generated"] == len(watched) == 5
+    assert not {job["key"] for job in report["jobs"]} & set(watched.values())
+    with Image.open(hero) as image:
+        full = image.size
+    assert small == tuple(max(16, round(side * WATCH_PREVIEW_SCALE / 16) * 16)
+                          for side in full) != full

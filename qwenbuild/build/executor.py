@@ -26,7 +26,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,11 +35,18 @@ from typing import TypeVar
 
 from .. import noop
 from ..campaign import Campaign
-from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason, reason_text
+from ..contracts import Action, CacheRecord, JobStatus, ManifestEntry, Reason
 from ..costs import check_budget, estimate
 from ..errors import BudgetError, FileSystemError, InputError, ProviderError
 from ..exports import ExportsStep
-from ..fsutil import check_writable, file_sha256, shown_path, sweep_temporary_files, write_fault
+from ..fsutil import (
+    check_writable,
+    file_sha256,
+    shown_path,
+    sweep_temporary_files,
+    write_chunks_if_changed,
+    write_fault,
+)
 from ..images import verify_image
 from ..keys import normalise
 from ..manifest import Manifest
@@ -57,7 +65,7 @@ from ..plan.shard import Shard, shard_plan
 from ..prompts import Prompts
 from ..provenance import write_output
 from ..providers.base import TaskHandle, TaskUnknown
-from ..redact import redact
+from ..redact import redact, secrets_in_environment
 from ..retry import retry_delay
 from ..review.decisions import ReviewFile, review_path
 from ..review.page import ReviewPageStep
@@ -127,6 +135,9 @@ class BuildOptions:
     #: With verify_text: repair an image whose text reads wrong by an edit request before
     #: rerolling it (textcheck/reroll.py).
     repair: bool = False
+    #: Whether an up-to-date result may be recorded for the no-op fast path (noop.py):
+    #: not when the campaign built is not the one on disk (watch's screen-size previews).
+    record_noop: bool = True
 
 
 def default_steps(options: BuildOptions) -> list[Step]:
@@ -340,6 +351,13 @@ class _Wait:
         self.delay = min(self.delay * 1.5, _POLL_MAX)
 
 
+def _window(concurrency: int) -> int:
+    """How many jobs of a provider are under way at once: its concurrency, as many again
+    verifying, storing and writing (or restoring, or checking text) meanwhile, and a few
+    waiting for another build's image."""
+    return 2 * concurrency + 4
+
+
 def _check_limit(assessments: list[Assessment], limit: int | None) -> None:
     if limit is None:
         return
@@ -450,7 +468,8 @@ class Build:
         says, record what that depends on for the no-op fast path (noop.py); after any
         other build, forget the record (the next build decides)."""
         campaign = self.campaign
-        plain = (self.plain and not self.options.force and not self.options.verify_text
+        plain = (self.plain and self.options.record_noop and not self.options.force
+                 and not self.options.verify_text
                  and len(self.plan.jobs) == len(self.plan.all_outputs))
         clean = (not report.interrupted and not report.failed and not report.stale
                  and not report.problems
@@ -475,17 +494,23 @@ class Build:
         for folder, _dirs, names in os.walk(campaign.out):
             folders.append(Path(folder))
             files += [Path(folder) / name for name in names]
-        report_json = json.dumps({
-            **report.to_json(), "generated": 0, "cached": 0, "failed": 0,
-            "up_to_date": len(report.results), "cost_usd": 0.0, "estimated_cost_usd": 0.0,
-            "cost_unreported": 0, "stale": [], "interrupted": False, "seconds": 0.0,
-            "exports": [],
-            "jobs": [{**job, "status": str(JobStatus.UP_TO_DATE),
-                      "reason": reason_text((Reason.UP_TO_DATE,)), "error": None}
-                     for job in report.to_json()["jobs"]],
-        }, indent=2, ensure_ascii=False)
-        noop.write(campaign.path, files, folders,
-                   {"jobs": str(len(report.results)), "out": str(campaign.out)}, report_json)
+        # Outputs as the build last checked their bytes: one that moved since is not
+        # recorded as up to date.
+        verified = {os.path.abspath(campaign.out / rel): (e[0], e[1], e[3], e[4])
+                    for rel, e in self.stats.entries.items() if len(e) == 5}
+        # What the fast path prints is not redacted there (redact.py needs `re`): a report
+        # that redaction would change is not recorded (the full build prints it).
+        if redact(str(campaign.out)) != str(campaign.out):
+            noop.forget(campaign.path)
+            return
+        try:
+            write_chunks_if_changed(Path(noop.report_file(campaign.path)),
+                                    _noop_report(report), None)
+        except (OSError, _NeedsRedaction):
+            noop.forget(campaign.path)
+            return
+        noop.write(campaign.path, tuple(files), tuple(folders),
+                   {"jobs": str(len(report.results)), "out": str(campaign.out)}, verified)
 
     def _reviews(self, results: list[JobResult]) -> dict[str, str]:
         """The review status of each output after the build (`build --json`)."""
@@ -554,8 +579,10 @@ class Build:
                         if (env := p.info.api_key_env) and not os.environ.get(env)}
         every_job = any(step.wants_up_to_date for step in self.steps)
         # A job made from another job's output waits for that job: parents first, the
-        # rest concurrently.
-        self._done = {a.job.output: asyncio.Event() for a in assessments}
+        # rest concurrently. Only parents get an event to wait on.
+        planned = {a.job.output for a in assessments}
+        self._done = {a.job.parent: asyncio.Event() for a in assessments
+                      if a.job.parent is not None and a.job.parent in planned}
 
         async def one(a: Assessment) -> None:
             try:
@@ -579,6 +606,9 @@ class Build:
                 result = JobResult(a.job, JobStatus.FAILED, a.reasons,
                                    error=write_fault(exc, self.campaign.root))
             self._finish(result)
+            # Done with: its request (formed again if a later step asks for it).
+            a.job.release()
+            result.job.release()
 
         async def attempt(a: Assessment) -> JobResult:
             job = a.job
@@ -606,9 +636,22 @@ class Build:
                     self._finish(JobResult(a.job, JobStatus.LOCKED, a.reasons))
                 elif a.action == Action.KEEP and (not every_job or a.locked):
                     self._finish(JobResult(a.job, JobStatus.UP_TO_DATE, a.reasons))
-            tasks = [asyncio.create_task(one(a)) for a in assessments
-                     if a.action == Action.GENERATE or a.action == Action.RESTORE
-                     or (a.action == Action.KEEP and every_job and not a.locked)]
+            # Jobs start in plan order, a few more at a time per provider than it takes at
+            # once (one waiting for a slot is a whole suspended call chain: thousands of
+            # them would cost more memory than the build). Parents come before their
+            # children in the plan, so a child only ever waits for a job already started.
+            queues: dict[str, deque[Assessment]] = {}
+            for a in assessments:
+                if a.action == Action.GENERATE or a.action == Action.RESTORE \
+                        or (a.action == Action.KEEP and every_job and not a.locked):
+                    queues.setdefault(a.job.provider, deque()).append(a)
+
+            async def runner(queue: deque[Assessment]) -> None:
+                while queue:
+                    await one(queue.popleft())
+
+            tasks = [asyncio.create_task(runner(queue)) for name, queue in queues.items()
+                     for _ in range(min(len(queue), _window(providers[name].spec.concurrency)))]
             try:
                 await asyncio.gather(*tasks)
             except BaseException as exc:
@@ -983,6 +1026,34 @@ class Build:
             parent=job.parent,
         ))
         self.stats.remember(job.output, target, sha)
+
+
+class _NeedsRedaction(Exception):
+    """The no-op report holds something redact.py would blank out."""
+
+
+def _noop_report(report: BuildReport) -> Iterator[bytes]:
+    """What `build --json` prints for a no-op build of the same jobs (noop.SECONDS for its
+    duration), as `print_json` would print it, written piece by piece: one job at a time,
+    never the whole text nor every job's dict at once."""
+    head = json.dumps({  # BuildReport.to_json's keys, in its order; costs as a no-op's
+        # (a sum of nothing, rounded: 0)
+        "generated": 0, "cached": 0, "up_to_date": len(report.results), "failed": 0,
+        "locked": 0, "cost_usd": 0, "estimated_cost_usd": 0, "cost_unreported": 0,
+        "stale": [], "interrupted": False, "seconds": 0.0, "exports": [], "problems": [],
+        "jobs": [],
+    }, indent=2, ensure_ascii=False)
+    before, after = head.rsplit('"jobs": []', 1)
+    yield (before + '"jobs": [').encode()
+    root = report.campaign.root
+    secrets = secrets_in_environment()
+    for i, result in enumerate(report.results):
+        job = json.dumps(report.job_json(result, root, up_to_date=True), indent=2,
+                         ensure_ascii=False)
+        if redact(job, secrets) != job:
+            raise _NeedsRedaction
+        yield ((",\n    " if i else "\n    ") + job.replace("\n", "\n    ")).encode()
+    yield (("\n  ]" if report.results else "]") + after).encode()
 
 
 def _folders(root: Path) -> list[Path]:

@@ -13,7 +13,7 @@ from ..contracts import JobStatus, Reason, reason_text
 from ..plan import Job
 
 
-@dataclass
+@dataclass(slots=True)
 class JobResult:
     job: Job
     status: JobStatus
@@ -114,24 +114,28 @@ class BuildReport:
             "seconds": self.seconds,
             "exports": self.exports,
             "problems": self.problems,
-            "jobs": [
-                {
-                    "asset": r.job.asset,
-                    "aspect": r.job.aspect,
-                    "provider": r.job.provider,
-                    "seed": r.job.seed,
-                    "key": r.job.key,
-                    "status": str(r.status),
-                    "reason": r.reason,
-                    "output": _relative(self.campaign.out / r.job.output, root),
-                    "error": r.error,
-                    **({"text_check": dict(r.text_check)} if r.text_check else {}),
-                    "review": self.reviews.get(r.job.output, "unreviewed"),
-                    **({"candidate_of": _relative(self.campaign.out / r.job.candidate_of,
-                                                  root)} if r.job.candidate_of else {}),
-                }
-                for r in self.results
-            ],
+            "jobs": [self.job_json(r, root) for r in self.results],
+        }
+
+    def job_json(self, r: JobResult, root: Path | None = None,
+                 up_to_date: bool = False) -> dict[str, Any]:
+        """One job of `to_json` (as a no-op build would show it, if `up_to_date`: up to
+        date, for that reason, no error)."""
+        root = root or self.campaign.root
+        return {
+            "asset": r.job.asset,
+            "aspect": r.job.aspect,
+            "provider": r.job.provider,
+            "seed": r.job.seed,
+            "key": r.job.key,
+            "status": str(JobStatus.UP_TO_DATE if up_to_date else r.status),
+            "reason": reason_text((Reason.UP_TO_DATE,)) if up_to_date else r.reason,
+            "output": _relative(self.campaign.out / r.job.output, root),
+            "error": None if up_to_date else r.error,
+            **({"text_check": dict(r.text_check)} if r.text_check else {}),
+            "review": self.reviews.get(r.job.output, "unreviewed"),
+            **({"candidate_of": _relative(self.campaign.out / r.job.candidate_of,
+                                          root)} if r.job.candidate_of else {}),
         }
 
 

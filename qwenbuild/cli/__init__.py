@@ -3,65 +3,57 @@
 `main` first asks the no-op fast path (qwenbuild/noop.py) whether `build CAMPAIGN` has
 nothing to do; only when it cannot say does it import the command line and the library.
 Either way a Ctrl-C is exit 130 with one line (interrupts.py), and whatever is printed
-goes through the redaction of secrets (redact.py).
+goes through the redaction of secrets (redact.py; the fast path prints nothing that could
+need it, or leaves the answer to the full build). Nothing here imports more than `sys` at
+start-up (not even `typing`): the fast path's time is the interpreter's start plus its own.
 """
 
-from __future__ import annotations
-
-import contextlib
 import sys
-from collections.abc import Iterator
-from typing import Any
-
-from . import interrupts
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code. A Ctrl-C at any point is exit 130 with
     one line, never a traceback (see interrupts.py)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    with interrupts.held(), _redacted_output():
+    if args[:1] == ["build"]:
         try:
             from ..noop import fast_build
 
             code = fast_build(args)
-            if code is not None:
-                return code
+        except KeyboardInterrupt:
+            return _interrupted()
+        if code is not None:
+            return code
+    return _full(args)
+
+
+def _full(args: list[str]) -> int:
+    from ..redact import redacted_output
+    from . import interrupts
+
+    with interrupts.held(), redacted_output():
+        try:
             from .app import main as full
 
             return full(args)
         except KeyboardInterrupt:
-            from .common import error
-
-            interrupts.stopping()
-            error("interrupted")
-            return interrupts.EXIT_INTERRUPTED
+            return _interrupted()
 
 
-@contextlib.contextmanager
-def _redacted_output() -> Iterator[None]:
-    """Everything the command prints goes through the redaction of secrets (redact.py):
-    provider text, paths, URLs, reports; whatever printed it."""
-    from ..redact import RedactingStream
+def _interrupted() -> int:
+    from . import interrupts
+    from .common import error
 
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = RedactingStream(saved[0]), RedactingStream(saved[1])
-    try:
-        yield
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe: nothing more to say
-                pass
-        sys.stdout, sys.stderr = saved
+    interrupts.stopping()
+    error("interrupted")
+    return interrupts.EXIT_INTERRUPTED
 
 
 #: What `qwenbuild.cli` offers besides `main`, imported from `app` when asked for.
 _FROM_APP = frozenset({"COMMANDS", "COMMON", "EXIT_INPUT", "parser"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name not in _FROM_APP:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from . import app

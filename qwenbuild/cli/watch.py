@@ -38,6 +38,9 @@ def add_parser(sub: Any, parents: list[Parser]) -> argparse.ArgumentParser:
                         "git config user.name)")
     p.add_argument("--no-serve", action="store_true",
                    help="only watch and rebuild; do not serve the page")
+    p.add_argument("--full-size", action="store_true",
+                   help="draw the preview's comps at their full size (default while "
+                        "watching: half, unless the provider sets scale)")
     p.add_argument("--max-jobs", type=int, default=20, metavar="N",
                    help="refuse a rebuild that would send more than N jobs to a paid "
                         "provider (default 20)")
@@ -133,5 +136,5 @@ def run(args: argparse.Namespace) -> int:
     # Returns on Ctrl-C (after a clean shutdown): ending a watch is not a failure.
     watch(args.campaign, port=args.port, serve=not args.no_serve, max_jobs=args.max_jobs,
           on_status=printer.status, on_job=printer.job, on_stopping=interrupts.stopping,
-          on_activity=printer.activity, reviewer=args.by)
+          on_activity=printer.activity, reviewer=args.by, full_size=args.full_size)
     return EXIT_OK

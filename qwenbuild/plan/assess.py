@@ -53,7 +53,7 @@ class OutputLocks(Protocol):
 _FILE_REASONS = frozenset({Reason.OUTPUT_MISSING, Reason.OUTPUT_MODIFIED})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Assessment:
     """One job and what a build would do with it."""
 

@@ -14,13 +14,15 @@ from ..providers.base import GenerationRequest, Reference
 from ..sizes import aspect_dir
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Job:
     """One image to produce: asset x aspect x provider x seed.
 
     The rendered request (prompt, negative prompt, references) is made on first use: when
     the key is known from an earlier run with the same inputs, a job that is up to date is
-    never rendered at all.
+    never rendered at all. A job rendered while planning keeps only its prompts (`texts`),
+    from which the request is formed again without rendering; the executor `release`s the
+    request once the job is done, so a build holds at most a few requests at a time.
     """
 
     asset: str
@@ -49,6 +51,8 @@ class Job:
         default=None, repr=False)
     #: A cheap digest of every input but the parent's image (see `Fingerprints`).
     fingerprint: str = field(default="", repr=False)
+    #: Its rendered (prompt, negative prompt), when known without rendering.
+    texts: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def pending(self) -> bool:
@@ -77,6 +81,18 @@ class Job:
         return self._materialise()[1]
 
     @property
+    def prompts(self) -> tuple[str, str]:
+        """(prompt, negative prompt), without forming the request when they are known."""
+        if self.texts is not None:
+            return self.texts
+        request = self.request
+        return request.prompt, request.negative
+
+    def release(self) -> None:
+        """Drop the request formed for this job (it is formed again if asked for)."""
+        self._made.clear()
+
+    @property
     def ext(self) -> str:
         """The extension of the output file (png, jpg, webp)."""
         return self.output.rsplit(".", 1)[1]
@@ -94,7 +110,8 @@ class Job:
                    kind=self.kind, model=self.model, seed=request.seed, variant=self.variant,
                    output=self.output, width=self.width, height=self.height, key=key,
                    billable=self.billable, make=lambda: made, _made=[made],
-                   locale=self.locale, parent=self.parent, candidate_of=self.candidate_of)
+                   locale=self.locale, parent=self.parent, candidate_of=self.candidate_of,
+                   texts=(request.prompt, request.negative))
 
     def as_candidate(self, output: str) -> Job:
         """The same image written to `output`, as the candidate of this job's output."""

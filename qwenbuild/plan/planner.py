@@ -74,7 +74,8 @@ class Plan:
         key = job_key(fields)
         if self.memo is not None:
             self.memo.put(fingerprint, key)
-        return replace(job, key=key, make=make, _made=[(request, fields)])
+        return replace(job, key=key, make=make, _made=[(request, fields)],
+                       texts=(request.prompt, request.negative))
 
 
 def _review_picks(campaign: Campaign) -> dict[tuple[str, str, str, str | None], int]:
@@ -174,7 +175,11 @@ def plan(campaign: Campaign, selection: Selection | None = None,
                         key = job_key(fields)
                         if ok:
                             memo.put(fingerprint, key)
-                        jobs.append(replace(job, key=key, _made=[(request, fields)]))
+                        # Its prompts are kept, not its request: formed again from them
+                        # when the job runs (no rendering), dropped once it is done.
+                        texts = (request.prompt, request.negative)
+                        jobs.append(replace(job, key=key, texts=texts, make=functools.partial(
+                            _render, where, refs, prompts, inpaint, None, texts)))
     if problems:
         raise InputError(problems)
     return Plan(campaign, tuple(jobs), frozenset(all_outputs), providers, memo)
@@ -224,7 +229,7 @@ def _parents_first(assets: Sequence[Asset]) -> list[Asset]:
     return ordered
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Where:
     """One job's place in the campaign: what its templates are rendered for."""
 
@@ -276,28 +281,34 @@ def job_context(campaign: Campaign, asset: Asset, aspect: str, spec: ProviderSpe
 
 def _render(where: Where, refs: tuple[Reference, ...], prompts: Prompts,
             inpaint: tuple[Reference | None, Reference | None],
-            parent: Reference | None) -> tuple[GenerationRequest, dict[str, Any]]:
+            parent: Reference | None, texts: tuple[str, str] | None = None
+            ) -> tuple[GenerationRequest, dict[str, Any]]:
     """Render a job's prompts and form its provider-neutral request and key fields.
     `inpaint` is the (init image, mask) of image-to-image and inpainting (runware:108@1).
     With a `parent`, the request is an edit of that image: its prompt is the edit
-    instruction."""
+    instruction. With `texts`, the (prompt, negative prompt) rendered before: nothing is
+    rendered again."""
     campaign, asset, aspect = where.campaign, where.asset, where.aspect
     provider, seed, variant, locale = where.provider, where.seed, where.variant, where.locale
     spec = provider.spec
     width, height = provider.size_for(aspect)
-    context = job_context(campaign, asset, aspect, spec, width, height, seed, variant, locale)
-    label = f"asset {asset.id}" + (f" ({locale})" if locale else "")
-    if parent is None:
-        prompt = prompts.render(asset.template, context, label)
+    if texts is not None:
+        prompt, negative = texts
     else:
-        template = edit_template(campaign, asset, locale)
-        prompt = (prompts.render_string(template, context, f"{label}: edit instruction")
-                  if template is not None else
-                  localise_instruction(asset.copy, asset.copy_for(locale), locale or ""))
-    negative = (
-        prompts.render_string(asset.negative, context, f"{label}: negative prompt")
-        if asset.negative else ""
-    )
+        context = job_context(campaign, asset, aspect, spec, width, height, seed, variant,
+                              locale)
+        label = f"asset {asset.id}" + (f" ({locale})" if locale else "")
+        if parent is None:
+            prompt = prompts.render(asset.template, context, label)
+        else:
+            template = edit_template(campaign, asset, locale)
+            prompt = (prompts.render_string(template, context, f"{label}: edit instruction")
+                      if template is not None else
+                      localise_instruction(asset.copy, asset.copy_for(locale), locale or ""))
+        negative = (
+            prompts.render_string(asset.negative, context, f"{label}: negative prompt")
+            if asset.negative else ""
+        )
     request = GenerationRequest(
         prompt=prompt,
         negative=negative,

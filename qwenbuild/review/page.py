@@ -387,8 +387,8 @@ class PageWriter:
         an image made from other prompts than its job's."""
         if job is not None and job.key != key:
             job = None
-        if job is not None and job.rendered:
-            return job.request.prompt, job.request.negative
+        if job is not None and (job.rendered or job.texts is not None):
+            return job.prompts
         old = self._old.prompts(rel, key)
         if old is not None:
             return old
@@ -398,7 +398,7 @@ class PageWriter:
             if "prompt" in inputs:
                 return inputs.get("prompt"), inputs.get("negative")
         if job is not None:
-            return job.request.prompt, job.request.negative
+            return job.prompts
         return None, None
 
     @staticmethod
