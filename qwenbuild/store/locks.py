@@ -22,9 +22,12 @@ def try_lock(fd: int) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        return holder
+        try:
+            return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        except OSError:
+            return "unknown"
+        finally:
+            os.close(fd)
     return None
 
 
@@ -92,8 +95,11 @@ def try_key_lock(path: Path) -> int | str:
         except FileNotFoundError:
             same = False
         if same:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            # The pid in the file only names the holder in messages: a full disk that
+            # refuses it leaves the lock held all the same (and the fd owned by the caller).
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
             return fd
         os.close(fd)  # released and removed meanwhile: take the lock of the new file
 
