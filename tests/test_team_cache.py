@@ -375,6 +375,7 @@ def test_a_team_cache_that_cannot_work_is_exit_2_before_any_request(
     result = run("build", campaign, cache=tmp_path / "c", env=env)
     assert result.code == 2, result.err
     assert expected in result.err
+    assert "<?xml" not in result.err and "<Error>" not in result.err  # what S3 said, in words
     assert posts(fake) == 0
     assert not (campaign.parent / "out" / "manifest.json").exists()
     assert_no_secret(tmp_path)

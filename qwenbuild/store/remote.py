@@ -194,10 +194,22 @@ class NoBucket(RemoteFault):
 
 
 def _short(exc: BaseException) -> str:
-    """The first line of an obstore error, redacted and bounded (its full text holds the
-    server's XML and a debug dump)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return redact(text)[:300]
+    """What an obstore error says, redacted and bounded: the S3 error's code and message
+    when the server sent them (`AccessDenied: Access Denied`), else its first line without
+    any XML; cut at a word, never mid-word (its full text holds the server's XML and a
+    debug dump)."""
+    full = str(exc).strip()
+    code = re.search(r"<Code>([^<]{1,100})</Code>", full)
+    if code:
+        message = re.search(r"<Message>([^<]{1,300})</Message>", full)
+        text = code.group(1) + (f": {message.group(1)}" if message else "")
+    else:
+        text = re.sub(r"<\?xml[^>]*\?>", "", full).strip()
+        text = text.splitlines()[0].strip() if text else type(exc).__name__
+    text = redact(text)
+    if len(text) > 300:
+        text = text[:300].rsplit(" ", 1)[0].rstrip(" ,;:-(") + " ..."
+    return text
 
 
 def _endpoint() -> str | None:
