@@ -28,6 +28,7 @@ from .conftest import SIMPLE_TEMPLATE, build_file_tree
 from .fakes.aimlapi import FAKE_KEY, FakeAimlapi
 from .fakes.server import FakeServer, Reply, source_bytes
 from .test_textcheck import SpyEngine, needs_ocr, ocr_spy, poster_png
+from .test_verify_text import CAMPAIGN, GOOD, MISSPELLED, OUTPUT, WORSE
 
 # -- the instruction and the mask, without OCR -----------------------------------------------
 
@@ -212,33 +213,9 @@ def test_check_repair_repairs_what_it_finds_red_offline(
 
 # -- against the AI/ML API fake: an edit with the image as reference ---------------------------
 
-CAMPAIGN = """\
-[campaign]
-name = "repair"
 
-[brand]
-name = "Acme"
-
-[providers.ai]
-kind = "aimlapi"
-max_retries = 0
-
-[[assets]]
-id = "market"
-template = "poster.j2"
-aspects = ["1:1"]
-providers = ["ai"]
-seeds = [5]
-[assets.copy]
-headline = "SUMMER MARKET"
-subtitle = "Fresh fruit every Sunday"
-"""
-
-OUTPUT = "1x1/ai/market.png"
+# The campaign (AI/ML API, one 1:1 poster) and the posters of the reroll tests.
 SIZE = (1440, 1440)
-GOOD = poster_png(["SUMMER MARKET", "Fresh fruit every Sunday"], SIZE)
-MISSPELLED = poster_png(["SUMNER MAKRET", "Fresh fruit every Sunday"], SIZE)
-WORSE = poster_png(["SXMNER MXKRXT", "Fresh fruit every Sunday"], SIZE)
 PRICE = 0.0455
 FIX = "Change the text 'SUMNER MAKRET' to 'SUMMER MARKET'; keep everything else exactly as it is."
 
