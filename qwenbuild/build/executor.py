@@ -219,22 +219,17 @@ def _children_of_rewritten(the_plan: Plan, assessments: Sequence[Assessment],
                            report: BuildReport) -> tuple[Job, ...]:
     """The jobs made from an output this build's steps replaced although the plan had
     found it up to date (so its children were found up to date too), with their own
-    children: every job of the plan below such an output."""
+    children: every job of the plan below such an output. One pass: the plan lists parents
+    before their children."""
     kept = {a.job.output for a in assessments if a.action == Action.KEEP}
     changed = {r.job.output for r in report.results
                if r.job.output in kept and r.status in (JobStatus.GENERATED, JobStatus.CACHED)}
-    if not changed:
-        return ()
-    below: set[str] = set()
-    grew = True
-    while grew:
-        grew = False
-        for job in the_plan.jobs:
-            if job.parent is not None and job.output not in below and \
-                    (job.parent in changed or job.parent in below):
-                below.add(job.output)
-                grew = True
-    return tuple(j for j in the_plan.jobs if j.output in below)
+    below: list[Job] = []
+    for job in the_plan.jobs if changed else ():
+        if job.parent in changed:
+            below.append(job)
+            changed.add(job.output)
+    return tuple(below)
 
 
 def _merged(first: BuildReport, second: BuildReport) -> BuildReport:

@@ -151,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
 def print_text_results(report: Any, threshold: float, quiet: bool = False) -> None:
     """What --verify-text read: one line per image checked (only those under green with
     -q), the worst line of those that read wrong, and a count."""
+    from ..contracts import JobStatus
+
     out = sys.stdout
     colours = {"green": "32", "amber": "33", "red": "31;1", "error": "31;1", "none": "2"}
     counts: dict[str, int] = {}
@@ -171,8 +173,6 @@ def print_text_results(report: Any, threshold: float, quiet: bool = False) -> No
         if result.rerolls:
             line += f"  ({result.rerolls} reroll{'s' if result.rerolls != 1 else ''})"
         print(line, file=out)
-    from ..contracts import JobStatus
-
     # Locked outputs (approved or picked) are never replaced, so never checked here.
     locked = [r for r in report.results if not r.text_check and (
         r.status == JobStatus.LOCKED or report.reviews.get(r.job.output) in ("approved",

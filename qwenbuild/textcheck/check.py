@@ -228,6 +228,15 @@ class RepairReport:
     def cost(self) -> float:
         return self.build.cost if self.build is not None else 0.0
 
+    @property
+    def rewrote(self) -> bool:
+        """Whether a repair or reroll was paid for or chosen: its output and manifest entry
+        were written."""
+        from ..contracts import JobStatus
+
+        return self.build is not None and any(
+            r.status in (JobStatus.GENERATED, JobStatus.CACHED) for r in self.build.results)
+
     def output(self, job: Job) -> str:
         path = self.campaign.out / job.output
         return os.path.relpath(path, self.campaign.root).replace(os.sep, "/")
@@ -274,9 +283,8 @@ def repair_red(report: CheckReport, max_rerolls: int = 2, budget_usd: float | No
     import asyncio
 
     from ..build.executor import BuildOptions, build_plan
-    from ..contracts import Action, JobStatus, Reason
+    from ..contracts import Action, Reason
     from ..plan import assess
-    from ..plan import plan as make_plan
     from ..review.decisions import ReviewFile, review_path
     from .reroll import VerifyTextStep
 
@@ -316,9 +324,9 @@ def repair_red(report: CheckReport, max_rerolls: int = 2, budget_usd: float | No
     after = Manifest.load(campaign.out, campaign.name)
     with store.output_lock(campaign.out):
         refresh_review(the_plan, after, store)
-    if any(r.status in (JobStatus.GENERATED, JobStatus.CACHED) for r in result.build.results):
+    if result.rewrote:
         # Outputs made from a repaired image are now out of date: said, left for `build`.
-        full = make_plan(campaign, None, store)
+        full = plan(campaign, None, store)
         for a in assess(full, after.entries, store, store.stat_cache(campaign.out),
                         locks=locks):
             if a.job.parent is not None and Reason.PARENT in a.reasons:

@@ -27,6 +27,7 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+from ..contracts import ManifestEntry
 from ..keys import job_key
 from ..plan import Job
 from ..store import Store
@@ -62,17 +63,19 @@ def read_choice(store: Store, job: Job) -> dict[str, Any] | None:
     return choice
 
 
-def recover_choice(store: Store, job: Job, entry: Any) -> None:
-    """Where this machine has no choice record for `job` but its manifest entry (`entry`, a
-    ManifestEntry; committed, so shared) says a text check chose another attempt (a reroll
+def recover_choice(store: Store, job: Job, entry: ManifestEntry | None) -> None:
+    """Where this machine has no choice record for `job` but its manifest entry (committed,
+    so shared) says a text check chose another attempt (a reroll
     or a repair, `text_check.chosen` > 0), write the record from the manifest, with the
     planned and the chosen images fetched from the team cache when this machine lacks
     them: a restore (`restore_source`) then brings back the committed bytes, not the
     planned image. Does nothing when either image is in neither cache."""
-    text_check = getattr(entry, "text_check", None)
+    if entry is None or entry.key != job.key:
+        return
+    text_check = entry.text_check
     if not isinstance(text_check, dict) or not text_check.get("chosen"):
         return
-    if getattr(entry, "key", None) != job.key or read_choice(store, job) is not None:
+    if read_choice(store, job) is not None:
         return
     attempts = [a for a in text_check.get("attempts") or () if isinstance(a, dict)]
     by_number = {a.get("attempt"): a for a in attempts}
@@ -89,7 +92,7 @@ def recover_choice(store: Store, job: Job, entry: Any) -> None:
         "v": CHOICE_FORMAT, "attempt": chosen.get("attempt"), "kind": kind,
         "how": chosen.get("how"), "key": key, "seed": chosen.get("seed"),
         "attempt0_sha256": planned.sha256 if planned else None,
-        "output_sha256": getattr(entry, "sha256", None)}
+        "output_sha256": entry.sha256}
     repairs = []
     for a in attempts:
         source = by_number.get(a.get("source"))
