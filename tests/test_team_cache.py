@@ -528,7 +528,7 @@ def test_a_fresh_clone_restores_the_image_a_text_repair_chose(
     team's bucket, the committed manifest) a plain build or a pull brings that one back,
     paying nothing, and the manifest stays byte-identical."""
     origin = build_file_tree(tmp_path / "origin", {"templates/poster.j2": SIMPLE_TEMPLATE,
-                                                   "campaign.toml": repair_tests.CAMPAIGN})
+                                                   "campaign.toml": VERIFY_CAMPAIGN})
     repair_tests.answer(fake, repair_tests.GENERATION, repair_tests.MISSPELLED)
     repair_tests.answer(fake, repair_tests.FIX, repair_tests.derived_poster(
         ["SUMMER MARKET", "Fresh fruit every Sunday"], repair_tests.MISSPELLED))

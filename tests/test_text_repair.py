@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,12 @@ from qwenbuild.textcheck import LineResult
 from qwenbuild.textcheck.choices import reroll_seed
 from qwenbuild.textcheck.repair import instruction, mask_png
 
+from . import test_verify_text as verify
 from .conftest import SIMPLE_TEMPLATE, build_file_tree
-from .fakes.aimlapi import FAKE_KEY, FakeAimlapi
-from .fakes.server import FakeServer, Reply, source_bytes
+from .fakes.aimlapi import FakeAimlapi
+from .fakes.server import Reply, source_bytes
 from .test_textcheck import SpyEngine, needs_ocr, ocr_spy, poster_png
-from .test_verify_text import CAMPAIGN, GOOD, MISSPELLED, OUTPUT, WORSE
+from .test_verify_text import GOOD, MISSPELLED, OUTPUT, WORSE
 
 # -- the instruction and the mask, without OCR -----------------------------------------------
 
@@ -214,7 +215,12 @@ def test_check_repair_repairs_what_it_finds_red_offline(
 # -- against the AI/ML API fake: an edit with the image as reference ---------------------------
 
 
-# The campaign (AI/ML API, one 1:1 poster) and the posters of the reroll tests.
+# The campaign (AI/ML API, one 1:1 poster), its posters and fixtures are the reroll
+# tests' (test_verify_text.py): the fake AI/ML API, the OCR spy, the campaign folder.
+fake = verify.fake
+spy = verify.spy
+campaign = verify.campaign
+pixels = verify.pixels
 SIZE = (1440, 1440)
 PRICE = 0.0455
 FIX = "Change the text 'SUMNER MAKRET' to 'SUMMER MARKET'; keep everything else exactly as it is."
@@ -228,26 +234,6 @@ def derived_poster(lines: list[str], source: bytes) -> bytes:
         buf = io.BytesIO()
         img.save(buf, "PNG", pnginfo=info)
     return buf.getvalue()
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAimlapi]:
-    app = FakeAimlapi()
-    with FakeServer(app) as server:
-        monkeypatch.setenv("AIMLAPI_BASE_URL", server.url)
-        monkeypatch.setenv("AIMLAPI_API_KEY", FAKE_KEY)
-        yield app
-
-
-@pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> SpyEngine:
-    return ocr_spy(monkeypatch)
-
-
-@pytest.fixture
-def campaign(tmp_path: Path) -> Path:
-    build_file_tree(tmp_path, {"templates/poster.j2": SIMPLE_TEMPLATE, "campaign.toml": CAMPAIGN})
-    return tmp_path / "campaign.toml"
 
 
 def answer(app: FakeAimlapi, prompt_part: str, *images: bytes) -> None:
@@ -270,11 +256,6 @@ def sent(app: FakeAimlapi) -> list[tuple[str, int, str | None]]:
         ref = hashlib.sha256(source_bytes(refs[0])).hexdigest() if refs else None
         out.append(("edit" if refs else "new", body["seed"], ref))
     return out
-
-
-def pixels(data: bytes) -> bytes:
-    with Image.open(io.BytesIO(data)) as img:
-        return img.convert("RGB").tobytes()
 
 
 def entry_of(campaign: Path) -> dict[str, Any]:
